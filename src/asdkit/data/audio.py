@@ -1,0 +1,65 @@
+"""Reading clips: soundfile, a channel choice, resampling to the model's rate, and checks that name the file."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import soundfile as sf
+
+from asdkit.errors import AudioError
+
+log = logging.getLogger(__name__)
+
+Channel = int | Literal["mix"]
+
+
+def load_audio(path: Path | str, sample_rate: int = 16000, channel: Channel = 0) -> np.ndarray:
+    """Return a mono float32 waveform in [-1, 1] at ``sample_rate``.
+
+    Multi-channel files give ``channel`` (default the first, as MIMII's single-mic DCASE clips) or their
+    mean with ``channel="mix"``. Another sample rate is resampled (soxr, high quality) with a warning.
+    Raises AudioError naming the file for anything that is not usable audio.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: empty file (0 bytes)")
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        raise AudioError(f"{path}: not readable as audio ({_short(exc)})") from None
+    if data.shape[0] == 0:
+        raise AudioError(f"{path}: contains no samples")
+    wave = _pick_channel(data, channel, path)
+    if not np.all(np.isfinite(wave)):
+        raise AudioError(f"{path}: contains NaN or infinite samples")
+    if rate != sample_rate:
+        log.warning("%s: sample rate %d Hz, resampling to %d Hz", path, rate, sample_rate)
+        wave = resample(wave, rate, sample_rate)
+    if not np.any(wave):
+        raise AudioError(f"{path}: silent (all samples are zero)")
+    return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+def resample(wave: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
+    import soxr
+
+    return soxr.resample(wave, rate, target_rate, quality="HQ").astype(np.float32)
+
+
+def _pick_channel(data: np.ndarray, channel: Channel, path: Path) -> np.ndarray:
+    n_channels = data.shape[1]
+    if channel == "mix":
+        return data.mean(axis=1)
+    if not isinstance(channel, int) or not -n_channels <= channel < n_channels:
+        raise AudioError(f"{path}: has {n_channels} channel(s), cannot pick channel {channel!r}")
+    return data[:, channel]
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__

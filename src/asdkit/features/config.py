@@ -1,0 +1,46 @@
+"""The feature configuration: saved with every model so that scoring computes exactly what training saw."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Log-mel front end, DCASE baseline defaults.
+
+    dB conversion follows ``librosa.power_to_db(S, ref=1.0, amin=amin, top_db=top_db)``; the official
+    baselines add machine epsilon instead of flooring at ``amin``, which differs only on digital silence.
+    """
+
+    sample_rate: int = 16000
+    n_fft: int = 1024
+    hop_length: int = 512
+    win_length: int | None = None
+    n_mels: int = 128
+    fmin: float = 0.0
+    fmax: float | None = None
+    power: float = 2.0
+    amin: float = 1e-10
+    top_db: float | None = None
+    center: bool = True
+    channel: int | Literal["mix"] = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown feature settings: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def key(self) -> str:
+        """A short stable hash of the configuration, used in cache file names."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha1(blob).hexdigest()[:12]

@@ -1,0 +1,23 @@
+"""Shared test fixtures. Tests that need ../shared/data skip cleanly when it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path | None:
+    candidate = Path(os.environ.get("ASDKIT_SHARED_DATA", REPO.parent / "shared" / "data"))
+    return candidate if candidate.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = shared_data_dir()
+    if path is None:
+        pytest.skip("../shared/data is absent (real DCASE clips are only beside the project in CI)")
+    return path
