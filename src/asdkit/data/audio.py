@@ -1,4 +1,4 @@
-"""Reading clips: soundfile, a channel choice, resampling to the model's rate, and checks that name the file."""
+"""Reading clips: soundfile, a channel choice, resampling to the model's rate, checks that name the file."""
 
 from __future__ import annotations
 

@@ -1,0 +1,494 @@
+"""The Python API: what the CLI, the service and users call. Each function does one verb end to end."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from asdkit import __version__
+from asdkit.data.manifest import TEST, TRAIN, Clip, Manifest
+from asdkit.detectors.base import CONFIG_NAME, ClipFeatures, Detector, environment_versions
+from asdkit.errors import AsdkitError, DataError, ModelError
+from asdkit.features.config import FeatureConfig
+from asdkit.utils.io import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+#: The evaluation scheme that matches each layout's test-set design.
+SCHEME_OF_LAYOUT = {
+    "dcase2020": "dcase2020",
+    "dcase2021": "dcase2021",
+    "dcase2022": "dcase2022",
+    "folder": "dcase2022",
+    "eval": "dcase2022",
+}
+MODELS_DIR = "models"
+SCORES_DIR = "scores"
+DEBUG_TRAIN_CLIPS_PER_SECTION = 12
+DEBUG_TEST_CLIPS_PER_SET = 6
+
+
+@dataclass
+class ScoredClip:
+    path: Path
+    machine: str
+    score: float
+    decision: int
+    threshold: float
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    manifest: Manifest
+    evaluation: Any | None
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def result_csv(self) -> Path:
+        return self.run_dir / "result.csv"
+
+
+Progress = Callable[[str], None]
+
+
+def _say(progress: Progress | None, message: str) -> None:
+    if progress is not None:
+        progress(message)
+
+
+# -- data ---------------------------------------------------------------------------------------------------
+def scan_data(
+    root: Path | str,
+    layout: str | None = None,
+    machines: Sequence[str] | None = None,
+    ground_truth: Path | str | None = None,
+) -> Manifest:
+    """The manifest of a data tree (layout detected unless forced), optionally labelled by ground truth."""
+    from asdkit.data.layouts import scan
+
+    return scan(
+        Path(root),
+        layout=layout,
+        machines=list(machines) if machines else None,
+        ground_truth=Path(ground_truth) if ground_truth else None,
+    )
+
+
+def load_features(
+    clips: Sequence[Clip],
+    config: FeatureConfig = FeatureConfig(),
+    cache_dir: Path | None = None,
+    progress: bool = False,
+    on_error: str = "skip",
+) -> tuple[ClipFeatures, list[tuple[Path, str]]]:
+    """Log-mel arrays of ``clips`` from the on-disk cache (computed once); unreadable clips are skipped."""
+    from asdkit.features.cache import FeatureCache
+
+    by_path = {Path(c.path): c for c in clips}
+    result = FeatureCache(config, cache_dir=cache_dir).extract(
+        [Path(c.path) for c in clips],
+        progress=progress,
+        on_error=on_error,  # type: ignore[arg-type]
+    )
+    kept = [by_path[Path(p)] for p in result.kept]
+    return ClipFeatures(result.arrays, kept, config), list(result.skipped)
+
+
+# -- models -------------------------------------------------------------------------------------------------
+def make_detector(
+    model: str, params: dict[str, Any] | None = None, seed: int = 0, debug: bool = False
+) -> Detector:
+    from asdkit.detectors.registry import create_detector, get_detector_class
+
+    cls = get_detector_class(model)
+    merged: dict[str, Any] = dict(getattr(cls, "debug_params", {})) if debug else {}
+    merged.update(params or {})
+    if "seed" in _init_params(cls):
+        merged.setdefault("seed", seed)
+    return create_detector(model, **merged)  # type: ignore[return-value]
+
+
+def _init_params(cls: type) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(cls.__init__).parameters) - {"self"}
+
+
+def load_models(model_or_run: Path | str) -> dict[str, Detector]:
+    """Models by machine type, from a model folder or from a run directory holding ``models/<machine>/``."""
+    path = Path(model_or_run)
+    if not path.exists():
+        raise ModelError(f"{path}: no such model folder or run directory")
+    if (path / CONFIG_NAME).is_file():
+        detector = Detector.load(path)
+        machine = detector.metadata_.get("machine") or path.name
+        return {machine: detector}
+    models_dir = path / MODELS_DIR
+    found = sorted(p.parent for p in models_dir.glob(f"*/{CONFIG_NAME}")) if models_dir.is_dir() else []
+    if not found:
+        raise ModelError(
+            f"{path}: neither a model folder ({CONFIG_NAME}) nor a run directory ({MODELS_DIR}/*/)"
+        )
+    return {p.name: Detector.load(p) for p in found}
+
+
+# -- verbs --------------------------------------------------------------------------------------------------
+def train(
+    data: Path | str | Manifest,
+    out: Path | str | None = None,
+    *,
+    model: str = "ae",
+    params: dict[str, Any] | None = None,
+    machines: Sequence[str] | None = None,
+    layout: str | None = None,
+    seed: int = 0,
+    debug: bool = False,
+    features: FeatureConfig = FeatureConfig(),
+    cache_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Detector]:
+    """Train one detector per machine type on its normal training clips; saved under ``out/models/``."""
+    manifest = data if isinstance(data, Manifest) else scan_data(data, layout, machines)
+    if isinstance(data, Manifest) and machines:
+        manifest = manifest.filter(machine=machines)
+    train_clips = manifest.filter(split=TRAIN)
+    if debug:
+        train_clips = _debug_subset(train_clips, DEBUG_TRAIN_CLIPS_PER_SECTION)
+    detectors: dict[str, Detector] = {}
+    for machine in manifest.machines():
+        clips = train_clips.filter(machine=machine, label=0).clips + [
+            c for c in train_clips.filter(machine=machine) if c.label is None
+        ]
+        if not clips:
+            raise DataError(f"{machine}: no normal training clips in {manifest.root or 'the data'}")
+        _say(progress, f"{machine}: features of {len(clips)} training clips")
+        X, skipped = load_features(clips, features, cache_dir, progress=progress is not None)
+        _warn_skipped(machine, "training", skipped)
+        if len(X) == 0:
+            raise DataError(f"{machine}: every training clip was unreadable ({skipped[0][1]})")
+        detector = make_detector(model, params, seed, debug)
+        _say(progress, f"{machine}: training {model} on {len(X)} clips")
+        start = time.perf_counter()
+        detector.fit(X)
+        detector.train_seconds_ = time.perf_counter() - start
+        if out is not None:
+            detector.save(
+                Path(out) / MODELS_DIR / machine,
+                metadata={
+                    "machine": machine,
+                    "n_train_clips": len(X),
+                    "layout": manifest.layout,
+                    "train_seconds": round(detector.train_seconds_, 3),
+                    "seed": seed,
+                },
+            )
+        detectors[machine] = detector
+    return detectors
+
+
+def score(
+    model_or_run: Path | str | dict[str, Detector],
+    paths: Sequence[Path | str],
+    *,
+    machine: str | None = None,
+    cache_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> tuple[list[ScoredClip], list[tuple[Path, str]]]:
+    """Score wav files (or folders of them) with a trained model; returns scored and skipped clips."""
+    models = model_or_run if isinstance(model_or_run, dict) else load_models(model_or_run)
+    files = _expand_wavs(paths)
+    by_machine: dict[str, list[Path]] = {}
+    for f in files:
+        by_machine.setdefault(_machine_for(f, models, machine), []).append(f)
+    scored: list[ScoredClip] = []
+    skipped: list[tuple[Path, str]] = []
+    for name, group in by_machine.items():
+        detector = models[name]
+        clips = [Clip(path=f, machine=name, section="00") for f in group]
+        X, bad = load_features(clips, detector.feature_config_, cache_dir, progress=progress is not None)
+        skipped += bad
+        if len(X):
+            values = detector.anomaly_score(X)
+            scored += [
+                ScoredClip(Path(c.path), name, float(s), int(s > detector.threshold_), detector.threshold_)
+                for c, s in zip(X.clips, values, strict=True)
+            ]
+    return scored, skipped
+
+
+def evaluate(
+    scores_dir: Path | str,
+    ground_truth: Path | str | None = None,
+    out: Path | str | None = None,
+) -> Any:
+    """Official metrics of a folder of submission files; writes ``result.csv`` into ``out`` if given."""
+    from asdkit.metrics import evaluate as evaluate_table
+    from asdkit.metrics import write_result_csv
+    from asdkit.reports.submission import read_scores_dir
+
+    scores_dir = Path(scores_dir)
+    if (scores_dir / SCORES_DIR).is_dir():
+        scores_dir = scores_dir / SCORES_DIR
+    truth = None
+    if ground_truth is not None:
+        from asdkit.data.ground_truth import load_ground_truth
+
+        truth = load_ground_truth(Path(ground_truth))
+    table = read_scores_dir(scores_dir, ground_truth=truth)
+    evaluation = evaluate_table(table)
+    if out is not None:
+        write_result_csv(evaluation, Path(out) / "result.csv")
+    return evaluation
+
+
+def run(
+    data: Path | str,
+    out: Path | str,
+    *,
+    model: str = "ae",
+    params: dict[str, Any] | None = None,
+    machines: Sequence[str] | None = None,
+    layout: str | None = None,
+    ground_truth: Path | str | None = None,
+    seed: int = 0,
+    debug: bool = False,
+    features: FeatureConfig = FeatureConfig(),
+    cache_dir: Path | None = None,
+    progress: Progress | None = None,
+    command_line: str | None = None,
+) -> RunResult:
+    """Train per machine type, score the test clips, write the challenge's files and evaluate them.
+
+    Everything lands in ``out``: config.json (resolved configuration and environment), manifest.csv,
+    models/<machine>/, scores/anomaly_score_*.csv and decision_result_*.csv, result.csv. Each file is
+    written atomically; ``config.json`` says ``"status": "complete"`` only after the last one.
+    """
+    out = Path(out)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    manifest = scan_data(data, layout, machines, ground_truth)
+    _say(progress, manifest.summary())
+    out.mkdir(parents=True, exist_ok=True)
+    config = {
+        "status": "running",
+        "data": str(Path(data).resolve()),
+        "layout": manifest.layout,
+        "machines": manifest.machines(),
+        "model": model,
+        "params": make_detector(model, params, seed, debug).get_params(),
+        "features": features.to_dict(),
+        "seed": seed,
+        "debug": debug,
+        "ground_truth": str(ground_truth) if ground_truth else None,
+        "environment": {
+            **environment_versions(),
+            "git_commit": _git_commit(),
+            "command_line": command_line or shlex.join(sys.argv),
+        },
+    }
+    _write_json(out / "config.json", config)
+    manifest.to_csv(out / "manifest.csv")
+    timings["scan"] = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    detectors = train(
+        manifest,
+        out,
+        model=model,
+        params=params,
+        seed=seed,
+        debug=debug,
+        features=features,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
+    timings["train"] = time.perf_counter() - t1
+
+    t2 = time.perf_counter()
+    test = manifest.filter(split=TEST)
+    if debug:
+        test = _debug_subset(test, DEBUG_TEST_CLIPS_PER_SET)
+    all_clips: list[Clip] = []
+    all_scores: list[np.ndarray] = []
+    all_decisions: list[np.ndarray] = []
+    skipped: list[tuple[Path, str]] = []
+    scores_by_machine: dict[str, np.ndarray] = {}
+    for machine, detector in detectors.items():
+        clips = test.filter(machine=machine).clips
+        if not clips:
+            log.warning("%s: no test clips; nothing to score", machine)
+            continue
+        _say(progress, f"{machine}: scoring {len(clips)} test clips")
+        X, bad = load_features(clips, detector.feature_config_, cache_dir, progress=progress is not None)
+        _warn_skipped(machine, "test", bad)
+        skipped += bad
+        values = detector.anomaly_score(X)
+        scores_by_machine[machine] = values
+        all_clips += list(X.clips)
+        all_scores.append(values)
+        all_decisions.append((values > detector.threshold_).astype(np.int64))
+    timings["score"] = time.perf_counter() - t2
+
+    evaluation = None
+    if all_clips:
+        from asdkit.reports.submission import write_scores
+
+        scores = np.concatenate(all_scores)
+        decisions = np.concatenate(all_decisions)
+        write_scores(out / SCORES_DIR, all_clips, scores, decisions)
+        evaluation = _evaluate_clips(all_clips, scores, decisions, manifest.layout, out)
+    timings["total"] = time.perf_counter() - t0
+    config.update(
+        status="complete",
+        timings={k: round(v, 3) for k, v in timings.items()},
+        skipped=[[str(p), reason] for p, reason in skipped],
+    )
+    if evaluation is not None:
+        config["official_score"] = evaluation.official_score
+    _write_json(out / "config.json", config)
+    return RunResult(out, manifest, evaluation, scores_by_machine, skipped, timings)
+
+
+def demo(
+    out: Path | str = "asdkit-demo",
+    *,
+    seed: int = 0,
+    debug: bool = False,
+    cache_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Generate the synthetic machine sounds (unless already there), then ``run`` the default detector."""
+    from asdkit.data.synthetic import SyntheticSpec, generate
+
+    out = Path(out)
+    data = out / "data"
+    marker = data / ".asdkit-synthetic.json"
+    spec = SyntheticSpec(seed=seed)
+    wanted = json.dumps({"spec": repr(spec), "version": __version__}, sort_keys=True)
+    if not marker.is_file() or marker.read_text() != wanted:
+        _say(progress, f"generating synthetic machine sounds in {data}")
+        generate(data, layout="dcase2022", spec=spec, progress=progress is not None)
+        atomic_write_text(marker, wanted)
+    return run(data, out / "run", seed=seed, debug=debug, cache_dir=cache_dir, progress=progress)
+
+
+# -- helpers ------------------------------------------------------------------------------------------------
+def _evaluate_clips(
+    clips: Sequence[Clip], scores: np.ndarray, decisions: np.ndarray, layout: str, out: Path
+) -> Any | None:
+    from asdkit.metrics import ScoreTable, write_result_csv
+    from asdkit.metrics import evaluate as evaluate_table
+
+    labelled = [i for i, c in enumerate(clips) if c.label is not None]
+    if len(labelled) < len(clips):
+        log.warning(
+            "%d of %d test clips have no label (give --ground-truth to evaluate an eval set); "
+            "wrote the submission files only",
+            len(clips) - len(labelled),
+            len(clips),
+        )
+        return None
+    table = ScoreTable.from_clips(clips, scores, decisions, scheme=SCHEME_OF_LAYOUT.get(layout, "dcase2022"))
+    try:
+        evaluation = evaluate_table(table)
+    except DataError as exc:
+        log.warning("cannot evaluate: %s", exc)
+        return None
+    write_result_csv(evaluation, out / "result.csv")
+    return evaluation
+
+
+def _debug_subset(manifest: Manifest, per_set: int) -> Manifest:
+    """A few clips of every (machine, section, domain, label) set, so a debug run still evaluates."""
+    kept: list[Clip] = []
+    counts: dict[tuple[Any, ...], int] = {}
+    for c in manifest:
+        key = (c.machine, c.section, c.domain, c.label, c.group)
+        if counts.get(key, 0) < per_set:
+            counts[key] = counts.get(key, 0) + 1
+            kept.append(c)
+    return Manifest(kept, manifest.layout, manifest.root)
+
+
+def _warn_skipped(machine: str, what: str, skipped: list[tuple[Path, str]]) -> None:
+    if skipped:
+        log.warning(
+            "%s: skipped %d unreadable %s clip(s); first: %s", machine, len(skipped), what, skipped[0][1]
+        )
+
+
+def _expand_wavs(paths: Sequence[Path | str]) -> list[Path]:
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(
+                q for q in p.rglob("*") if q.suffix.lower() == ".wav" and not q.name.startswith(".")
+            )
+            if not found:
+                raise DataError(f"{p}: folder holds no .wav files")
+            files += found
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise DataError(f"{p}: no such file or folder")
+    if not files:
+        raise DataError("no audio files given")
+    return files
+
+
+def _machine_for(path: Path, models: dict[str, Detector], machine: str | None) -> str:
+    if machine is not None:
+        if machine not in models:
+            raise AsdkitError(f"no model for machine {machine!r}; the run has: {', '.join(sorted(models))}")
+        return machine
+    if len(models) == 1:
+        return next(iter(models))
+    for part in reversed(path.resolve().parts[:-1]):
+        if part in models:
+            return part
+    raise AsdkitError(
+        f"{path}: cannot tell which machine type's model to use; pass --machine ({', '.join(sorted(models))})"
+    )
+
+
+def _git_commit() -> str | None:
+    try:
+        root = Path(__file__).resolve().parent
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        )
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+__all__ = [
+    "RunResult",
+    "ScoredClip",
+    "demo",
+    "evaluate",
+    "load_features",
+    "load_models",
+    "make_detector",
+    "run",
+    "scan_data",
+    "score",
+    "train",
+]

@@ -1,0 +1,339 @@
+"""The ``asdkit`` command: a thin layer over :mod:`asdkit.api`. Bad input ends in one line, no traceback."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from asdkit.errors import AsdkitError
+
+app = typer.Typer(
+    name="asdkit",
+    help="Unsupervised anomalous sound detection for machine condition monitoring (DCASE Task 2).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+DataOpt = Annotated[
+    Path, typer.Option("--data", "-d", help="Data root (any DCASE Task 2 layout or a folder).")
+]
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Run directory to write (created).")]
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Detector name (see `asdkit detectors`).")]
+MachineOpt = Annotated[
+    list[str] | None, typer.Option("--machine", help="Machine type(s) to use (repeat); default all.")
+]
+LayoutOpt = Annotated[
+    str | None,
+    typer.Option("--layout", help="Force a layout: dcase2020, dcase2021, dcase2022, eval, folder."),
+]
+SeedOpt = Annotated[
+    int, typer.Option("--seed", help="Random seed (runs repeat exactly on the same machine).")
+]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Tiny run in seconds: few clips, few epochs.")]
+ParamOpt = Annotated[
+    list[str] | None,
+    typer.Option("--param", "-p", help="Detector parameter KEY=VALUE (repeat), e.g. epochs=20."),
+]
+CacheOpt = Annotated[
+    Path | None,
+    typer.Option("--cache-dir", help="Feature cache folder (default $ASDKIT_CACHE_DIR or ~/.cache)."),
+]
+GroundTruthOpt = Annotated[
+    Path | None, typer.Option("--ground-truth", help="Official ground-truth list(s) labelling an eval set.")
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _progress(quiet: bool) -> Any:
+    if quiet:
+        return None
+    console = _console()
+    return lambda message: console.print(f"[bold cyan]asdkit[/] {message}", highlight=False)
+
+
+def _params(items: list[str] | None) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise AsdkitError(f"--param {item!r}: expected KEY=VALUE")
+        try:
+            params[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key.strip()] = raw
+    return params
+
+
+def _print_evaluation(evaluation: Any) -> None:
+    from asdkit.reports.console import print_evaluation
+
+    print_evaluation(evaluation)
+
+
+@app.command()
+def run(
+    data: DataOpt,
+    out: OutOpt,
+    model: ModelOpt = "ae",
+    machine: MachineOpt = None,
+    layout: LayoutOpt = None,
+    ground_truth: GroundTruthOpt = None,
+    seed: SeedOpt = 0,
+    debug: DebugOpt = False,
+    param: ParamOpt = None,
+    cache_dir: CacheOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train per machine type, score the test clips, write the submission files and print the results.
+
+    Examples:
+
+        asdkit run --data dev_data --out runs/ae
+
+        asdkit run --data dev_data --out runs/fan --machine fan --seed 1 --param epochs=20
+
+        asdkit run --data eval_data --out runs/eval --ground-truth ground_truth/ --layout eval
+    """
+    from asdkit import api
+
+    result = api.run(
+        data,
+        out,
+        model=model,
+        params=_params(param),
+        machines=machine,
+        layout=layout,
+        ground_truth=ground_truth,
+        seed=seed,
+        debug=debug,
+        cache_dir=cache_dir,
+        progress=_progress(quiet),
+        command_line=shlex.join(["asdkit", *sys.argv[1:]]),
+    )
+    _finish_run(result)
+
+
+def _finish_run(result: Any) -> None:
+    if result.evaluation is not None:
+        _print_evaluation(result.evaluation)
+    if result.skipped:
+        typer.echo(f"skipped {len(result.skipped)} unreadable clip(s): see config.json", err=True)
+    typer.echo(f"run directory: {result.run_dir}")
+    typer.echo(f"  submission files: {result.run_dir / 'scores'}")
+    if result.evaluation is not None:
+        typer.echo(f"  results: {result.result_csv}")
+    typer.echo(f"  models: {result.run_dir / 'models'}")
+
+
+@app.command()
+def train(
+    data: DataOpt,
+    out: OutOpt,
+    model: ModelOpt = "ae",
+    machine: MachineOpt = None,
+    layout: LayoutOpt = None,
+    seed: SeedOpt = 0,
+    debug: DebugOpt = False,
+    param: ParamOpt = None,
+    cache_dir: CacheOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train one model per machine type on the normal training clips (saved in OUT/models/MACHINE).
+
+    Examples:
+
+        asdkit train --data dev_data --out models_dir --machine fan
+
+        asdkit train --data my_pump_recordings --out pump_model --layout folder --param epochs=50
+    """
+    from asdkit import api
+
+    detectors = api.train(
+        data,
+        out,
+        model=model,
+        params=_params(param),
+        machines=machine,
+        layout=layout,
+        seed=seed,
+        debug=debug,
+        cache_dir=cache_dir,
+        progress=_progress(quiet),
+    )
+    for name, detector in detectors.items():
+        typer.echo(f"{name}: threshold {detector.threshold_:.6g} -> {Path(out) / 'models' / name}")
+
+
+@app.command()
+def score(
+    model: Annotated[Path, typer.Argument(help="A model folder or a run directory.")],
+    paths: Annotated[list[Path], typer.Argument(help="Wav files or folders of them.")],
+    machine: Annotated[
+        str | None, typer.Option("--machine", help="Which machine type's model to use.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write CSV here instead of stdout.")
+    ] = None,
+    cache_dir: CacheOpt = None,
+) -> None:
+    """Score recordings with a trained model: prints (or writes) file,score,decision.
+
+    Examples:
+
+        asdkit score runs/ae fan_recordings/
+
+        asdkit score runs/ae/models/fan new_clip.wav --output scores.csv
+    """
+    from asdkit import api
+    from asdkit.utils.io import atomic_write_text
+
+    scored, skipped = api.score(model, paths, machine=machine, cache_dir=cache_dir)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["file", "machine", "score", "decision", "threshold"])
+    for s in scored:
+        writer.writerow([str(s.path), s.machine, repr(s.score), s.decision, repr(s.threshold)])
+    if output is None:
+        typer.echo(buf.getvalue(), nl=False)
+    else:
+        atomic_write_text(output, buf.getvalue())
+        typer.echo(f"wrote {len(scored)} scores to {output}", err=True)
+    for _path, reason in skipped:
+        typer.echo(f"skipped: {reason}", err=True)
+    if not scored:
+        raise AsdkitError(f"none of the {len(skipped)} file(s) could be scored")
+
+
+@app.command()
+def evaluate(
+    scores_dir: Annotated[
+        Path, typer.Argument(help="Folder of anomaly_score_*.csv files (or a run directory).")
+    ],
+    ground_truth: GroundTruthOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write result.csv into this folder.")
+    ] = None,
+) -> None:
+    """Compute the official metrics of submission files (2020, 2021 or 2022+ naming, detected).
+
+    Examples:
+
+        asdkit evaluate runs/ae/scores
+
+        asdkit evaluate my_submission/ --ground-truth dcase2023_task2_evaluator/ground_truth_data --out .
+    """
+    from asdkit import api
+
+    evaluation = api.evaluate(scores_dir, ground_truth=ground_truth, out=out)
+    _print_evaluation(evaluation)
+    if out is not None:
+        typer.echo(f"results: {Path(out) / 'result.csv'}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the data and the run.")] = Path(
+        "asdkit-demo"
+    ),
+    seed: SeedOpt = 0,
+    debug: DebugOpt = False,
+    cache_dir: CacheOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Generate synthetic machine sounds, train the dense AE, score, evaluate and print the results.
+
+    Examples:
+
+        asdkit demo
+
+        asdkit demo --out /tmp/asd --debug
+    """
+    from asdkit import api
+
+    result = api.demo(out, seed=seed, debug=debug, cache_dir=cache_dir, progress=_progress(quiet))
+    _finish_run(result)
+
+
+@app.command()
+def scan(
+    root: Annotated[Path, typer.Argument(help="Data root to scan.")],
+    layout: LayoutOpt = None,
+    ground_truth: GroundTruthOpt = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the manifest as CSV.")] = None,
+) -> None:
+    """Show which layout a data tree has and what it holds (optionally write its manifest).
+
+    Examples:
+
+        asdkit scan dev_data
+
+        asdkit scan eval_data --layout eval --ground-truth ground_truth/ --output manifest.csv
+    """
+    from asdkit import api
+
+    manifest = api.scan_data(root, layout=layout, ground_truth=ground_truth)
+    typer.echo(manifest.summary())
+    if output is not None:
+        manifest.to_csv(output)
+        typer.echo(f"manifest: {output}")
+
+
+@app.command()
+def detectors() -> None:
+    """List the registered detectors and their parameters.
+
+    Example:
+
+        asdkit detectors
+    """
+    from asdkit.detectors.registry import available_detectors, get_detector_class
+
+    for name in available_detectors():
+        cls = get_detector_class(name)
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        typer.echo(f"{name}: {doc}")
+        typer.echo(f"    {cls().get_params()}")
+
+
+def main() -> None:
+    """Entry point: runs the app and turns errors into one line and an exit code."""
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
+    logging.captureWarnings(True)
+    try:
+        app(standalone_mode=False)
+    except AsdkitError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: no file was left half-written", err=True)
+        sys.exit(130)
+    except (typer.Exit, SystemExit) as exc:
+        code = getattr(exc, "exit_code", getattr(exc, "code", 0))
+        sys.exit(code)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if os.environ.get("ASDKIT_TRACEBACK"):
+            raise
+        typer.echo(f"error: {type(exc).__name__}: {exc} (set ASDKIT_TRACEBACK=1 for the traceback)", err=True)
+        sys.exit(1)

@@ -1,0 +1,210 @@
+"""The detector contract (scikit-learn's rules, pyod's sign) and the model file format.
+
+``__init__`` only stores typed keyword arguments; ``fit`` learns from normal clips and returns self; learned
+state ends in ``_``; ``anomaly_score`` gives one float per clip, higher = more anomalous; ``predict`` gives
+0/1 from ``threshold_``. A saved model is a folder with ``model.json`` (detector name, parameters, feature
+configuration, threshold, versions) and ``weights.pt`` (a state_dict, loaded with ``weights_only=True``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import torch
+
+from asdkit import __version__
+from asdkit.data.manifest import Clip
+from asdkit.errors import ModelError
+from asdkit.features.config import FeatureConfig
+from asdkit.scoring.threshold import gamma_threshold
+from asdkit.utils.io import atomic_open, atomic_write_text
+
+MODEL_FORMAT = "asdkit-model"
+MODEL_FORMAT_VERSION = 1
+CONFIG_NAME = "model.json"
+WEIGHTS_NAME = "weights.pt"
+
+
+@dataclass
+class ClipFeatures:
+    """Log-mel arrays ([n_mels, frames], usually memmaps from the cache) of clips, with their metadata."""
+
+    arrays: Sequence[np.ndarray]
+    clips: Sequence[Clip]
+    config: FeatureConfig = field(default_factory=FeatureConfig)
+
+    def __post_init__(self) -> None:
+        if len(self.arrays) != len(self.clips):
+            raise ValueError(f"{len(self.arrays)} feature arrays for {len(self.clips)} clips")
+
+    def __len__(self) -> int:
+        return len(self.arrays)
+
+    def subset(self, indices: Sequence[int]) -> ClipFeatures:
+        return ClipFeatures([self.arrays[i] for i in indices], [self.clips[i] for i in indices], self.config)
+
+
+class Detector:
+    """Base class: subclasses implement ``_fit`` and ``_score`` and, for networks, ``_build_network``."""
+
+    name: ClassVar[str] = ""
+    #: whether the detector holds a torch network in ``network_`` (saved as weights.pt)
+    has_network: ClassVar[bool] = False
+
+    threshold_: float
+    feature_config_: FeatureConfig
+
+    def get_params(self) -> dict[str, Any]:
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {n: getattr(self, n) for n in names}
+
+    def set_params(self, **params: Any) -> Self:
+        valid = self.get_params()
+        for key, value in params.items():
+            if key not in valid:
+                raise ValueError(
+                    f"{self.name}: unknown parameter {key!r} (known: {', '.join(sorted(valid))})"
+                )
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # -- the contract -------------------------------------------------------------------------------------
+    def fit(self, X: ClipFeatures, y: np.ndarray | None = None) -> Self:
+        """Learn normal behaviour from ``X`` (normal clips only; ``y`` is ignored, as in scikit-learn)."""
+        if len(X) == 0:
+            raise ValueError(f"{self.name}: no training clips")
+        self.feature_config_ = X.config
+        self._fit(X)
+        self.threshold_ = gamma_threshold(self._score(X))
+        return self
+
+    def anomaly_score(self, X: ClipFeatures) -> np.ndarray:
+        self._check_fitted()
+        if X.config != self.feature_config_:
+            raise ValueError(f"{self.name}: features were computed with another configuration than training")
+        if len(X) == 0:
+            return np.zeros(0, dtype=np.float64)
+        return np.asarray(self._score(X), dtype=np.float64)
+
+    def predict(self, X: ClipFeatures) -> np.ndarray:
+        return (self.anomaly_score(X) > self.threshold_).astype(np.int64)
+
+    # -- what subclasses provide --------------------------------------------------------------------------
+    def _fit(self, X: ClipFeatures) -> None:
+        raise NotImplementedError
+
+    def _score(self, X: ClipFeatures) -> np.ndarray:
+        raise NotImplementedError
+
+    def _extra_state(self) -> dict[str, Any]:
+        """Learned non-tensor state to keep in model.json (JSON types only)."""
+        return {}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        """Rebuild learned state (and the network's shape) before the weights are loaded."""
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "threshold_"):
+            raise ModelError(f"{self.name}: not fitted yet; call fit() or load a trained model")
+
+    # -- persistence --------------------------------------------------------------------------------------
+    def save(self, path: Path | str, metadata: dict[str, Any] | None = None) -> Path:
+        """Write the model folder; model.json is written last, so a folder without it is incomplete."""
+        self._check_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        if self.has_network:
+            with atomic_open(path / WEIGHTS_NAME, "wb") as f:
+                torch.save({k: v.detach().cpu() for k, v in self.network_.state_dict().items()}, f)
+        config = {
+            "format": MODEL_FORMAT,
+            "format_version": MODEL_FORMAT_VERSION,
+            "detector": self.name,
+            "params": self.get_params(),
+            "features": self.feature_config_.to_dict(),
+            "threshold": self.threshold_,
+            "state": self._extra_state(),
+            "metadata": metadata or {},
+            "versions": environment_versions(),
+            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        atomic_write_text(path / CONFIG_NAME, json.dumps(config, indent=2, default=_json_default) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: Path | str) -> Detector:
+        from asdkit.detectors.registry import get_detector_class
+
+        path = Path(path)
+        config = read_model_config(path)
+        detector_cls = get_detector_class(config["detector"])
+        if cls is not Detector and not issubclass(detector_cls, cls):
+            raise ModelError(f"{path}: holds a {config['detector']!r} model, not {cls.name!r}")
+        try:
+            detector = detector_cls(**config["params"])
+        except TypeError as exc:
+            raise ModelError(
+                f"{path}: parameters do not fit detector {config['detector']!r} ({exc})"
+            ) from None
+        detector.feature_config_ = FeatureConfig.from_dict(config["features"])
+        detector.threshold_ = float(config["threshold"])
+        detector.metadata_ = config.get("metadata", {})
+        detector._load_extra_state(config.get("state", {}))
+        if detector.has_network:
+            weights = path / WEIGHTS_NAME
+            if not weights.is_file():
+                raise ModelError(f"{weights}: missing (the model folder is incomplete)")
+            try:
+                state = torch.load(weights, map_location="cpu", weights_only=True)
+                detector.network_.load_state_dict(state)
+            except Exception as exc:
+                raise ModelError(f"{weights}: cannot be loaded ({exc})") from None
+            detector.network_.eval()
+        return detector
+
+
+def read_model_config(path: Path) -> dict[str, Any]:
+    config_path = path / CONFIG_NAME
+    if not config_path.is_file():
+        raise ModelError(f"{path}: not a model folder (no {CONFIG_NAME})")
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{config_path}: unreadable ({exc})") from None
+    if config.get("format") != MODEL_FORMAT:
+        raise ModelError(f"{config_path}: not an asdkit model file")
+    if config.get("format_version", 0) > MODEL_FORMAT_VERSION:
+        raise ModelError(f"{config_path}: written by a newer asdkit (format {config['format_version']})")
+    return config
+
+
+def environment_versions() -> dict[str, str]:
+    return {
+        "asdkit": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,103 @@
+"""Lightning training of the networks. Only fit() imports this module; scoring never imports Lightning."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, IterableDataset
+
+LossFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
+
+
+class NetworkModule(L.LightningModule):
+    """Wraps a plain network and a loss so that Lightning runs the loop (and DDP when asked)."""
+
+    def __init__(self, network: nn.Module, loss_fn: LossFn, learning_rate: float) -> None:
+        super().__init__()
+        self.network = network
+        self.loss_fn = loss_fn
+        self.learning_rate = learning_rate
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        loss = self.loss_fn(self.network, batch)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch))
+        return loss
+
+    def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        loss = self.loss_fn(self.network, batch)
+        self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.network.parameters(), lr=self.learning_rate)
+
+
+class _History(L.Callback):
+    """Keeps per-epoch losses so that detectors can report training curves."""
+
+    def __init__(self) -> None:
+        self.epochs: list[dict[str, float]] = []
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        row = {"epoch": float(trainer.current_epoch)}
+        row.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.endswith("loss")})
+        self.epochs.append(row)
+
+
+def fit_network(
+    network: nn.Module,
+    loss_fn: LossFn,
+    train_data: IterableDataset,
+    val_data: IterableDataset | None,
+    *,
+    epochs: int,
+    learning_rate: float,
+    seed: int,
+    accelerator: str = "auto",
+    devices: int | str = 1,
+    strategy: str = "auto",
+    progress: bool = False,
+) -> list[dict[str, float]]:
+    """Train ``network`` in place; returns the per-epoch loss history."""
+    L.seed_everything(seed, workers=True, verbose=False)
+    for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    module = NetworkModule(network, loss_fn, learning_rate)
+    history = _History()
+    with tempfile.TemporaryDirectory(prefix="asdkit-train-") as root, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*IterableDataset.*__len__.*")
+        trainer = L.Trainer(
+            max_epochs=epochs,
+            accelerator=accelerator,
+            devices=devices,
+            strategy=strategy,
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            enable_progress_bar=progress,
+            deterministic=True,
+            callbacks=[history],
+            default_root_dir=root,
+            num_sanity_val_steps=0,
+        )
+        train_loader = DataLoader(train_data, batch_size=None)
+        val_loader = DataLoader(val_data, batch_size=None) if val_data is not None else None
+        trainer.fit(module, train_loader, val_loader)
+    network.cpu().eval()
+    return history.epochs
+
+
+def trainer_kwargs(detector: Any) -> dict[str, Any]:
+    return {
+        "accelerator": detector.accelerator,
+        "devices": detector.devices,
+        "strategy": detector.strategy,
+        "progress": detector.progress,
+    }

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from asdkit.detectors import frames as frames_module
+from asdkit.detectors.frames import FrameStream
+
+
+def _arrays(lengths: list[int], n_mels: int = 4) -> list[np.ndarray]:
+    return [
+        np.full((n_mels, t), i, dtype=np.float32) + np.arange(t, dtype=np.float32) / 1000
+        for i, t in enumerate(lengths)
+    ]
+
+
+def test_every_vector_appears_exactly_once_per_pass():
+    arrays = _arrays([10, 7, 12, 5])
+    stream = FrameStream(arrays, n_frames=3, batch_size=4, clips_per_chunk=2, seed=1)
+    batches = list(stream)
+    vectors = torch.cat(batches).numpy()
+    assert len(vectors) == sum(t - 2 for t in [10, 7, 12, 5])
+    assert all(len(b) == 4 for b in batches[:-1])
+    expected = np.concatenate(
+        [np.stack([a[:, t : t + 3].T.reshape(-1) for t in range(a.shape[1] - 2)]) for a in arrays]
+    )
+    as_set = lambda m: sorted(map(tuple, np.round(m, 4)))  # noqa: E731
+    assert as_set(vectors) == as_set(expected)
+
+
+def test_passes_are_shuffled_differently_but_repeat_across_instances():
+    arrays = _arrays([20, 20, 20])
+    a, b = FrameStream(arrays, 2, 8, seed=3), FrameStream(arrays, 2, 8, seed=3)
+    first_a, second_a = torch.cat(list(a)), torch.cat(list(a))
+    first_b = torch.cat(list(b))
+    assert torch.equal(first_a, first_b)
+    assert not torch.equal(first_a, second_a)
+
+
+def test_no_shuffle_keeps_clip_order():
+    arrays = _arrays([6, 6])
+    vectors = torch.cat(list(FrameStream(arrays, 2, 3, shuffle=False))).numpy()
+    assert np.all(vectors[:5, 0] < 1) and np.all(vectors[5:, 0] >= 1)
+
+
+def test_ranks_get_disjoint_clips_and_equal_batch_counts(monkeypatch):
+    arrays = _arrays([30, 10, 25, 12, 40])
+    seen = []
+    for rank in (0, 1):
+        monkeypatch.setattr(frames_module, "_rank_and_world", lambda r=rank: (r, 2))
+        stream = FrameStream(arrays, 1, 8, seed=0)
+        batches = list(stream)
+        assert len(batches) == len(stream)
+        seen.append({int(v) for b in batches for v in b[:, 0].floor().tolist()})
+    assert not seen[0] & seen[1]
+
+
+def test_clips_shorter_than_the_context_are_skipped():
+    arrays = _arrays([2, 8])
+    vectors = torch.cat(list(FrameStream(arrays, 5, 100)))
+    assert len(vectors) == 4
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 1000])
+def test_len_matches_iteration(batch_size):
+    stream = FrameStream(_arrays([13, 9, 21]), 3, batch_size)
+    assert len(list(stream)) == len(stream)
