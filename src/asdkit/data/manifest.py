@@ -124,8 +124,17 @@ class Manifest(Sequence[Clip]):
         for c in self.clips:
             label = "" if c.label is None else str(c.label)
             w.writerow(
-                [str(c.path), c.machine, c.section, c.domain, c.split, label, c.name, c.group,
-                 json.dumps(c.attributes, sort_keys=True)]
+                [
+                    str(c.path),
+                    c.machine,
+                    c.section,
+                    c.domain,
+                    c.split,
+                    label,
+                    c.name,
+                    c.group,
+                    json.dumps(c.attributes, sort_keys=True),
+                ]
             )
         atomic_write_text(Path(path), buf.getvalue())
 
