@@ -1,1 +1,10 @@
-"""asdkit.data.layouts"""
+"""Dataset layouts: one scanner per DCASE Task 2 tree (2020, 2021, 2022-2025, evaluation sets, plain folders).
+
+``scan(root)`` recognises the layout and returns a :class:`~asdkit.data.manifest.Manifest`;
+``detect(root)`` only names the layout.
+"""
+
+from asdkit.data.layouts.common import parse_attribute_tail, read_attributes_csv
+from asdkit.data.layouts.detect import LAYOUT_PATTERNS, detect, machine_dirs, scan
+
+__all__ = ["LAYOUT_PATTERNS", "detect", "machine_dirs", "parse_attribute_tail", "read_attributes_csv", "scan"]

@@ -1,0 +1,340 @@
+"""Official evaluation-set ground truth: labels, domains and the real names behind anonymised clips.
+
+The organisers published it in several shapes over the years; ``load_ground_truth`` reads any of them,
+one file or a folder of them (searched recursively), and keys everything by ``(machine, name)`` where
+``name`` is the file name in the evaluation tree, which is also the name submission files use:
+
+- ``ground_truth_<machine>_section_XX_<domain>_test.csv`` (2021): ``name,label`` rows; domain from the
+  file name.
+- ``ground_truth_data/ground_truth_<machine>_section_XX_test.csv`` (2022-2024): ``name,label``.
+- ``ground_truth_domain/ground_truth_<machine>_section_XX_test.csv`` (2022-2024): ``name,0|1`` with 0 =
+  source, 1 = target. The two differ only in their folder, so a 0/1 file counts as domains only when its
+  folder is named like ``*domain*``.
+- ``ground_truth_attributes/ground_truth_<machine>_section_XX_test.csv`` (2023, 2024): ``name,full
+  name`` (2024 sometimes ``name,noAttribute name,full name``).
+- ``<machine>/attributes_XX.csv`` (2022): ``file_name,d1p,d1v,...,file_name_with_(full_)attributes``.
+- ``<machine>/attributes_00_{train,test}_correspondence.csv`` (2024, 2025): ``source_file_name`` (full)
+  and ``target_file_name`` (the name in the tree); the machine is the parent folder's name.
+- ``eval_data_list_YYYY.csv`` (every year): a machine-name line, then ``name,full name[,label]`` rows.
+
+Explicit label and domain files win over what full names imply, so scores match the official
+evaluators; disagreements are logged (the 2022 ToyCar/ToyTrain evaluator lists disagree with the
+published full names for about half their clips).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from asdkit.data.layouts.common import (
+    DCASE2020_NAME,
+    SECTION_NAME,
+    label_from_word,
+    parse_attribute_tail,
+)
+from asdkit.data.manifest import SOURCE, TARGET, TEST, Clip, Manifest
+from asdkit.errors import DataError
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]
+
+_PER_SECTION = re.compile(
+    r"^ground_truth_(?P<machine>.+?)_section_(?P<section>\d+)_(?:(?P<domain>source|target)_)?test\.csv$", re.I
+)
+_DOMAIN_CODES = {"0": SOURCE, "1": TARGET}
+_LABEL_CODES = {"0": 0, "1": 1}
+_WAV = ".wav"
+_NO_ATTRIBUTE = "noattribute"
+
+
+@dataclass
+class GroundTruth:
+    """What the official lists say about evaluation clips, keyed by ``(machine, clip name)``."""
+
+    labels: dict[Key, int] = field(default_factory=dict)
+    domains: dict[Key, str] = field(default_factory=dict)
+    full_names: dict[Key, str] = field(default_factory=dict)
+    attributes: dict[Key, dict[str, str]] = field(default_factory=dict)
+    sources: list[Path] = field(default_factory=list, compare=False)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def machines(self) -> list[str]:
+        return sorted({m for m, _ in self.labels} | {m for m, _ in self.full_names})
+
+    def label_manifest(self, manifest: Manifest) -> Manifest:
+        """Labels, domains and attributes applied to the clips the lists name; groups follow the domain.
+
+        Clips the lists do not name keep what they had. Raises DataError when unlabelled test clips
+        exist and the lists name none of them (the wrong year's lists, most likely).
+        """
+        out: list[Clip] = []
+        tests = matched = 0
+        unmatched: list[Clip] = []
+        for c in manifest:
+            key = (c.machine, c.name)
+            if c.split == TEST:
+                tests += 1
+                if key in self.labels:
+                    matched += 1
+                elif c.label is None:
+                    unmatched.append(c)
+            domain = self.domains.get(key) or c.domain
+            attributes = {**c.attributes, **self.attributes.get(key, {})}
+            out.append(
+                replace(
+                    c,
+                    label=self.labels.get(key, c.label),
+                    domain=domain,
+                    attributes=attributes,
+                    group=_regroup(c, domain),
+                )
+            )
+        if unmatched and matched == 0:
+            first = unmatched[0]
+            raise DataError(
+                f"ground truth {self._describe()} names none of the {len(unmatched)} unlabelled test clips "
+                f"(first: {first.machine}/{first.name}); is it the list for this evaluation set?"
+            )
+        if unmatched:
+            log.warning(
+                "ground truth %s does not name %d of %d test clips; they stay unlabelled (first: %s/%s)",
+                self._describe(),
+                len(unmatched),
+                tests,
+                unmatched[0].machine,
+                unmatched[0].name,
+            )
+        return Manifest(out, manifest.layout, manifest.root)
+
+    def _describe(self) -> str:
+        if not self.sources:
+            return "(in memory)"
+        if len(self.sources) == 1:
+            return str(self.sources[0])
+        return f"({len(self.sources)} files)"
+
+
+def _regroup(clip: Clip, domain: str) -> str:
+    """A 2021-style group names the domain; keep it in step when the ground truth corrects it."""
+    old = clip.domain
+    suffix = f"_{old}_test"
+    if clip.split == TEST and old and domain != old and clip.group.endswith(suffix):
+        return f"{clip.group[: -len(suffix)]}_{domain}_test"
+    return clip.group
+
+
+def _with_wav(name: str) -> str:
+    name = name.strip()
+    return name if name.lower().endswith(_WAV) else name + _WAV
+
+
+def _basename(name: str) -> str:
+    return name.strip().replace("\\", "/").rsplit("/", 1)[-1]
+
+
+class _Collector:
+    """Gathers facts from many files; explicit lists beat facts implied by full names."""
+
+    def __init__(self) -> None:
+        self.labels: dict[Key, int] = {}
+        self.domains: dict[Key, str] = {}
+        self.implied_labels: dict[Key, int] = {}
+        self.implied_domains: dict[Key, str] = {}
+        self.full_names: dict[Key, str] = {}
+        self.pairs: dict[Key, dict[str, str]] = {}
+        self.conflicts: list[str] = []
+
+    def _put(self, table: dict, key: Key, value: object, what: str, where: Path) -> None:
+        old = table.setdefault(key, value)
+        if old != value:
+            self.conflicts.append(f"{what} of {key[0]}/{key[1]}: {old!r} vs {value!r} in {where}")
+
+    def label(self, key: Key, value: int, where: Path) -> None:
+        self._put(self.labels, key, value, "label", where)
+
+    def domain(self, key: Key, value: str, where: Path) -> None:
+        self._put(self.domains, key, value, "domain", where)
+
+    def full_name(self, key: Key, full: str, where: Path, *, test: bool = True) -> None:
+        """Record the real name; for test clips its words also imply label and domain."""
+        full = _with_wav(_basename(full))
+        old = self.full_names.setdefault(key, full)
+        if old != full:
+            # 2024 lists give both "..._noAttribute" and the name with attributes: keep the telling one.
+            if _NO_ATTRIBUTE in old.lower() and _NO_ATTRIBUTE not in full.lower():
+                self.full_names[key] = full
+            else:
+                log.debug("%s: %s/%s already maps to %s, not %s", where, key[0], key[1], old, full)
+        if not test:
+            return
+        if m := SECTION_NAME.match(full):
+            self.implied_labels.setdefault(key, label_from_word(m["label"]))
+            self.implied_domains.setdefault(key, m["domain"].lower())
+        elif m := DCASE2020_NAME.match(full):
+            self.implied_labels.setdefault(key, label_from_word(m["label"]))
+
+    def attribute_pairs(self, key: Key, pairs: dict[str, str]) -> None:
+        if pairs:
+            self.pairs.setdefault(key, pairs)
+
+    def result(self, sources: list[Path]) -> GroundTruth:
+        labels = dict(self.implied_labels)
+        domains = dict(self.implied_domains)
+        for table, implied, what in ((self.labels, labels, "label"), (self.domains, domains, "domain")):
+            for key, value in table.items():
+                if key in implied and implied[key] != value:
+                    self.conflicts.append(
+                        f"{what} of {key[0]}/{key[1]}: list says {value!r}, "
+                        f"full name implies {implied[key]!r}"
+                    )
+                implied[key] = value
+        if self.conflicts:
+            log.warning(
+                "ground truth: %d disagreement(s), the first list read wins (first: %s)",
+                len(self.conflicts),
+                self.conflicts[0],
+            )
+        attributes: dict[Key, dict[str, str]] = {}
+        for key, full in self.full_names.items():
+            m = SECTION_NAME.match(full)
+            tail = parse_attribute_tail(m["tail"]) if m else {}
+            if tail:
+                attributes[key] = tail
+        for key, pairs in self.pairs.items():
+            attributes[key] = {**attributes.get(key, {}), **pairs}
+        return GroundTruth(labels, domains, dict(self.full_names), attributes, sources)
+
+
+def _rows(path: Path) -> list[list[str]]:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            return [[c.strip() for c in r] for r in csv.reader(f) if any(c.strip() for c in r)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: cannot read as a ground-truth CSV ({exc})") from None
+
+
+def _read_eval_list(path: Path, rows: list[list[str]], out: _Collector) -> None:
+    machine = rows[0][0]  # the format check saw a machine-name line first
+    for row in rows:
+        if len(row) == 1 or not any(row[1:]):
+            machine = row[0]
+            continue
+        key = (machine, _basename(row[0]))
+        out.full_name(key, row[1], path)
+        if len(row) >= 3 and row[2] in _LABEL_CODES:
+            out.label(key, _LABEL_CODES[row[2]], path)
+
+
+def _read_per_section(path: Path, rows: list[list[str]], out: _Collector, m: re.Match[str]) -> None:
+    machine = m["machine"]
+    domain_in_name = (m["domain"] or "").lower()
+    is_domain_list = "domain" in path.parent.name.lower()
+    for line, row in enumerate(rows, start=1):
+        if len(row) < 2:
+            raise DataError(f"{path}, line {line}: expected name,value; found {','.join(row)}")
+        key = (machine, _basename(row[0]))
+        value = row[1]
+        if value in _LABEL_CODES:
+            if is_domain_list:
+                out.domain(key, _DOMAIN_CODES[value], path)
+            else:
+                out.label(key, _LABEL_CODES[value], path)
+                if domain_in_name:
+                    out.domain(key, domain_in_name, path)
+        else:
+            # name -> full name; 2024 adds a "noAttribute" middle column: take the most telling one.
+            candidates = [c for c in row[1:] if c]
+            full = next((c for c in reversed(candidates) if _NO_ATTRIBUTE not in c.lower()), candidates[-1])
+            out.full_name(key, full, path)
+
+
+def _read_attributes_2022(path: Path, rows: list[list[str]], out: _Collector) -> None:
+    for row in rows[1:]:
+        name = row[0].replace("\\", "/")
+        machine = name.split("/", 1)[0] if "/" in name else path.parent.name
+        key = (machine, _basename(name))
+        wavs = [c for c in row[1:] if c.lower().endswith(_WAV)]
+        values = [c for c in row[1:] if c and not c.lower().endswith(_WAV)]
+        if wavs:
+            out.full_name(key, wavs[-1], path)
+        out.attribute_pairs(key, {k: v for k, v in zip(values[0::2], values[1::2], strict=False) if k})
+
+
+def _read_correspondence(path: Path, rows: list[list[str]], out: _Collector) -> None:
+    machine = path.parent.name
+    for row in rows[1:]:
+        if len(row) < 2:
+            continue
+        full, name = _basename(row[0]), _basename(row[1])
+        m = SECTION_NAME.match(full)
+        is_test = m is not None and (m["split"] or "").lower() == TEST
+        out.full_name((machine, name), full, path, test=is_test)
+
+
+def _read_file(path: Path, out: _Collector) -> bool:
+    """Read one file into ``out``; False when it is none of the official formats."""
+    if path.suffix.lower() != ".csv":
+        return False
+    rows = _rows(path)
+    if not rows:
+        return False
+    header = [c.lower() for c in rows[0]]
+    if m := _PER_SECTION.match(path.name):
+        _read_per_section(path, rows, out, m)
+    elif header[:2] == ["source_file_name", "target_file_name"]:
+        _read_correspondence(path, rows, out)
+    elif header and header[0] == "file_name" and any(c.startswith("file_name_with") for c in header):
+        _read_attributes_2022(path, rows, out)
+    elif len(rows[0]) == 1 and not header[0].endswith(_WAV) and any(len(r) >= 2 for r in rows):
+        _read_eval_list(path, rows, out)
+    else:
+        return False
+    return True
+
+
+def load_ground_truth(path: Path | str) -> GroundTruth:
+    """Read one official ground-truth file, or every one below a folder, into a :class:`GroundTruth`.
+
+    Raises DataError naming the path when it is missing, unreadable, or holds no official list.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DataError(f"{path}: no such ground-truth file or folder")
+    out = _Collector()
+    read: list[Path] = []
+    if path.is_dir():
+        files = sorted(
+            p
+            for p in path.rglob("*.csv")
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
+        ignored: list[Path] = []
+        for p in files:
+            (read if _read_file(p, out) else ignored).append(p)
+        if ignored:
+            log.info(
+                "%s: ignored %d CSV file(s) that are no ground-truth list (first: %s)",
+                path,
+                len(ignored),
+                ignored[0].relative_to(path),
+            )
+        if not read:
+            raise DataError(f"{path}: no official ground-truth lists found ({_EXPECTED})")
+    else:
+        if not _read_file(path, out):
+            raise DataError(f"{path}: not an official ground-truth list ({_EXPECTED})")
+        read.append(path)
+    return out.result(read)
+
+
+_EXPECTED = (
+    "expected ground_truth_<machine>_section_XX[_<domain>]_test.csv, <machine>/attributes_XX.csv, "
+    "*_correspondence.csv or eval_data_list_YYYY.csv"
+)

@@ -1,0 +1,300 @@
+"""Tiny dataset trees of every layout, with short synthetic clips, for tests that need files on disk.
+
+``make_tree(tmp_path, "dcase2022")`` writes a tree and returns the folder to scan. Clips are 0.5 s at
+16 kHz (16-bit PCM): a machine-specific hum plus a little noise; anomalies add a high tone and more
+noise, so even a simple detector can tell them apart. Sizes, per machine and section:
+
+- dcase2020: ``n_train`` train clips; test ``n_test`` normal + ``n_test`` anomaly. Sections "00", "02".
+- dcase2021: train ``n_train`` source + ``n_target_train`` target; ``source_test/`` and ``target_test/``
+  each ``n_test`` normal + ``n_test`` anomaly. Sections "00", "01".
+- dcase2022: as 2021, but one ``test/`` folder holds both domains; names end in attributes (see
+  ``TAILS``); ``attributes_csv=True`` also writes ``<machine>/attributes_XX.csv`` with one extra pair
+  ``rec=rNN`` that only the table knows.
+- eval (``year`` 2020, 2021 or 2022): dev-style ``train/`` as that year, and anonymised test names,
+  ``4 * n_test`` per section (2021: ``2 * n_test`` per domain folder). Test clip ``i`` of a section is an
+  anomaly when ``i`` is odd and (2022) in the target domain when ``(i // 2)`` is odd. Sections "03", "04".
+  ``ground_truth=DIR`` writes the matching official lists there (the year's own format).
+- folder (``variant`` "subfolders", "labels_csv", "labels_csv_in_test" or "unlabelled"): ``train/*.wav``
+  and test clips as the variant says; one section, ``n_test`` of each class.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+SAMPLE_RATE = 16000
+DURATION = 0.5
+LAYOUTS = ("dcase2020", "dcase2021", "dcase2022", "eval", "folder")
+DEFAULT_MACHINES = ("fan", "valve")
+#: Attribute tails of dcase2022 names, by machine (anything else gets ``noAttribute``).
+TAILS = {
+    "fan": "m-n_W",
+    "valve": "pat_01",
+    "ToyCar": "car_C2_spd_34V_mic_1",
+    "slider": "vel_730_ac_0.11",
+    "gearbox": "volt_1.5_wt_150",
+}
+FOLDER_VARIANTS = ("subfolders", "labels_csv", "labels_csv_in_test", "unlabelled")
+
+
+def write_clip(
+    path: Path,
+    *,
+    anomaly: bool = False,
+    seed: int = 0,
+    base_hz: float = 220.0,
+    duration: float = DURATION,
+    sample_rate: int = SAMPLE_RATE,
+    channels: int = 1,
+) -> Path:
+    """Write one synthetic clip: a hum at ``base_hz`` plus noise (anomalies: a 3.1 kHz tone, more noise)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(duration * sample_rate)) / sample_rate
+    wave = 0.3 * np.sin(2 * np.pi * base_hz * t) + 0.02 * rng.standard_normal(t.size)
+    if anomaly:
+        wave += 0.2 * np.sin(2 * np.pi * 3100.0 * t) + 0.05 * rng.standard_normal(t.size)
+    data = np.stack([wave * (1.0 - 0.1 * c) for c in range(channels)], axis=1) if channels > 1 else wave
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), np.clip(data, -1, 1).astype(np.float32), sample_rate, subtype="PCM_16")
+    return path
+
+
+class _Writer:
+    """Numbers clips so every file gets its own deterministic noise."""
+
+    def __init__(self, duration: float, sample_rate: int) -> None:
+        self.count = 0
+        self.duration = duration
+        self.sample_rate = sample_rate
+
+    def __call__(self, path: Path, anomaly: bool, machine_index: int) -> None:
+        self.count += 1
+        write_clip(
+            path,
+            anomaly=anomaly,
+            seed=self.count,
+            base_hz=180.0 + 60.0 * machine_index,
+            duration=self.duration,
+            sample_rate=self.sample_rate,
+        )
+
+
+def _tail(machine: str) -> str:
+    return TAILS.get(machine, "noAttribute")
+
+
+def _dcase2020(mdir: Path, mi: int, sections: tuple[str, ...], n_train: int, n_test: int, w: _Writer) -> None:
+    for sec in sections:
+        for i in range(n_train):
+            w(mdir / "train" / f"normal_id_{sec}_{i:08d}.wav", False, mi)
+        for i in range(n_test):
+            w(mdir / "test" / f"normal_id_{sec}_{i:08d}.wav", False, mi)
+            w(mdir / "test" / f"anomaly_id_{sec}_{i:08d}.wav", True, mi)
+
+
+def _section_train(
+    mdir: Path, machine: str, mi: int, sec: str, n_train: int, n_target: int, tail: str, w: _Writer
+) -> None:
+    for i in range(n_train):
+        w(mdir / "train" / f"section_{sec}_source_train_normal_{i:04d}{tail}.wav", False, mi)
+    for i in range(n_target):
+        w(mdir / "train" / f"section_{sec}_target_train_normal_{i:04d}{tail}.wav", False, mi)
+
+
+def _dcase2021(
+    mdir: Path,
+    machine: str,
+    mi: int,
+    sections: tuple[str, ...],
+    n_train: int,
+    n_target: int,
+    n_test: int,
+    w: _Writer,
+) -> None:
+    for sec in sections:
+        _section_train(mdir, machine, mi, sec, n_train, n_target, "", w)
+        for domain in ("source", "target"):
+            for i in range(n_test):
+                w(mdir / f"{domain}_test" / f"section_{sec}_{domain}_test_normal_{i:04d}.wav", False, mi)
+                w(mdir / f"{domain}_test" / f"section_{sec}_{domain}_test_anomaly_{i:04d}.wav", True, mi)
+
+
+def _dcase2022(
+    mdir: Path,
+    machine: str,
+    mi: int,
+    sections: tuple[str, ...],
+    n_train: int,
+    n_target: int,
+    n_test: int,
+    attributes_csv: bool,
+    w: _Writer,
+) -> None:
+    tail = "_" + _tail(machine)
+    for sec in sections:
+        _section_train(mdir, machine, mi, sec, n_train, n_target, tail, w)
+        for domain in ("source", "target"):
+            for i in range(n_test):
+                w(mdir / "test" / f"section_{sec}_{domain}_test_normal_{i:04d}{tail}.wav", False, mi)
+                w(mdir / "test" / f"section_{sec}_{domain}_test_anomaly_{i:04d}{tail}.wav", True, mi)
+        if attributes_csv:
+            rows = [["file_name", "d1p", "d1v", "d2p", "d2v"]]
+            for path in sorted((mdir / "train").glob(f"section_{sec}_*.wav")) + sorted(
+                (mdir / "test").glob(f"section_{sec}_*.wav")
+            ):
+                rows.append([f"{machine}/{path.parent.name}/{path.name}", "rec", f"r{sec}", "", ""])
+            _write_csv(mdir / f"attributes_{sec}.csv", rows)
+
+
+def _write_csv(path: Path, rows: list[list[str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+
+
+def _eval(
+    mdir: Path,
+    machine: str,
+    mi: int,
+    year: int,
+    sections: tuple[str, ...],
+    n_train: int,
+    n_test: int,
+    gt: Path | None,
+    w: _Writer,
+) -> None:
+    """An evaluation tree; hidden truth: clip i is an anomaly when odd, target when (i // 2) is odd."""
+    eval_list: list[list[str]] = []
+    for sec in sections:
+        if year == 2020:
+            for i in range(n_train):
+                w(mdir / "train" / f"normal_id_{sec}_{i:08d}.wav", False, mi)
+            for i in range(4 * n_test):
+                anomaly = i % 2 == 1
+                name = f"id_{sec}_{i:08d}.wav"
+                w(mdir / "test" / name, anomaly, mi)
+                full = f"{'anomaly' if anomaly else 'normal'}_id_{sec}_{100 + i:08d}.wav"
+                eval_list.append([name, full, str(int(anomaly))])
+        elif year == 2021:
+            _section_train(mdir, machine, mi, sec, n_train, 1, "", w)
+            for domain in ("source", "target"):
+                rows = []
+                for i in range(2 * n_test):
+                    anomaly = i % 2 == 1
+                    name = f"section_{sec}_{domain}_test_{i:04d}.wav"
+                    w(mdir / f"{domain}_test" / name, anomaly, mi)
+                    rows.append([name, str(int(anomaly))])
+                if gt is not None:
+                    _write_csv(gt / f"ground_truth_{machine}_section_{sec}_{domain}_test.csv", rows)
+        else:
+            tail = "_" + _tail(machine)
+            _section_train(mdir, machine, mi, sec, n_train, 1, tail, w)
+            labels, domains, names = [], [], []
+            for i in range(4 * n_test):
+                anomaly, target = i % 2 == 1, (i // 2) % 2 == 1
+                name = f"section_{sec}_{i:04d}.wav"
+                w(mdir / "test" / name, anomaly, mi)
+                labels.append([name, str(int(anomaly))])
+                domains.append([name, str(int(target))])
+                word, dom = ("anomaly" if anomaly else "normal"), ("target" if target else "source")
+                names.append([name, f"section_{sec}_{dom}_test_{word}_{i:04d}{tail}"])
+            if gt is not None:
+                base = f"ground_truth_{machine}_section_{sec}_test.csv"
+                _write_csv(gt / "ground_truth_data" / base, labels)
+                _write_csv(gt / "ground_truth_domain" / base, domains)
+                _write_csv(gt / "ground_truth_attributes" / base, names)
+    if gt is not None and year == 2020:
+        path = gt / "eval_data_list_2020.csv"
+        old: list[list[str]] = []
+        if path.exists():
+            with open(path, newline="") as f:
+                old = list(csv.reader(f))
+        _write_csv(path, [*old, [machine], *eval_list])
+
+
+def _folder(mdir: Path, mi: int, variant: str, n_train: int, n_test: int, w: _Writer) -> None:
+    for i in range(n_train):
+        w(mdir / "train" / f"rec_{i:03d}.wav", False, mi)
+    if variant == "subfolders":
+        for i in range(n_test):
+            w(mdir / "test" / "normal" / f"ok_{i:03d}.wav", False, mi)
+            w(mdir / "test" / "anomaly" / f"bad_{i:03d}.wav", True, mi)
+        return
+    rows = [["file", "label"]]
+    for i in range(2 * n_test):
+        anomaly = i % 2 == 1
+        w(mdir / "test" / f"clip_{i:03d}.wav", anomaly, mi)
+        rows.append([f"clip_{i:03d}.wav", "anomaly" if anomaly else "normal"])
+    if variant == "labels_csv":
+        _write_csv(mdir / "labels.csv", rows)
+    elif variant == "labels_csv_in_test":
+        _write_csv(
+            mdir / "test" / "labels.csv",
+            [[r[0], {"anomaly": "1", "normal": "0"}.get(r[1], r[1])] for r in rows],
+        )
+
+
+def _junk(mdir: Path, layout: str) -> None:
+    """Things every scanner must ignore or skip: non-wav, hidden, AppleDouble, and one odd wav."""
+    (mdir / "notes.txt").write_text("not audio\n")
+    split = "source_test" if layout == "dcase2021" else "test"
+    write_clip(mdir / split / ".hidden.wav")
+    write_clip(mdir / split / "._AppleDouble.wav")
+    write_clip(mdir / "stray" / "odd_name.wav")  # matches nothing: skipped with a warning
+    (mdir / split / "readme.md").write_text("x\n")
+
+
+def make_tree(
+    root: Path,
+    layout: str,
+    *,
+    machines: tuple[str, ...] | list[str] = DEFAULT_MACHINES,
+    sections: tuple[str, ...] | None = None,
+    n_train: int = 3,
+    n_target_train: int = 1,
+    n_test: int = 2,
+    year: int = 2022,
+    variant: str = "subfolders",
+    attributes_csv: bool = False,
+    single_machine: bool = False,
+    junk: bool = False,
+    ground_truth: Path | None = None,
+    duration: float = DURATION,
+    sample_rate: int = SAMPLE_RATE,
+) -> Path:
+    """Write a ``layout`` tree under ``root`` and return the folder to scan.
+
+    ``single_machine`` writes only the first machine and returns its folder (a one-machine root).
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; one of {LAYOUTS}")
+    if layout == "folder" and variant not in FOLDER_VARIANTS:
+        raise ValueError(f"unknown folder variant {variant!r}; one of {FOLDER_VARIANTS}")
+    if layout == "eval" and year not in (2020, 2021, 2022):
+        raise ValueError("eval trees come in year 2020, 2021 or 2022 (2022 stands for 2022-2025)")
+    root = Path(root)
+    machines = tuple(machines[:1] if single_machine else machines)
+    w = _Writer(duration, sample_rate)
+    defaults = {"dcase2020": ("00", "02"), "eval": ("03", "04")}
+    secs = sections or defaults.get(layout, ("00", "01"))
+    if layout == "eval" and ground_truth is not None:
+        ground_truth.mkdir(parents=True, exist_ok=True)
+    for mi, machine in enumerate(machines):
+        mdir = root / machine
+        if layout == "dcase2020":
+            _dcase2020(mdir, mi, secs, n_train, n_test, w)
+        elif layout == "dcase2021":
+            _dcase2021(mdir, machine, mi, secs, n_train, n_target_train, n_test, w)
+        elif layout == "dcase2022":
+            _dcase2022(mdir, machine, mi, secs, n_train, n_target_train, n_test, attributes_csv, w)
+        elif layout == "eval":
+            _eval(mdir, machine, mi, year, secs, n_train, n_test, ground_truth, w)
+        else:
+            _folder(mdir, mi, variant, n_train, n_test, w)
+        if junk:
+            _junk(mdir, layout)
+    return root / machines[0] if single_machine else root
