@@ -5,7 +5,14 @@ import pytest
 import torch
 
 from asdkit.detectors import frames as frames_module
-from asdkit.detectors.frames import FrameStream
+from asdkit.detectors.frames import ItemStream
+from asdkit.features.logmel import stack_frames
+
+
+def FrameStream(arrays, n_frames, batch_size, **kwargs):
+    return ItemStream(
+        arrays, lambda a: stack_frames(a, n_frames), lambda t: t - n_frames + 1, batch_size, **kwargs
+    )
 
 
 def _arrays(lengths: list[int], n_mels: int = 4) -> list[np.ndarray]:

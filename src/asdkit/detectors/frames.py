@@ -1,14 +1,17 @@
-"""Streaming frame batches from cached log-mel arrays, so training memory does not grow with the data set."""
+"""Streaming training items from cached log-mel arrays, so training memory does not grow with the data set."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset
 
-from asdkit.features.logmel import stack_frames
+#: Turns one clip's log-mel array [n_mels, frames] into its training items [n_items, ...].
+ItemsFn = Callable[[np.ndarray], np.ndarray]
+#: How many items a clip of that many frames gives (known without reading the clip).
+CountFn = Callable[[int], int]
 
 
 def _rank_and_world() -> tuple[int, int]:
@@ -17,10 +20,10 @@ def _rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
-class FrameStream(IterableDataset):
-    """Yields float32 batches of stacked frame vectors ([batch, n_mels * n_frames]).
+class ItemStream(IterableDataset):
+    """Yields float32 batches of items (stacked frame vectors, patches...) cut from cached clips.
 
-    Clips are read ``clips_per_chunk`` at a time (memmaps, so only that chunk is in memory), their frames
+    Clips are read ``clips_per_chunk`` at a time (memmaps, so only that chunk is in memory), their items
     shuffled within the chunk, and cut into batches. Each pass reshuffles with a new, seeded order, so runs
     repeat. Under DDP every rank reads its own share of clips and yields the same number of batches.
     """
@@ -28,7 +31,8 @@ class FrameStream(IterableDataset):
     def __init__(
         self,
         arrays: Sequence[np.ndarray],
-        n_frames: int,
+        items: ItemsFn,
+        count: CountFn,
         batch_size: int,
         shuffle: bool = True,
         seed: int = 0,
@@ -36,22 +40,23 @@ class FrameStream(IterableDataset):
     ) -> None:
         super().__init__()
         self.arrays = arrays
-        self.n_frames = n_frames
+        self.items = items
+        self.count = count
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
         self.clips_per_chunk = clips_per_chunk
         self._passes = 0
 
-    def _vectors_per_clip(self) -> np.ndarray:
-        return np.array([max(a.shape[-1] - self.n_frames + 1, 0) for a in self.arrays])
+    def _items_per_clip(self) -> np.ndarray:
+        return np.array([max(self.count(a.shape[-1]), 0) for a in self.arrays], dtype=np.int64)
 
     def __len__(self) -> int:
         _, world = _rank_and_world()
         return self._batches_per_rank(world)
 
     def _batches_per_rank(self, world: int) -> int:
-        counts = self._vectors_per_clip()
+        counts = self._items_per_clip()
         per_rank = [int(counts[np.arange(r, len(counts), world)].sum()) for r in range(world)]
         return min(-(-n // self.batch_size) for n in per_rank)
 
@@ -62,26 +67,26 @@ class FrameStream(IterableDataset):
         order = rng.permutation(len(self.arrays)) if self.shuffle else np.arange(len(self.arrays))
         mine = [i for i in order if i % world == rank]
         remaining = self._batches_per_rank(world)
-        carry = np.zeros((0, 0), dtype=np.float32)
+        carry: np.ndarray | None = None
         for start in range(0, len(mine), self.clips_per_chunk):
             chunk = [
-                stack_frames(np.asarray(self.arrays[i], dtype=np.float32), self.n_frames)
+                self.items(np.asarray(self.arrays[i], dtype=np.float32))
                 for i in mine[start : start + self.clips_per_chunk]
-                if self.arrays[i].shape[-1] >= self.n_frames
+                if self.count(self.arrays[i].shape[-1]) > 0
             ]
             if not chunk:
                 continue
-            vectors = np.concatenate(chunk)
+            batchable = np.concatenate(chunk)
             if self.shuffle:
-                vectors = vectors[rng.permutation(len(vectors))]
-            if carry.size:
-                vectors = np.concatenate([carry, vectors])
-            n_full = len(vectors) // self.batch_size * self.batch_size
+                batchable = batchable[rng.permutation(len(batchable))]
+            if carry is not None and len(carry):
+                batchable = np.concatenate([carry, batchable])
+            n_full = len(batchable) // self.batch_size * self.batch_size
             for s in range(0, n_full, self.batch_size):
                 if remaining == 0:
                     return
                 remaining -= 1
-                yield torch.from_numpy(np.ascontiguousarray(vectors[s : s + self.batch_size]))
-            carry = vectors[n_full:]
-        if carry.size and remaining > 0:
+                yield torch.from_numpy(np.ascontiguousarray(batchable[s : s + self.batch_size]))
+            carry = batchable[n_full:]
+        if carry is not None and len(carry) and remaining > 0:
             yield torch.from_numpy(np.ascontiguousarray(carry))

@@ -6,7 +6,6 @@ import logging
 import tempfile
 import warnings
 from collections.abc import Callable
-from typing import Any
 
 import lightning as L
 import torch
@@ -92,12 +91,3 @@ def fit_network(
         trainer.fit(module, train_loader, val_loader)
     network.cpu().eval()
     return history.epochs
-
-
-def trainer_kwargs(detector: Any) -> dict[str, Any]:
-    return {
-        "accelerator": detector.accelerator,
-        "devices": detector.devices,
-        "strategy": detector.strategy,
-        "progress": detector.progress,
-    }
