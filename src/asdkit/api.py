@@ -374,9 +374,9 @@ def demo(
     from asdkit.data.synthetic import SyntheticSpec, generate
 
     out = Path(out)
-    data = out / "data"
+    data = out / ("data-debug" if debug else "data")
     marker = data / ".asdkit-synthetic.json"
-    spec = SyntheticSpec(seed=seed)
+    spec = SyntheticSpec.tiny(seed=seed) if debug else SyntheticSpec(seed=seed)
     wanted = json.dumps({"spec": repr(spec), "version": __version__}, sort_keys=True)
     if not marker.is_file() or marker.read_text() != wanted:
         _say(progress, f"generating synthetic machine sounds in {data}")

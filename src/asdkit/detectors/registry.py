@@ -1,4 +1,4 @@
-"""One registry of detectors: a new detector is one module with one ``@register``-ed class."""
+"""One registry of detectors: a new detector is one module in this package with one ``@register``-ed class."""
 
 from __future__ import annotations
 
@@ -41,5 +41,17 @@ def create_detector(name: str, **params: object) -> object:
         raise AsdkitError(f"detector {name!r}: bad parameters ({exc})") from None
 
 
+#: Modules that hold no detector; ``training`` imports Lightning, which the scoring path must not load.
+_NOT_DETECTORS = {"training"}
+
+
 def _load_builtin() -> None:
-    import asdkit.detectors.autoencoder  # noqa: F401  (registers its detectors)
+    """Import every module of ``asdkit.detectors`` once, so each registers its classes by itself."""
+    import importlib
+    import pkgutil
+
+    import asdkit.detectors as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.name not in _NOT_DETECTORS:
+            importlib.import_module(f"{package.__name__}.{module.name}")

@@ -72,6 +72,7 @@ def fit_network(
     with tempfile.TemporaryDirectory(prefix="asdkit-train-") as root, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*IterableDataset.*__len__.*")
+        warnings.filterwarnings("ignore", message=".*treespec.*")  # Lightning vs newer torch, harmless
         trainer = L.Trainer(
             max_epochs=epochs,
             accelerator=accelerator,
