@@ -21,3 +21,12 @@ def shared_data() -> Path:
     if path is None:
         pytest.skip("../shared/data is absent (real DCASE clips are only beside the project in CI)")
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread_per_xdist_worker() -> None:
+    """Two xdist workers on two cores: one intra-op thread each, or OpenMP threads spin against each other."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
