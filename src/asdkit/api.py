@@ -479,6 +479,37 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
+# -- figures ------------------------------------------------------------------------------------------------
+def plot_reconstruction(
+    run_or_model: Path | str | dict[str, Detector],
+    clip_path: Path | str,
+    out_png: Path | str,
+    machine: str | None = None,
+    *,
+    cache_dir: Path | None = None,
+) -> Path:
+    """PNG of one clip's log-mel, the model's reconstruction and the error over time; returns its path.
+
+    The model is picked as ``score`` picks it (``machine``, or the only one, or a folder name in the clip's
+    path). A model that does not reconstruct its input (not ae, vae, conv_ae, idnn...) is an AsdkitError.
+    """
+    from asdkit.reports.reconstruction_plot import plot_reconstruction as draw
+    from asdkit.reports.reconstruction_plot import require_reconstruction
+
+    models = run_or_model if isinstance(run_or_model, dict) else load_models(run_or_model)
+    clip_path = Path(clip_path)
+    if not clip_path.is_file():
+        raise DataError(f"{clip_path}: no such audio file")
+    name = _machine_for(clip_path, models, machine)
+    detector = models[name]
+    require_reconstruction(detector)
+    clip = Clip(path=clip_path, machine=name, section="00")
+    X, skipped = load_features([clip], detector.feature_config_, cache_dir)
+    if len(X) == 0:
+        raise DataError(skipped[0][1] if skipped else f"{clip_path}: unreadable")
+    return draw(detector, np.asarray(X.arrays[0]), Path(out_png), title=f"{name}: {clip_path.name}")
+
+
 __all__ = [
     "RunResult",
     "ScoredClip",
@@ -487,6 +518,7 @@ __all__ = [
     "load_features",
     "load_models",
     "make_detector",
+    "plot_reconstruction",
     "run",
     "scan_data",
     "score",

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from asdkit.cli.plot import plot_app
 from asdkit.errors import AsdkitError
 
 app = typer.Typer(
@@ -310,6 +311,9 @@ def detectors() -> None:
         doc = (cls.__doc__ or "").strip().splitlines()[0]
         typer.echo(f"{name}: {doc}")
         typer.echo(f"    {cls().get_params()}")
+
+
+app.add_typer(plot_app, name="plot", help="Figures: reconstruction view.")
 
 
 def main() -> None:

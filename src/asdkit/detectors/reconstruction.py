@@ -3,6 +3,12 @@
 A new reconstruction model is a network plus ``_network``, ``_items``, ``_count`` and (when the error
 is not plain MSE of input vs output) ``_item_errors``. Training streams items from the feature cache
 through Lightning; the clip score is the mean item error over the clip.
+
+A network whose input is not its target (IDNN: context frames in, centre frame out) overrides
+``_inputs_targets``. The reconstruction view (:meth:`ReconstructionDetector.reconstruct`) maps items back
+onto the clip's frames with ``_layout``; the default layout is that of stacked frames. A model with
+``standardise = True`` has a network with a ``scaler`` (:class:`asdkit.models.scaling.BandScaler`) that
+is set from the training clips' band statistics before training.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ def scoring_device(accelerator: str) -> torch.device:
 class ReconstructionDetector(Detector):
     has_network: ClassVar[bool] = True
     debug_params: ClassVar[dict[str, Any]] = {"epochs": 2}
+    #: set ``network_.scaler`` from the training data (a detector may make this a parameter, as the AE does)
+    standardise: bool = False
 
     epochs: int
     batch_size: int
@@ -51,9 +59,14 @@ class ReconstructionDetector(Detector):
         """How many items a clip of ``n_frames`` frames gives."""
         raise NotImplementedError
 
+    def _inputs_targets(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the network sees and what it must reproduce; an autoencoder's are the item itself."""
+        return batch, batch
+
     def _item_errors(self, network: nn.Module, batch: torch.Tensor) -> torch.Tensor:
         """One error per item; training minimises their mean. Default: MSE of the reconstruction."""
-        return ((network(batch) - batch) ** 2).flatten(1).mean(dim=1)
+        inputs, targets = self._inputs_targets(batch)
+        return ((network(inputs) - targets) ** 2).flatten(1).mean(dim=1)
 
     def _loss(self, network: nn.Module, batch: torch.Tensor) -> torch.Tensor:
         return self._item_errors(network, batch).mean()
@@ -68,6 +81,9 @@ class ReconstructionDetector(Detector):
         from asdkit.detectors.training import fit_network
 
         self._build_network(X.config.n_mels)
+        if self.standardise:
+            mean, std = band_statistics(X.arrays)
+            self.network_.scaler.set(torch.from_numpy(mean), std)
         train_idx, val_idx = split_clips(len(X), self.validation_fraction, self.seed)
         stream = ItemStream(
             [X.arrays[i] for i in train_idx], self._items, self._count, self.batch_size, seed=self.seed
@@ -106,6 +122,38 @@ class ReconstructionDetector(Detector):
             out += np.split(errors, np.cumsum(counts)[:-1])
         return out
 
+    def _layout(self, n_frames: int) -> tuple[np.ndarray, int]:
+        """First clip frame of each item's target, and the target's width in frames.
+
+        The network output is read frame-major (frame j's n_mels values contiguous). Default: stacked
+        frames (item t reconstructs frames t .. t + n_frames - 1, as in the AE).
+        """
+        return np.arange(self._count(n_frames)), int(self.n_frames)  # type: ignore[attr-defined]
+
+    @torch.inference_mode()
+    def reconstruct(self, logmel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The clip as the network rebuilds it, [n_mels, frames], and the error per frame, [frames].
+
+        Overlapping reconstructions of a frame are averaged. A frame's error is the mean, over the items
+        covering it, of that item's squared error on the frame plus the item's error beyond its per-frame
+        errors (e.g. a KL term), spread evenly: so each item's frame errors average to its item error and
+        the line is on the scale of the clip score. Frames that no item reconstructs are NaN.
+        """
+        self._check_fitted()
+        logmel = np.asarray(logmel, dtype=np.float32)
+        n_mels, n_frames = logmel.shape
+        network = self.network_.cpu().eval()
+        batch = torch.from_numpy(self._items(logmel))
+        inputs, targets = self._inputs_targets(batch)
+        starts, width = self._layout(n_frames)
+        outputs = network(inputs).reshape(len(batch), width, n_mels).double()
+        frame_errors = ((outputs - targets.reshape(outputs.shape).double()) ** 2).mean(dim=2)
+        item_errors = self._item_errors(network, batch).double()
+        frame_errors += (item_errors - frame_errors.mean(dim=1))[:, None]
+        spectrogram = overlap_average(outputs.transpose(1, 2).numpy(), starts, n_frames)
+        errors = overlap_average(frame_errors[:, None, :].numpy(), starts, n_frames)[0]
+        return spectrogram, errors
+
     def _extra_state(self) -> dict[str, Any]:
         return {"n_mels_in": self.n_mels_in_}
 
@@ -113,11 +161,34 @@ class ReconstructionDetector(Detector):
         self._build_network(int(state["n_mels_in"]))
 
 
+def band_statistics(arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, float]:
+    """Per-band mean and one overall standard deviation (about those means) of the clips' frames."""
+    count = sum(a.shape[1] for a in arrays)
+    mean = sum(np.asarray(a, dtype=np.float64).sum(axis=1) for a in arrays) / max(count, 1)
+    squares = sum(float(((np.asarray(a, dtype=np.float64) - mean[:, None]) ** 2).sum()) for a in arrays)
+    return np.asarray(mean, dtype=np.float64), max(float(np.sqrt(squares / max(count * len(mean), 1))), 1e-3)
+
+
 def split_clips(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Clip-level hold-out (items of one clip never straddle training and validation)."""
     n_val = round(n * fraction) if n >= 10 else 0
     order = np.random.default_rng(seed).permutation(n)
     return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
+
+
+def overlap_average(parts: np.ndarray, starts: np.ndarray, n_frames: int) -> np.ndarray:
+    """Average of overlapping parts [n, rows, width] placed at ``starts`` on ``n_frames`` columns.
+
+    Columns past ``n_frames`` (a padded short clip) are dropped; uncovered columns are NaN.
+    """
+    total = np.zeros((parts.shape[1], n_frames), dtype=np.float64)
+    count = np.zeros(n_frames, dtype=np.float64)
+    for part, start in zip(parts, starts, strict=True):
+        stop = min(int(start) + parts.shape[2], n_frames)
+        total[:, start:stop] += part[:, : stop - start]
+        count[start:stop] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan)
 
 
 def _item_chunks(

@@ -1,0 +1,52 @@
+"""``asdkit plot ...``: figures drawn from a trained run (each a thin layer over :mod:`asdkit.api`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+plot_app = typer.Typer(
+    help="Figures: reconstruction view.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+@plot_app.command()
+def reconstruction(
+    run: Annotated[
+        Path, typer.Argument(help="A run directory or a model folder of a reconstruction detector.")
+    ],
+    clip: Annotated[Path, typer.Argument(help="The wav file to show.")],
+    machine: Annotated[
+        str | None,
+        typer.Option("--machine", help="Which machine type's model to use (if the run has several)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="PNG to write (default: RUN/plots/reconstruction_<clip stem>.png)."),
+    ] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option("--cache-dir", help="Feature cache folder (default $ASDKIT_CACHE_DIR or ~/.cache)."),
+    ] = None,
+) -> None:
+    """Draw a clip's log-mel, the model's reconstruction of it and the error over time, as a PNG.
+
+    For reconstruction detectors (ae, vae, conv_ae, idnn); the error panel marks score and threshold.
+
+    Examples:
+
+        asdkit plot reconstruction runs/ae dev_data/fan/test/anomaly_id_00_00000000.wav
+
+        asdkit plot reconstruction runs/idnn valve_clip.wav --machine valve --out valve.png
+    """
+    from asdkit import api
+
+    target = out if out is not None else run / "plots" / f"reconstruction_{clip.stem}.png"
+    path = api.plot_reconstruction(run, clip, target, machine=machine, cache_dir=cache_dir)
+    typer.echo(f"reconstruction view: {path}")
