@@ -121,3 +121,8 @@ def test_not_a_model(tmp_path):
 
 def test_evaluate_an_empty_folder(tmp_path):
     assert_one_line_error(cli("evaluate", str(tmp_path)), str(tmp_path.name))
+
+
+def test_bad_channel_option(tree, tmp_path):
+    proc = cli("run", "--data", str(tree), "--out", str(tmp_path / "r"), "--channel", "left")
+    assert_one_line_error(proc, "--channel", "left")

@@ -146,3 +146,27 @@ def test_debug_run_uses_few_clips_and_still_evaluates(tree_2022, cache_dir, tmp_
     )
     assert result.evaluation is not None
     assert json.loads((tmp_path / "run" / "config.json").read_text())["params"]["epochs"] == 2
+
+
+def test_cli_run_mixes_channels_when_asked(tmp_path, cache_dir):
+    data = generate(tmp_path / "data", layout="dcase2022", spec=SyntheticSpec.tiny(machines=("fan",)))
+    proc = cli(
+        "run",
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "run"),
+        "--channel",
+        "mix",
+        "--quiet",
+        "--param",
+        "epochs=1",
+        "--param",
+        "accelerator=cpu",
+        "--cache-dir",
+        str(cache_dir),
+    )
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["features"]["channel"] == "mix" and config["status"] == "complete"
+    assert "official score" in proc.stdout

@@ -54,6 +54,30 @@ GroundTruthOpt = Annotated[
     Path | None, typer.Option("--ground-truth", help="Official ground-truth list(s) labelling an eval set.")
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+ChannelOpt = Annotated[
+    str, typer.Option("--channel", help="Channel of multi-channel files: an index (default 0) or 'mix'.")
+]
+
+
+def _features(channel: str) -> Any:
+    from asdkit.features.config import FeatureConfig
+
+    if channel == "mix":
+        return FeatureConfig(channel="mix")
+    try:
+        return FeatureConfig(channel=int(channel))
+    except ValueError:
+        raise AsdkitError(f"--channel {channel!r}: expected a channel index such as 0, or 'mix'") from None
+
+
+def _training_params(items: list[str] | None, quiet: bool, model: str) -> dict[str, Any]:
+    """Detector parameters, plus a training progress bar unless --quiet (where the detector has one)."""
+    from asdkit.detectors.registry import get_detector_class
+
+    params = _params(items)
+    if not quiet and "progress" in get_detector_class(model)().get_params():
+        params.setdefault("progress", True)
+    return params
 
 
 def _console() -> Any:
@@ -100,6 +124,7 @@ def run(
     debug: DebugOpt = False,
     param: ParamOpt = None,
     cache_dir: CacheOpt = None,
+    channel: ChannelOpt = "0",
     quiet: QuietOpt = False,
 ) -> None:
     """Train per machine type, score the test clips, write the submission files and print the results.
@@ -118,7 +143,8 @@ def run(
         data,
         out,
         model=model,
-        params=_params(param),
+        params=_training_params(param, quiet, model),
+        features=_features(channel),
         machines=machine,
         layout=layout,
         ground_truth=ground_truth,
@@ -154,6 +180,7 @@ def train(
     debug: DebugOpt = False,
     param: ParamOpt = None,
     cache_dir: CacheOpt = None,
+    channel: ChannelOpt = "0",
     quiet: QuietOpt = False,
 ) -> None:
     """Train one model per machine type on the normal training clips (saved in OUT/models/MACHINE).
@@ -170,7 +197,8 @@ def train(
         data,
         out,
         model=model,
-        params=_params(param),
+        params=_training_params(param, quiet, model),
+        features=_features(channel),
         machines=machine,
         layout=layout,
         seed=seed,
