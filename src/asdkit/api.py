@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from asdkit import __version__
 from asdkit.data.manifest import TEST, TRAIN, Clip, Manifest
 from asdkit.detectors.base import CONFIG_NAME, ClipFeatures, Detector, environment_versions
 from asdkit.errors import AsdkitError, DataError, ModelError
@@ -374,17 +373,8 @@ def demo(
     progress: Progress | None = None,
 ) -> RunResult:
     """Generate the synthetic machine sounds (unless already there), then ``run`` the dense AE on them."""
-    from asdkit.data.synthetic import SyntheticSpec, generate
-
     out = Path(out)
-    data = out / ("data-debug" if debug else "data")
-    marker = data / ".asdkit-synthetic.json"
-    spec = SyntheticSpec.tiny(seed=seed) if debug else SyntheticSpec(seed=seed)
-    wanted = json.dumps({"spec": repr(spec), "version": __version__}, sort_keys=True)
-    if not marker.is_file() or marker.read_text() != wanted:
-        _say(progress, f"generating synthetic machine sounds in {data}")
-        generate(data, layout="dcase2022", spec=spec, progress=progress is not None)
-        atomic_write_text(marker, wanted)
+    data = _demo_data(out, seed, debug, progress)
     params = None if debug else dict(DEMO_PARAMS)
     _say(progress, f"dense AE with {params or 'debug settings'} (the official 100 epochs: asdkit run)")
     return run(
@@ -393,6 +383,36 @@ def demo(
 
 
 # -- helpers ------------------------------------------------------------------------------------------------
+def _demo_data(out: Path, seed: int, debug: bool, progress: Progress | None) -> Path:
+    """The demo's synthetic set, rebuilt from scratch when the spec or the generator changed.
+
+    A fresh set is rendered beside the old one and swapped in, so an interrupted generation never leaves a
+    mix of old and new clips; only a folder carrying asdkit's marker is ever replaced.
+    """
+    import shutil
+
+    from asdkit.data.synthetic import GENERATOR_VERSION, SyntheticSpec, generate
+
+    data = out / ("data-debug" if debug else "data")
+    marker_name = ".asdkit-synthetic.json"
+    spec = SyntheticSpec.tiny(seed=seed) if debug else SyntheticSpec(seed=seed)
+    wanted = json.dumps({"spec": repr(spec), "generator": GENERATOR_VERSION}, sort_keys=True)
+    marker = data / marker_name
+    if marker.is_file() and marker.read_text() == wanted:
+        return data
+    if data.exists() and any(data.iterdir()) and not marker.is_file():
+        raise DataError(f"{data}: exists and was not written by asdkit demo; choose another output folder")
+    _say(progress, f"generating synthetic machine sounds in {data}")
+    fresh = data.with_name(data.name + ".partial")
+    shutil.rmtree(fresh, ignore_errors=True)
+    generate(fresh, layout="dcase2022", spec=spec, progress=progress is not None)
+    atomic_write_text(fresh / marker_name, wanted)
+    if data.exists():
+        shutil.rmtree(data)
+    fresh.rename(data)
+    return data
+
+
 def _evaluate_clips(
     clips: Sequence[Clip], scores: np.ndarray, decisions: np.ndarray, layout: str, out: Path
 ) -> Any | None:

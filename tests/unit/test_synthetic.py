@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -80,6 +81,12 @@ def test_bad_spec_is_refused_naming_the_field(field: str, value: object) -> None
         SyntheticSpec(**{field: value})  # type: ignore[arg-type]
 
 
+def test_machines_given_as_a_list_become_a_tuple() -> None:
+    spec = SyntheticSpec(machines=["valve", "gearbox"])  # type: ignore[arg-type]
+    assert spec.machines == ("valve", "gearbox")
+    assert hash(spec) == hash(SyntheticSpec(machines=("valve", "gearbox")))
+
+
 def test_more_target_than_source_training_clips_is_refused() -> None:
     with pytest.raises(ValueError, match=r"^n_train_target:"):
         SyntheticSpec(n_train_source=4, n_train_target=5)
@@ -126,6 +133,20 @@ def test_a_clip_does_not_depend_on_the_other_clips(tmp_path: Path, tiny_2022: Pa
     }
     assert len(common) >= 40
     assert all((other / rel).read_bytes() == (tiny_2022 / rel).read_bytes() for rel in common)
+
+
+def test_worker_threads_write_the_same_bytes(tmp_path: Path, tiny_2022: Path) -> None:
+    threaded = generate(tmp_path, "dcase2022", TINY, workers=3)
+    first, second = _wavs(tiny_2022), _wavs(threaded)
+    assert [p.relative_to(tiny_2022) for p in first] == [p.relative_to(threaded) for p in second]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(first, second, strict=True))
+    assert (tiny_2022 / TRUTH_FILE).read_bytes() == (threaded / TRUTH_FILE).read_bytes()
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True])
+def test_bad_worker_count_is_refused(tmp_path: Path, workers: object) -> None:
+    with pytest.raises(ValueError, match=r"^workers:"):
+        generate(tmp_path, "dcase2022", TINY, workers=workers)  # type: ignore[arg-type]
 
 
 def test_another_seed_gives_other_clips(tmp_path: Path, tiny_2022: Path) -> None:
@@ -279,6 +300,15 @@ def test_no_temporary_files_left_and_interrupted_runs_leave_only_complete_files(
         assert sf.info(p).frames == round(TINY.duration * TINY.sample_rate)
 
 
+def test_files_are_readable_by_others_as_the_umask_allows(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        root = generate(tmp_path, "folder", SyntheticSpec.tiny(machines=("fan",), sections=1))
+    finally:
+        os.umask(old)
+    assert {p.stat().st_mode & 0o777 for p in _wavs(root)} == {0o644}
+
+
 # ------------------------------------------------------------------------------------------------ audio
 
 
@@ -306,13 +336,15 @@ def test_other_sample_rates_and_durations() -> None:
 
 
 def _bands(x: np.ndarray, sr: int = 16000) -> np.ndarray:
-    """Log energy in 24 log-spaced bands per frame (a crude mel front end): frames x bands, in dB."""
+    """Mean power density in 20 log-spaced bands per frame (a crude mel front end): frames x bands, dB."""
     n_fft, hop = 1024, 512
     frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop] * np.hanning(n_fft)
     power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-    edges = np.geomspace(40.0, sr / 2, 25)
+    edges = np.geomspace(60.0, sr / 2, 21)  # every band holds at least one FFT bin
     bins = np.fft.rfftfreq(n_fft, 1 / sr)
-    bands = np.stack([power[:, (bins >= lo) & (bins < hi)].sum(1) for lo, hi in itertools.pairwise(edges)], 1)
+    bands = np.stack(
+        [power[:, (bins >= lo) & (bins < hi)].mean(1) for lo, hi in itertools.pairwise(edges)], 1
+    )
     return 10 * np.log10(bands + 1e-12)
 
 
@@ -380,3 +412,50 @@ def test_domain_shift_changes_the_sound() -> None:
         within = np.mean([np.sqrt(np.mean(((p - mu) / sd) ** 2)) for p in src[3:]])
         across = np.mean([np.sqrt(np.mean(((p - mu) / sd) ** 2)) for p in tgt])
         assert across > 1.5 * within, (machine, within, across)
+
+
+def _centred_profile(x: np.ndarray) -> np.ndarray:
+    levels = _bands(x).mean(0)
+    return levels - levels.mean()
+
+
+@pytest.mark.parametrize("machine", sorted(MACHINE_TYPES))
+def test_spectra_are_low_frequency_heavy_like_machines(machine: str) -> None:
+    """Not a toy sine: broadband, falling with frequency, different clip to clip."""
+    a, b = (
+        synthesize_clip(machine, 1, "source", None, 0.0, np.random.default_rng(i), 3.0, 16000) for i in (1, 2)
+    )
+    profile = _centred_profile(a)
+    assert 10.0 < profile[3:9].mean() - profile[-4:].mean() < 40.0, profile
+    assert profile.min() > -40.0, "every band carries some energy (background noise)"
+    assert not np.array_equal(a, b)
+    assert 0.2 < np.abs(_centred_profile(b) - profile).mean() < 3.0, "variation, but the same machine"
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize(
+    ("machine", "pattern"),
+    [
+        ("pump", "dcase2020_dev_sample/pump/test/normal_*.wav"),
+        ("fan", "dcase2020_dev_sample/fan/test/normal_*.wav"),
+        ("slider", "dcase2020_dev_sample/slider/test/normal_*.wav"),
+        ("valve", "dcase2020_dev_sample/valve/test/normal_*.wav"),
+        ("gearbox", "dcase2023_dev_sample/gearbox/*/*_normal_*.wav"),
+    ],
+)
+def test_spectral_profile_is_close_to_real_recordings(shared_data: Path, machine: str, pattern: str) -> None:
+    """Band levels (relative to their mean) within a few dB of the real DCASE clips of that machine."""
+    files = sorted(shared_data.glob(pattern))[:6]
+    assert files, pattern
+    real = np.mean([_centred_profile(sf.read(f, dtype="float64", always_2d=True)[0][:, 0]) for f in files], 0)
+    synth = np.mean(
+        [
+            _centred_profile(
+                synthesize_clip(machine, s, "source", None, 0.0, np.random.default_rng(s), 4.0, 16000)
+            )
+            for s in range(3)
+        ],
+        0,
+    )
+    assert np.sqrt(np.mean((real - synth) ** 2)) < 4.5, np.round(real - synth, 1)
+    assert np.abs(real - synth).max() < 9.0, np.round(real - synth, 1)

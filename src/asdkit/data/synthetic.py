@@ -24,11 +24,13 @@ and severity, the ground truth that file names do not carry.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
 import math
 import os
+import threading
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,7 +43,7 @@ import scipy.fft as sfft
 import soundfile as sf
 from scipy import signal
 
-from asdkit.utils.io import atomic_write_bytes, atomic_write_text
+from asdkit.utils.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,9 @@ ANOMALY_KINDS: dict[str, tuple[str, ...]] = {
 SEVERITY_LEVELS: dict[str, float] = {"low": 0.35, "high": 1.0}
 
 SYNTHETIC_LAYOUTS: tuple[str, ...] = ("dcase2022", "dcase2021", "dcase2020", "folder")
+
+#: Bumped whenever the same spec and seed would render different audio, so cached demo sets are rebuilt.
+GENERATOR_VERSION = 2
 TRUTH_FILE = "synthetic_truth.csv"
 
 _DOMAINS = ("source", "target")
@@ -106,8 +111,9 @@ class SyntheticSpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if isinstance(self.machines, str) or not self.machines:
-            raise ValueError("machines: give a non-empty tuple of machine names")
+        if isinstance(self.machines, str) or not isinstance(self.machines, Sequence) or not self.machines:
+            raise ValueError(f"machines: give a non-empty tuple of machine names, got {self.machines!r}")
+        object.__setattr__(self, "machines", tuple(self.machines))  # a list would make the spec unhashable
         unknown = [m for m in self.machines if m not in MACHINE_TYPES]
         if unknown:
             raise ValueError(f"machines: unknown {unknown}; known: {', '.join(MACHINE_TYPES)}")
@@ -198,13 +204,12 @@ def _noise(
 
 
 class _Ctx:
-    """One clip being rendered: its generator, length and the frequency grid of its spectrum."""
+    """One clip being rendered: its generator, length and sample rate, and the tools that draw from them."""
 
     def __init__(self, rng: np.random.Generator, duration: float, sample_rate: int) -> None:
         self.rng = rng
         self.sr = sample_rate
         self.n = max(16, round(duration * sample_rate))
-        self.freqs = np.fft.rfftfreq(self.n, 1.0 / sample_rate)
         self.nyquist = sample_rate / 2.0
         self._t: np.ndarray | None = None
 
@@ -334,10 +339,11 @@ _shape = lru_cache(maxsize=128)(_shape_uncached)
 
 
 def _unit_phasor(phase: np.ndarray) -> np.ndarray:
-    p = np.mod(phase, _TWO_PI).astype(np.float32)
+    """exp(i * phase) in single precision, the phase wrapped first so that float32 keeps its accuracy."""
+    p = (phase - _TWO_PI * np.floor(phase * (1.0 / _TWO_PI))).astype(np.float32)
     z = np.empty(len(p), dtype=np.complex64)
-    z.real = np.cos(p)
-    z.imag = np.sin(p)
+    np.cos(p, out=z.real)
+    np.sin(p, out=z.imag)
     return z
 
 
@@ -354,6 +360,7 @@ def _harmonic_sum(z: np.ndarray, coeffs: Sequence[complex | np.ndarray]) -> np.n
 
 
 def _coeffs(amps: np.ndarray, rng: np.random.Generator) -> list[complex]:
+    """Complex harmonic amplitudes with random phases: each clip starts its rotation somewhere else."""
     phases = rng.uniform(0.0, _TWO_PI, len(amps))
     return [complex(a * np.cos(p), a * np.sin(p)) for a, p in zip(amps, phases, strict=True)]
 
@@ -448,6 +455,7 @@ def _backgrounds(
 
 
 def _background_noise(ctx: _Ctx, bg: _Background) -> np.ndarray:
+    """Steady coloured noise with hum lines, plus intermittent events; about unit RMS."""
     gain = ctx.shape(("tilt", bg.alpha), ("bump", bg.hump_hz, 1.2, bg.hump_db), ("mic",))
     lines = [(f * (1.0 + 0.001 * ctx.rng.standard_normal()), _db(level)) for f, level in bg.hum]
     steady = ctx.noise(gain, lines, tilt_jitter=0.05)
@@ -522,6 +530,7 @@ class _Rotating:
 
 @lru_cache(maxsize=256)
 def _rotating(machine: str, section: int) -> _Rotating:
+    """The pump or gearbox of a section: speeds spread over sections, the rest drawn per section."""
     rng = _fixed_rng(machine, section, "section")
     u = _spread(section)
     gearbox = machine == "gearbox"
@@ -586,6 +595,7 @@ class _Fan:
 
 @lru_cache(maxsize=256)
 def _fan(machine: str, section: int) -> _Fan:
+    """The fan of a section: speed, blade count, turbulence spectrum and duct resonances."""
     rng = _fixed_rng(machine, section, "section")
     u = _spread(section)
     rpm0 = round(600 * 2.2**u / 10) * 10
@@ -633,6 +643,7 @@ class _Slider:
 
 @lru_cache(maxsize=256)
 def _slider(machine: str, section: int) -> _Slider:
+    """The slide of a section: velocity and acceleration (the attributes), stroke, dwell, resonances."""
     rng = _fixed_rng(machine, section, "section")
     u = _spread(section)
     vel0 = round(350 + 450 * u, -1)
@@ -675,6 +686,7 @@ class _Valve:
 
 @lru_cache(maxsize=256)
 def _valve(machine: str, section: int) -> _Valve:
+    """The valve of a section: open/close patterns (the attribute), click modes, flow hiss band."""
     rng = _fixed_rng(machine, section, "section")
     f1 = rng.uniform(900.0, 1800.0)
     base = 3 * section
@@ -759,6 +771,7 @@ def _rub(ctx: _Ctx, shaft_phase: np.ndarray, band: tuple[float, float], coverage
 def _render_rotating(
     machine: str, section: int, domain: str, anomaly: str | None, severity: float, ctx: _Ctx
 ) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
+    """Shaft harmonics with speed jitter, vane-pass/gear-mesh tones and side-bands, flow noise."""
     p = _rotating(machine, section)
     rng = ctx.rng
     rpm = int(rng.choice(p.rpm[domain]))
@@ -821,6 +834,7 @@ def _render_rotating(
 def _render_fan(
     machine: str, section: int, domain: str, anomaly: str | None, severity: float, ctx: _Ctx
 ) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
+    """Blade-pass tone and harmonics on slowly modulated turbulent noise shaped by the duct."""
     p = _fan(machine, section)
     rng = ctx.rng
     rpm = int(rng.choice(p.rpm[domain]))
@@ -886,6 +900,7 @@ def _render_fan(
 def _render_slider(
     machine: str, section: int, domain: str, anomaly: str | None, severity: float, ctx: _Ctx
 ) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
+    """Strokes with a trapezoidal velocity profile: motor whine, rail noise, end-stop impacts."""
     p = _slider(machine, section)
     rng = ctx.rng
     vel_mm = int(rng.choice(p.vel[domain]))
@@ -969,6 +984,7 @@ def _render_slider(
 def _render_valve(
     machine: str, section: int, domain: str, anomaly: str | None, severity: float, ctx: _Ctx
 ) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
+    """Open and close clicks ringing in the valve body, flow hiss while open, on a noise floor."""
     p = _valve(machine, section)
     rng = ctx.rng
     pattern = int(rng.choice(p.patterns[domain]))
@@ -1064,6 +1080,7 @@ def _render(
 
 
 def _to_pcm16(x: np.ndarray) -> np.ndarray:
+    """Round to 16-bit steps; values are kept far from full scale, the clip only guards against bugs."""
     return np.clip(np.round(x * 32768.0), -32768, 32767).astype(np.int16)
 
 
@@ -1092,6 +1109,8 @@ def synthesize_clip(
 
 @dataclass(frozen=True)
 class _Job:
+    """One clip to render: its identity (which seeds it) and, for anomalies, its kind and severity."""
+
     machine: str
     section: int
     domain: str
@@ -1103,6 +1122,7 @@ class _Job:
 
 
 def _jobs(spec: SyntheticSpec, layout: str) -> list[_Job]:
+    """Every clip of a run in a fixed order; anomalies cycle through kind x severity by index."""
     domains = ("source",) if layout == "dcase2020" else _DOMAINS
     jobs: list[_Job] = []
     levels = list(SEVERITY_LEVELS)
@@ -1123,6 +1143,7 @@ def _jobs(spec: SyntheticSpec, layout: str) -> list[_Job]:
 
 
 def _relative_path(job: _Job, layout: str, attrs: dict[str, str]) -> str:
+    """Where a clip goes under the root, following the file-name conventions of each layout."""
     state = "anomaly" if job.label else "normal"
     sec = f"{job.section:02d}"
     if layout == "dcase2020":
@@ -1140,6 +1161,25 @@ def _relative_path(job: _Job, layout: str, attrs: dict[str, str]) -> str:
     if job.split == "train":
         return f"{job.machine}/train/{name}"
     return f"{job.machine}/test/{state}/{name}"
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write beside ``path`` under a temporary name, then rename: a file with a final name is complete.
+
+    Unlike :func:`asdkit.utils.io.atomic_write_bytes` there is no fsync: a set of a thousand clips would
+    spend more time syncing than synthesising, and a lost clip is regenerated bit for bit.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A name unique to this process and thread, created by open() so the umask applies (mkstemp gives 0600).
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def _wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
@@ -1171,6 +1211,8 @@ def generate(
     Every wav is written atomically, so an interrupted run leaves only complete files; ``synthetic_truth.csv``
     at the root records each clip's anomaly kind and severity. ``workers`` threads render the clips (None:
     one for small sets, else one per CPU up to 8); the files are the same bytes whatever the number.
+    Files of the same names are replaced and other files under ``root`` are left alone, so generate into an
+    empty folder when the spec changes.
     """
     if layout not in SYNTHETIC_LAYOUTS:
         raise ValueError(f"layout: unknown {layout!r}; choose one of {', '.join(SYNTHETIC_LAYOUTS)}")
@@ -1254,7 +1296,7 @@ def _render_chunk(spec: SyntheticSpec, layout: str, root: str, jobs: Sequence[_J
             job.machine, job.section, job.domain, job.anomaly, severity, rng, spec.duration, spec.sample_rate
         )
         rel = _relative_path(job, layout, attrs)
-        atomic_write_bytes(Path(root) / rel, _wav_bytes(samples, spec.sample_rate))
+        _write_atomic(Path(root) / rel, _wav_bytes(samples, spec.sample_rate))
         rows.append(
             [
                 rel,

@@ -26,6 +26,8 @@ class ItemStream(IterableDataset):
     Clips are read ``clips_per_chunk`` at a time (memmaps, so only that chunk is in memory), their items
     shuffled within the chunk, and cut into batches. Each pass reshuffles with a new, seeded order, so runs
     repeat. Under DDP every rank reads its own share of clips and yields the same number of batches.
+    With ``labels`` (one int per clip, e.g. its section) each batch is ``(items, item_labels)`` instead,
+    the labels travelling with their items through the shuffle.
     """
 
     def __init__(
@@ -37,8 +39,11 @@ class ItemStream(IterableDataset):
         shuffle: bool = True,
         seed: int = 0,
         clips_per_chunk: int = 64,
+        labels: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
+        if labels is not None and len(labels) != len(arrays):
+            raise ValueError(f"{len(labels)} labels for {len(arrays)} clips")
         self.arrays = arrays
         self.items = items
         self.count = count
@@ -46,6 +51,7 @@ class ItemStream(IterableDataset):
         self.shuffle = shuffle
         self.seed = seed
         self.clips_per_chunk = clips_per_chunk
+        self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)
         self._passes = 0
 
     def _items_per_clip(self) -> np.ndarray:
@@ -60,7 +66,7 @@ class ItemStream(IterableDataset):
         per_rank = [int(counts[np.arange(r, len(counts), world)].sum()) for r in range(world)]
         return min(-(-n // self.batch_size) for n in per_rank)
 
-    def __iter__(self) -> Iterator[torch.Tensor]:
+    def __iter__(self) -> Iterator[torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
         rank, world = _rank_and_world()
         rng = np.random.default_rng([self.seed, self._passes])
         self._passes += 1
@@ -68,25 +74,39 @@ class ItemStream(IterableDataset):
         mine = [i for i in order if i % world == rank]
         remaining = self._batches_per_rank(world)
         carry: np.ndarray | None = None
+        carry_labels = np.zeros(0, dtype=np.int64)
         for start in range(0, len(mine), self.clips_per_chunk):
-            chunk = [
-                self.items(np.asarray(self.arrays[i], dtype=np.float32))
+            used = [
+                i
                 for i in mine[start : start + self.clips_per_chunk]
                 if self.count(self.arrays[i].shape[-1]) > 0
             ]
+            chunk = [self.items(np.asarray(self.arrays[i], dtype=np.float32)) for i in used]
             if not chunk:
                 continue
             batchable = np.concatenate(chunk)
+            labels = np.zeros(0, dtype=np.int64)
+            if self.labels is not None:
+                labels = np.repeat(self.labels[used], [len(c) for c in chunk])
             if self.shuffle:
-                batchable = batchable[rng.permutation(len(batchable))]
+                perm = rng.permutation(len(batchable))
+                batchable = batchable[perm]
+                labels = labels[perm] if self.labels is not None else labels
             if carry is not None and len(carry):
                 batchable = np.concatenate([carry, batchable])
+                labels = np.concatenate([carry_labels, labels])
             n_full = len(batchable) // self.batch_size * self.batch_size
             for s in range(0, n_full, self.batch_size):
                 if remaining == 0:
                     return
                 remaining -= 1
-                yield torch.from_numpy(np.ascontiguousarray(batchable[s : s + self.batch_size]))
-            carry = batchable[n_full:]
+                yield self._batch(batchable[s : s + self.batch_size], labels[s : s + self.batch_size])
+            carry, carry_labels = batchable[n_full:], labels[n_full:]
         if carry is not None and len(carry) and remaining > 0:
-            yield torch.from_numpy(np.ascontiguousarray(carry))
+            yield self._batch(carry, carry_labels)
+
+    def _batch(
+        self, items: np.ndarray, labels: np.ndarray
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        x = torch.from_numpy(np.ascontiguousarray(items))
+        return x if self.labels is None else (x, torch.from_numpy(np.ascontiguousarray(labels)))

@@ -6,35 +6,52 @@ import logging
 import tempfile
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import lightning as L
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
 
-LossFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
+#: (network, batch) -> scalar loss; a batch is a tensor of items or a tuple of tensors (items, labels, ...).
+LossFn = Callable[[nn.Module, Any], torch.Tensor]
+#: Epoch index -> factor on the learning rate (torch's LambdaLR), e.g. a ramp-down at the end of training.
+LrLambda = Callable[[int], float]
+
+
+def _batch_len(batch: Any) -> int:
+    return len(batch[0]) if isinstance(batch, (tuple, list)) else len(batch)
 
 
 class NetworkModule(L.LightningModule):
     """Wraps a plain network and a loss so that Lightning runs the loop (and DDP when asked)."""
 
-    def __init__(self, network: nn.Module, loss_fn: LossFn, learning_rate: float) -> None:
+    def __init__(
+        self, network: nn.Module, loss_fn: LossFn, learning_rate: float, lr_lambda: LrLambda | None = None
+    ) -> None:
         super().__init__()
         self.network = network
         self.loss_fn = loss_fn
         self.learning_rate = learning_rate
+        self.lr_lambda = lr_lambda
 
-    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         loss = self.loss_fn(self.network, batch)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch))
+        size = _batch_len(batch)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=size)
         return loss
 
-    def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
         loss = self.loss_fn(self.network, batch)
-        self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch))
+        size = _batch_len(batch)
+        self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=size)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.network.parameters(), lr=self.learning_rate)
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.Adam(self.network.parameters(), lr=self.learning_rate)
+        if self.lr_lambda is None:
+            return optimizer
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_lambda)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}
 
 
 class _History(L.Callback):
@@ -42,10 +59,17 @@ class _History(L.Callback):
 
     def __init__(self) -> None:
         self.epochs: list[dict[str, float]] = []
+        self._lr: float | None = None
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        # read here: an epoch-interval LR scheduler has already stepped by on_train_epoch_end
+        self._lr = float(trainer.optimizers[0].param_groups[0]["lr"]) if trainer.optimizers else None
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         row = {"epoch": float(trainer.current_epoch)}
         row.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.endswith("loss")})
+        if self._lr is not None:
+            row["lr"] = self._lr  # the rate this epoch trained with
         self.epochs.append(row)
 
 
@@ -62,12 +86,16 @@ def fit_network(
     devices: int | str = 1,
     strategy: str = "auto",
     progress: bool = False,
+    lr_lambda: LrLambda | None = None,
 ) -> list[dict[str, float]]:
-    """Train ``network`` in place; returns the per-epoch loss history."""
+    """Train ``network`` in place; returns the per-epoch loss (and learning-rate) history.
+
+    ``lr_lambda(epoch)`` scales the learning rate per epoch (LambdaLR); None keeps it constant.
+    """
     L.seed_everything(seed, workers=True, verbose=False)
     for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    module = NetworkModule(network, loss_fn, learning_rate)
+    module = NetworkModule(network, loss_fn, learning_rate, lr_lambda)
     history = _History()
     with tempfile.TemporaryDirectory(prefix="asdkit-train-") as root, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
