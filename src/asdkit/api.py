@@ -170,6 +170,7 @@ def train(
     if debug:
         train_clips = _debug_subset(train_clips, DEBUG_TRAIN_CLIPS_PER_SECTION)
     detectors: dict[str, Detector] = {}
+    proxy_pool: list[Clip] | None = None  # other machine types' clips, for detectors that ask for them
     for machine in manifest.machines():
         clips = train_clips.filter(machine=machine, label=0).clips + [
             c for c in train_clips.filter(machine=machine) if c.label is None
@@ -182,6 +183,16 @@ def train(
         if len(X) == 0:
             raise DataError(f"{machine}: every training clip was unreadable ({skipped[0][1]})")
         detector = make_detector(model, params, seed, debug)
+        if _wants_proxy_machines(detector):
+            if proxy_pool is None:
+                proxy_pool = _normal_training_clips_of_tree(manifest, debug)
+            others = [c for c in proxy_pool if c.machine != machine]
+            X_other = None
+            if others:
+                _say(progress, f"{machine}: features of {len(others)} proxy clips of other machine types")
+                X_other, bad = load_features(others, features, cache_dir, progress=progress is not None)
+                _warn_skipped(machine, "proxy", bad)
+            detector.set_proxy_data(X_other)  # type: ignore[attr-defined]
         _say(progress, f"{machine}: training {model} on {len(X)} clips")
         start = time.perf_counter()
         detector.fit(X)
@@ -436,6 +447,28 @@ def _evaluate_clips(
         return None
     write_result_csv(evaluation, out / "result.csv")
     return evaluation
+
+
+def _wants_proxy_machines(detector: Detector) -> bool:
+    """Detectors that declare ``uses_proxy_machines`` get other machine types' clips (proxy outliers)."""
+    if not getattr(detector, "uses_proxy_machines", False):
+        return False
+    wants = getattr(detector, "wants_proxy_machines", None)
+    return bool(wants()) if callable(wants) else True
+
+
+def _normal_training_clips_of_tree(manifest: Manifest, debug: bool) -> list[Clip]:
+    """Normal training clips of every machine type in the tree (also those a ``machines`` filter left out)."""
+    pool = manifest
+    if manifest.root is not None:
+        try:
+            pool = scan_data(manifest.root, manifest.layout)
+        except AsdkitError:
+            pool = manifest
+    pool = pool.filter(split=TRAIN)
+    if debug:
+        pool = _debug_subset(pool, DEBUG_TRAIN_CLIPS_PER_SECTION)
+    return [c for c in pool if c.label in (0, None)]
 
 
 def _debug_subset(manifest: Manifest, per_set: int) -> Manifest:
