@@ -217,10 +217,17 @@ def score(
     paths: Sequence[Path | str],
     *,
     machine: str | None = None,
+    section: str | None = None,
     cache_dir: Path | None = None,
     progress: Progress | None = None,
 ) -> tuple[list[ScoredClip], list[tuple[Path, str]]]:
-    """Score wav files (or folders of them) with a trained model; returns scored and skipped clips."""
+    """Score wav files (or folders of them) with a trained model; returns scored and skipped clips.
+
+    Section-conditioned detectors need each clip's section: ``section`` if given, else the one in a DCASE
+    file name (``section_01_...``, ``id_01_...``), else "00".
+    """
+    from asdkit.data.layouts.common import section_from_name
+
     models = model_or_run if isinstance(model_or_run, dict) else load_models(model_or_run)
     files = _expand_wavs(paths)
     by_machine: dict[str, list[Path]] = {}
@@ -230,7 +237,9 @@ def score(
     skipped: list[tuple[Path, str]] = []
     for name, group in by_machine.items():
         detector = models[name]
-        clips = [Clip(path=f, machine=name, section="00") for f in group]
+        clips = [
+            Clip(path=f, machine=name, section=section or section_from_name(f.name) or "00") for f in group
+        ]
         X, bad = load_features(clips, detector.feature_config_, cache_dir, progress=progress is not None)
         skipped += bad
         if len(X):

@@ -36,12 +36,16 @@ def _features(n: int, anomalous: bool, rng: np.random.Generator, frames: int = 4
 #: The AE's optional input scaling is on: raw dB input needs far more steps than a unit test gives it to learn
 #: the level (test_autoencoder.py checks that the raw-input baseline does learn it, given the steps).
 QUICK = {"epochs": 30, "batch_size": 128, "accelerator": "cpu", "seed": 0, "standardise": True}
+#: Upper bounds on network sizes (the separable case needs no wide layers), applied where a detector has them.
+SIZE_CAPS = {"hidden": 128, "n_blocks": 2}
 
 
 def _small(name: str) -> Detector:
     cls = get_detector_class(name)
     known = cls().get_params()
-    return create_detector(name, **{k: v for k, v in QUICK.items() if k in known})  # type: ignore[return-value]
+    params = {k: v for k, v in QUICK.items() if k in known}
+    params |= {k: min(cap, known[k]) for k, cap in SIZE_CAPS.items() if k in known}
+    return create_detector(name, **params)  # type: ignore[return-value]
 
 
 @pytest.fixture(scope="module")

@@ -381,3 +381,20 @@ def test_real_dcase2023_dev_sample(shared_data: Path) -> None:
 def test_real_mimii_raw_tree_is_not_a_dcase_layout(shared_data: Path) -> None:
     with pytest.raises(DataError, match=r"found 8 wav file\(s\), first: 0_dB_pump/pump/id_00/"):
         detect(shared_data / "mimii_raw_sample")
+
+
+@pytest.mark.parametrize(
+    ("name", "section"),
+    [
+        ("section_01_source_test_normal_0001_car_A1.wav", "01"),
+        ("section_02_0003.wav", "02"),
+        ("normal_id_04_00000001.wav", "04"),
+        ("id_06_00000001.wav", "06"),
+        ("recording_2026-11-22.wav", None),
+        ("my_section_7.wav", None),
+    ],
+)
+def test_section_from_loose_file_names(name, section):
+    from asdkit.data.layouts.common import section_from_name
+
+    assert section_from_name(name) == section

@@ -217,6 +217,13 @@ def score(
     machine: Annotated[
         str | None, typer.Option("--machine", help="Which machine type's model to use.")
     ] = None,
+    section: Annotated[
+        str | None,
+        typer.Option(
+            "--section",
+            help="Section of the clips, for section-conditioned models (default: from DCASE file names).",
+        ),
+    ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write CSV here instead of stdout.")
     ] = None,
@@ -229,11 +236,13 @@ def score(
         asdkit score runs/ae fan_recordings/
 
         asdkit score runs/ae/models/fan new_clip.wav --output scores.csv
+
+        asdkit score runs/made/models/fan new_clip.wav --section 01
     """
     from asdkit import api
     from asdkit.utils.io import atomic_write_text
 
-    scored, skipped = api.score(model, paths, machine=machine, cache_dir=cache_dir)
+    scored, skipped = api.score(model, paths, machine=machine, section=section, cache_dir=cache_dir)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["file", "machine", "score", "decision", "threshold"])

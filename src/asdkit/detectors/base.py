@@ -87,8 +87,12 @@ class Detector:
             raise ValueError(f"{self.name}: no training clips")
         self.feature_config_ = X.config
         self._fit(X)
-        self.threshold_ = gamma_threshold(self._score(X))
+        self.threshold_ = gamma_threshold(self._threshold_scores(X))
         return self
+
+    def _threshold_scores(self, X: ClipFeatures) -> np.ndarray:
+        """Normal scores the threshold is fitted to: the training clips', unless a detector held some out."""
+        return self._score(X)
 
     def anomaly_score(self, X: ClipFeatures) -> np.ndarray:
         self._check_fitted()

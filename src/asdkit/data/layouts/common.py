@@ -38,7 +38,16 @@ EVAL2021_NAME = re.compile(
 #: 2022-2025 ``section_00_0000.wav``.
 EVAL2022_NAME = re.compile(r"^section_(?P<section>\d+)_(?P<number>\d+)\.wav$", re.I)
 
+#: The section (or 2020 machine id) anywhere in a DCASE-style name, for loose files scored outside a layout.
+_ANY_SECTION = re.compile(r"(?:^|_)(?:section|id)_(?P<section>\d+)_", re.I)
+
 _GLUED = re.compile(r"^(?P<key>[A-Za-z][A-Za-z-]*?)(?P<value>\d+(?:\.\d+)?)$")
+
+
+def section_from_name(name: str) -> str | None:
+    """The section a DCASE file name carries (``section_01_...``, ``id_02_...``), or None."""
+    match = _ANY_SECTION.search(name)
+    return match.group("section") if match else None
 
 
 def label_from_word(word: str) -> int:
