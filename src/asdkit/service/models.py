@@ -172,7 +172,7 @@ def pick_model(models: dict[str, ServedModel], name: str | None) -> ServedModel:
         if len(models) == 1:
             return next(iter(models.values()))
         names = ", ".join(sorted(models))
-        raise ModelError(f"several models are served ({names}); choose one with model=NAME")
+        raise ModelError(f"several models are served ({names}); choose one with model=NAME (--machine)")
     if name not in models:
         raise UnknownModelError(f"unknown model {name!r}; this service has: {', '.join(sorted(models))}")
     return models[name]
