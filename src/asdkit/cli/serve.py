@@ -13,6 +13,15 @@ from asdkit.errors import AsdkitError
 ModelArg = Annotated[Path, typer.Argument(help="A model folder or a run directory (models/<machine>/).")]
 
 
+def _require(extra: str, *modules: str) -> None:
+    """A one-line error naming the extra to install when an optional dependency is missing."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise AsdkitError(f"{', '.join(missing)} not installed: pip install 'asdkit[{extra}]'")
+
+
 def _loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -55,6 +64,7 @@ def serve(
 
         curl -F file=@clip.wav 'http://127.0.0.1:8000/score?model=fan'
     """
+    _require("serve", "fastapi", "uvicorn", "multipart")
     import uvicorn
 
     from asdkit.service.app import create_app
@@ -142,11 +152,13 @@ def export(
 
         asdkit export runs/ae/models/pump --format onnx --precision float32
     """
-    from asdkit.export.onnx import export_onnx
     from asdkit.service.models import load_served_models, pick_model
 
     if format != "onnx":
         raise AsdkitError(f"--format {format!r}: only 'onnx' is supported")
+    _require("onnx", "onnx")
+    from asdkit.export.onnx import export_onnx
+
     served = pick_model(load_served_models(model), machine)
     out = output if output is not None else Path(f"{served.name}.onnx")
     metadata = {"machine": served.name, "model_version": served.version}
