@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -150,3 +152,18 @@ def test_token_is_required_when_set(run_dir, wav):
         assert wrong.status_code == 401
         ok = c.post("/score", files=_upload(wav), headers={"Authorization": "Bearer s3cret"})
         assert ok.status_code == 200 and ok.json()["machine"] == "fan"
+
+
+def test_the_service_path_never_imports_lightning(run_dir, wav):
+    code = (
+        "import io, sys\n"
+        "from asdkit.service.app import create_app\n"
+        "from asdkit.service.models import load_served_models, score_audio\n"
+        "from asdkit.service.watch import FolderWatcher\n"
+        "from asdkit.export.onnx import export_onnx\n"
+        f"models = load_served_models({str(run_dir)!r})\n"
+        "create_app(models)\n"
+        f"score_audio(models['fan'], {str(wav)!r}, 'clip.wav')\n"
+        "assert not [m for m in sys.modules if m.startswith(('lightning', 'pytorch_lightning'))]\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
