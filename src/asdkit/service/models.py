@@ -12,7 +12,7 @@ import io
 import json
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -34,7 +34,6 @@ class ServedModel:
     version: str
     config: dict[str, Any]
     metrics: dict[str, Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
         """The model's configuration, threshold and (from its run directory) the results it reached."""

@@ -68,7 +68,7 @@ class FolderWatcher:
             name = path.name
             if name.startswith((".", "~")) or path.suffix.lower() in TEMP_SUFFIXES:
                 continue
-            if path.suffix.lower() in AUDIO_SUFFIXES and path.is_file() and path != self.log_path:
+            if path.suffix.lower() in AUDIO_SUFFIXES and path.is_file():
                 yield path
 
     def scan(self, now: float | None = None) -> tuple[list[tuple[Path, Key]], int]:
