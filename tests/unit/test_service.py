@@ -103,6 +103,12 @@ def test_batch_scores_good_files_and_counts_bad_ones(client, wav, tmp_path):
         ({}, 422, "missing form field 'file'"),
         ({"content": b"\x00" * 100, "headers": {"content-type": "audio/wav"}}, 422, "missing form field"),
         ({"files": {"file": ("big.wav", b"\x00" * (2 * 2**20), "audio/wav")}}, 413, "limit of 1 MB"),
+        (
+            {"content": b"junk", "headers": {"content-type": "multipart/form-data; boundary=x"}},
+            400,
+            "multipart",
+        ),
+        ({"data": {"file": "not a file"}}, 422, "Expected UploadFile"),
     ],
 )
 def test_bad_uploads_get_a_4xx_json_error(client, kwargs, status, message):
