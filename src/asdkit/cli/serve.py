@@ -144,7 +144,7 @@ def export(
     """Export the scoring path (log-mel, network, clip mean) as one ONNX model taking a waveform.
 
     Input "waveform" [batch, samples], float32 mono at the model's sample rate; output "score" [batch].
-    The threshold and feature settings are in the ONNX metadata. Dense AE ("ae") models only.
+    The threshold and feature settings are in the ONNX metadata. Detectors: ae, vae, idnn.
 
     Examples:
 
