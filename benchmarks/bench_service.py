@@ -7,7 +7,9 @@ Without ``--model`` it trains the official-shape dense AE (640-128x4-8) for one 
 process (``python -m asdkit serve``), the clients here (asyncio + httpx), each client sending one clip
 after another; every level stops at ``--requests`` requests or ``--time-limit`` seconds. The reference
 row scores the same clips in this process, one after another, through the service's own scoring function
-(decode, log-mel, network) without HTTP. Target: no errors and p99 < 100 ms at 8 clients on 2 cores.
+(decode, log-mel, network) without HTTP; ``scoring_p50_ms`` is that function's time inside the server
+(what the rest of the latency spends on HTTP and waiting). Target: no errors and p99 < 100 ms at 8
+clients on 2 cores.
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ def reference_row(model_path: Path, clips: list[bytes], requests: int, time_limi
         "errors": 0,
         "clips_per_s": len(latencies) / elapsed,
         **percentiles(latencies),
+        "scoring_p50_ms": float(np.median(latencies)) * 1e3,
     }
 
 
@@ -108,6 +111,7 @@ async def load_level(url: str, clips: list[bytes], clients: int, requests: int, 
     import httpx
 
     latencies: list[float] = []
+    scoring_ms: list[float] = []  # the server's own decode + features + network time per clip
     errors = 0
     issued = 0
     deadline = time.perf_counter() + time_limit
@@ -126,6 +130,8 @@ async def load_level(url: str, clips: list[bytes], clients: int, requests: int, 
                 ok = False
             latencies.append(time.perf_counter() - t)
             errors += not ok
+            if ok:
+                scoring_ms.append(response.json()["timing_ms"]["total"])
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(timeout=30, limits=limits) as http:
@@ -140,6 +146,7 @@ async def load_level(url: str, clips: list[bytes], clients: int, requests: int, 
         "errors": errors,
         "clips_per_s": len(latencies) / elapsed,
         **percentiles(latencies),
+        "scoring_p50_ms": float(np.median(scoring_ms)) if scoring_ms else float("nan"),
     }
 
 

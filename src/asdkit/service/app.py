@@ -118,7 +118,7 @@ def create_app(
     )
     app.add_middleware(BodyLimit, max_bytes=int(max_upload_mb * 2**20))
 
-    def authorised(request: Request) -> None:
+    async def authorised(request: Request) -> None:  # async: no thread hop per request
         if token is None:
             return
         given = request.headers.get("authorization", "")
