@@ -8,8 +8,9 @@ process (``python -m asdkit serve``), the clients here (asyncio + httpx), each c
 after another; every level stops at ``--requests`` requests or ``--time-limit`` seconds. The reference
 row scores the same clips in this process, one after another, through the service's own scoring function
 (decode, log-mel, network) without HTTP; ``scoring_p50_ms`` is that function's time inside the server
-(what the rest of the latency spends on HTTP and waiting). Target: no errors and p99 < 100 ms at 8
-clients on 2 cores.
+(what the rest of the latency spends on HTTP and waiting), and ``cpu_ms_per_clip`` the CPU time that the
+server and the clients together spent per clip, which the machine's other load does not inflate much.
+Target: no errors and p99 < 100 ms at 8 clients on 2 cores.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ def reference_row(model_path: Path, clips: list[bytes], requests: int, time_limi
     model = next(iter(load_served_models(model_path).values()))
     score_audio(model, io.BytesIO(clips[0]), "warmup.wav")
     latencies = []
+    cpu_start = time.process_time()
     start = time.perf_counter()
     for i in range(requests):
         t = time.perf_counter()
@@ -104,10 +106,22 @@ def reference_row(model_path: Path, clips: list[bytes], requests: int, time_limi
         "clips_per_s": len(latencies) / elapsed,
         **percentiles(latencies),
         "scoring_p50_ms": float(np.median(latencies)) * 1e3,
+        "cpu_ms_per_clip": (time.process_time() - cpu_start) / len(latencies) * 1e3,
     }
 
 
-async def load_level(url: str, clips: list[bytes], clients: int, requests: int, time_limit: float) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def load_level(
+    url: str, clips: list[bytes], clients: int, requests: int, time_limit: float, server_pid: int
+) -> dict:
     import httpx
 
     latencies: list[float] = []
@@ -136,9 +150,12 @@ async def load_level(url: str, clips: list[bytes], clients: int, requests: int, 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(timeout=30, limits=limits) as http:
         await http.post(f"{url}/score", files={"file": ("warm.wav", clips[0], "audio/wav")})
+        cpu_server, cpu_here = cpu_seconds(server_pid), time.process_time()
         start = time.perf_counter()
         await asyncio.gather(*(client(http) for _ in range(clients)))
         elapsed = time.perf_counter() - start
+        cpu_server = cpu_seconds(server_pid) - cpu_server
+        cpu_here = time.process_time() - cpu_here
     return {
         "name": "HTTP /score",
         "clients": clients,
@@ -147,6 +164,7 @@ async def load_level(url: str, clips: list[bytes], clients: int, requests: int, 
         "clips_per_s": len(latencies) / elapsed,
         **percentiles(latencies),
         "scoring_p50_ms": float(np.median(scoring_ms)) if scoring_ms else float("nan"),
+        "cpu_ms_per_clip": (cpu_server + cpu_here) / max(len(latencies), 1) * 1e3,
     }
 
 
@@ -211,7 +229,9 @@ def main() -> None:
         try:
             wait_healthy(url, server)
             for clients in args.clients:
-                rows.append(asyncio.run(load_level(url, clips, clients, args.requests, args.time_limit)))
+                rows.append(
+                    asyncio.run(load_level(url, clips, clients, args.requests, args.time_limit, server.pid))
+                )
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -102,6 +102,10 @@ def create_app(
         raise AsdkitError(f"--max-upload-mb must be positive, got {max_upload_mb}")
     if workers < 1:
         raise AsdkitError(f"workers must be at least 1, got {workers}")
+    # One torch thread per scoring thread: ``workers`` clips at once use ``workers`` cores, no more. Setting
+    # it in a worker changes torch's process-wide default, so shutting down restores it (as the feature
+    # extractor's pool does).
+    threads = torch.get_num_threads()
     pool = ThreadPoolExecutor(workers, "asdkit-score", initializer=torch.set_num_threads, initargs=(1,))
     started = time.time()
 
@@ -109,6 +113,7 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         pool.shutdown(wait=True, cancel_futures=True)
+        torch.set_num_threads(threads)
 
     app = FastAPI(
         title="asdkit scoring service",
