@@ -54,6 +54,13 @@ def test_score_matches_the_offline_scoring_path(client, run_dir, wav, tmp_path):
     assert body["timing_ms"]["total"] > 0 and body["duration_s"] == 1.0
 
 
+def test_section_comes_from_the_query_or_the_file_name(client, wav):
+    assert client.post("/score?model=fan&section=3", files=_upload(wav)).json()["section"] == "03"
+    assert client.post("/score?model=fan", files=_upload(wav, "clip.wav")).json()["section"] is None
+    bad = client.post("/score?model=fan&section=x1", files=_upload(wav))
+    assert bad.status_code == 400 and "section 'x1'" in bad.json()["error"]
+
+
 def test_models_are_chosen_by_name(client, wav):
     pump = client.post("/score", params={"model": "pump"}, files=_upload(wav)).json()
     fan = client.post("/score", params={"model": "fan"}, files=_upload(wav)).json()

@@ -32,6 +32,9 @@ DEFAULT_MAX_UPLOAD_MB = 20.0
 ModelQuery = Annotated[
     str | None, Query(description="Model (machine type) to use; may be left out when only one is served.")
 ]
+SectionQuery = Annotated[
+    str | None, Query(description="Section of the clips (digits); default: from DCASE-style file names.")
+]
 
 
 class BodyLimit:
@@ -141,13 +144,13 @@ def create_app(
         except AsdkitError as exc:
             raise HTTPException(400, str(exc)) from None
 
-    async def score_upload(model: ServedModel, upload: UploadFile) -> dict[str, Any]:
+    async def score_upload(model: ServedModel, upload: UploadFile, section: str | None) -> dict[str, Any]:
         name = upload.filename or "upload"
         data = await upload.read()
         if not data:
             raise AsdkitError(f"{name}: empty upload (0 bytes)")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(pool, score_audio, model, io.BytesIO(data), name)
+        return await loop.run_in_executor(pool, score_audio, model, io.BytesIO(data), name, section)
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
@@ -176,17 +179,20 @@ def create_app(
         return chosen(model).describe()
 
     @app.post("/score", summary="Score one uploaded clip (multipart field 'file')", dependencies=[Auth])
-    async def score(file: Annotated[UploadFile, File()], model: ModelQuery = None) -> dict[str, Any]:
-        return await score_upload(chosen(model), file)
+    async def score(
+        file: Annotated[UploadFile, File()], model: ModelQuery = None, section: SectionQuery = None
+    ) -> dict[str, Any]:
+        return await score_upload(chosen(model), file, section)
 
     @app.post(
         "/score/batch", summary="Score several uploaded clips (repeated field 'files')", dependencies=[Auth]
     )
     async def score_batch(
-        files: Annotated[list[UploadFile], File()], model: ModelQuery = None
+        files: Annotated[list[UploadFile], File()], model: ModelQuery = None, section: SectionQuery = None
     ) -> JSONResponse:
         served = chosen(model)
-        outcomes = await asyncio.gather(*(score_upload(served, f) for f in files), return_exceptions=True)
+        jobs = (score_upload(served, f, section) for f in files)
+        outcomes = await asyncio.gather(*jobs, return_exceptions=True)
         results, errors = [], []
         for upload, outcome in zip(files, outcomes, strict=True):
             if isinstance(outcome, AsdkitError):

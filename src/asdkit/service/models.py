@@ -121,14 +121,20 @@ def section_of(filename: str) -> str | None:
     return match.group(1).zfill(2) if match else None
 
 
-def score_audio(model: ServedModel, source: str | BinaryIO, filename: str) -> dict[str, Any]:
+def score_audio(
+    model: ServedModel, source: str | BinaryIO, filename: str, section: str | None = None
+) -> dict[str, Any]:
     """Score one clip (a path or an open binary stream); raises AudioError / DataError on bad input.
 
     Another sample rate is resampled to the model's (soxr, as training data would be) and the result says
-    so in ``note``; the decision compares the score with the model's threshold (score > threshold).
+    so in ``note``; the decision compares the score with the model's threshold (score > threshold). The
+    clip's section is ``section``, else the one in a DCASE-style file name, else "00".
     """
     from asdkit.features.logmel import compute_logmel
 
+    if section is not None and not section.isdigit():
+        raise DataError(f"section {section!r}: expected digits such as 00 or 01")
+    section = section.zfill(2) if section is not None else section_of(filename)
     detector = model.detector
     config = detector.feature_config_
     t0 = time.perf_counter()
@@ -136,7 +142,7 @@ def score_audio(model: ServedModel, source: str | BinaryIO, filename: str) -> di
     t1 = time.perf_counter()
     arrays = compute_logmel([wave], config, workers=1)
     t2 = time.perf_counter()
-    clip = Clip(path=Path(filename), machine=model.name, section=section_of(filename) or "00")
+    clip = Clip(path=Path(filename), machine=model.name, section=section or "00")
     try:
         value = float(detector.anomaly_score(ClipFeatures(arrays, [clip], config))[0])
     except ValueError as exc:  # e.g. a clip shorter than the frames one network input needs
@@ -146,7 +152,7 @@ def score_audio(model: ServedModel, source: str | BinaryIO, filename: str) -> di
         "file": filename,
         "model": model.name,
         "machine": model.name,
-        "section": section_of(filename),
+        "section": section,
         "score": value,
         "threshold": detector.threshold_,
         "decision": int(value > detector.threshold_),
