@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from asdkit.cli import serve as serve_cli
 from asdkit.cli.plot import plot_app
 from asdkit.errors import AsdkitError
 
@@ -351,6 +352,9 @@ def detectors() -> None:
 
 
 app.add_typer(plot_app, name="plot", help="Figures: reconstruction view.")
+app.command()(serve_cli.serve)
+app.command()(serve_cli.watch)
+app.command()(serve_cli.export)
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import numpy as np
 import soundfile as sf
@@ -28,27 +28,40 @@ def load_audio(path: Path | str, sample_rate: int = 16000, channel: Channel = 0)
         raise AudioError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: empty file (0 bytes)")
+    wave, rate = decode_audio(str(path), path, sample_rate, channel)
+    if rate != sample_rate:
+        log.warning("%s: sample rate %d Hz, resampling to %d Hz", path, rate, sample_rate)
+    return wave
+
+
+def decode_audio(
+    source: str | BinaryIO, name: Path | str, sample_rate: int = 16000, channel: Channel = 0
+) -> tuple[np.ndarray, int]:
+    """Decode a file name or an open binary stream (an upload); returns the waveform and its original rate.
+
+    The checks and conversions of :func:`load_audio`, without its warning: a caller that resamples
+    silently (the service) reports the original rate itself. ``name`` is what error messages call it.
+    """
     try:
-        with sf.SoundFile(str(path)) as f:
+        with sf.SoundFile(source) as f:
             rate = f.samplerate
             if f.subtype == "PCM_16":
                 # Integer read + one scale: the values of a float read (x / 32768), a third of the time.
                 data = f.read(dtype="int16", always_2d=True).astype(np.float32) * np.float32(1 / 32768)
             else:
                 data = f.read(dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-        raise AudioError(f"{path}: not readable as audio ({_short(exc)})") from None
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
+        raise AudioError(f"{name}: not readable as audio ({_short(exc)})") from None
     if data.shape[0] == 0:
-        raise AudioError(f"{path}: contains no samples")
-    wave = _pick_channel(data, channel, path)
+        raise AudioError(f"{name}: contains no samples")
+    wave = _pick_channel(data, channel, name)
     if not np.all(np.isfinite(wave)):
-        raise AudioError(f"{path}: contains NaN or infinite samples")
+        raise AudioError(f"{name}: contains NaN or infinite samples")
     if rate != sample_rate:
-        log.warning("%s: sample rate %d Hz, resampling to %d Hz", path, rate, sample_rate)
         wave = resample(wave, rate, sample_rate)
     if not np.any(wave):
-        raise AudioError(f"{path}: silent (all samples are zero)")
-    return np.ascontiguousarray(wave, dtype=np.float32)
+        raise AudioError(f"{name}: silent (all samples are zero)")
+    return np.ascontiguousarray(wave, dtype=np.float32), rate
 
 
 def resample(wave: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
@@ -57,7 +70,7 @@ def resample(wave: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
     return soxr.resample(wave, rate, target_rate, quality="HQ").astype(np.float32)
 
 
-def _pick_channel(data: np.ndarray, channel: Channel, path: Path) -> np.ndarray:
+def _pick_channel(data: np.ndarray, channel: Channel, path: Path | str) -> np.ndarray:
     n_channels = data.shape[1]
     if channel == "mix":
         return data.mean(axis=1)

@@ -77,7 +77,7 @@ class IdnnDetector(ReconstructionDetector):
 
     def _inputs_targets(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Context frames (flattened, in order, centre left out) and the centre frame."""
-        frames = batch.reshape(len(batch), self.n_frames, -1)
+        frames = batch.reshape(batch.shape[0], self.n_frames, -1)  # shape[0] traces as dynamic (ONNX)
         centre = self.n_frames // 2
         context = torch.cat([frames[:, :centre], frames[:, centre + 1 :]], dim=1)
         return context.flatten(1), frames[:, centre]

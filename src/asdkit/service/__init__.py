@@ -1,0 +1,1 @@
+"""Monitoring in production: the HTTP scoring service and the folder watcher (no Lightning on this path)."""
