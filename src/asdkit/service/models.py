@@ -10,18 +10,16 @@ import csv
 import hashlib
 import io
 import json
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from asdkit.data.audio import decode_audio
+from asdkit.data.layouts.common import section_from_name
 from asdkit.data.manifest import Clip
 from asdkit.detectors.base import CONFIG_NAME, WEIGHTS_NAME, ClipFeatures, Detector, read_model_config
 from asdkit.errors import DataError, ModelError
-
-_SECTION = re.compile(r"(?:section|id)_(\d+)")
 
 
 @dataclass
@@ -115,12 +113,6 @@ def _machine_rows(text: str, machine: str) -> list[dict[str, str]]:
     return []
 
 
-def section_of(filename: str) -> str | None:
-    """The section (2021+) or machine id (2020) in a DCASE-style file name, if there is one."""
-    match = _SECTION.search(filename)
-    return match.group(1).zfill(2) if match else None
-
-
 def score_audio(
     model: ServedModel, source: str | BinaryIO, filename: str, section: str | None = None
 ) -> dict[str, Any]:
@@ -134,7 +126,7 @@ def score_audio(
 
     if section is not None and not section.isdigit():
         raise DataError(f"section {section!r}: expected digits such as 00 or 01")
-    section = section.zfill(2) if section is not None else section_of(filename)
+    section = section.zfill(2) if section is not None else section_from_name(filename)
     detector = model.detector
     config = detector.feature_config_
     t0 = time.perf_counter()
