@@ -156,9 +156,7 @@ def _unit(scheme: str) -> str:
 
 def run_figures(record: RunRecord, kinds: Sequence[str] = KINDS) -> dict[str, Any]:
     """Figures of a run by file stem (``loss_<machine>``, ``scores_<machine>_section_XX``, ``roc_...``)."""
-    unknown = sorted(set(kinds) - set(KINDS))
-    if unknown:
-        raise DataError(f"unknown plot kind {unknown[0]!r} (known: {', '.join(KINDS)})")
+    _check_kinds(kinds)
     figures: dict[str, Any] = {}
     if "loss" in kinds:
         for machine, history in sorted(record.histories.items()):
@@ -180,6 +178,12 @@ def run_figures(record: RunRecord, kinds: Sequence[str] = KINDS) -> dict[str, An
     return figures
 
 
+def _check_kinds(kinds: Sequence[str]) -> None:
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown:
+        raise DataError(f"unknown plot kind {unknown[0]!r} (known: {', '.join(KINDS)})")
+
+
 def png_bytes(figure: Any) -> bytes:
     buf = io.BytesIO()
     figure.savefig(buf, format="png", dpi=DPI)
@@ -190,6 +194,7 @@ def write_run_plots(
     run_dir: Path | str, out_dir: Path | str | None = None, kinds: Sequence[str] = KINDS
 ) -> list[Path]:
     """Write the run's figures as PNGs (default ``RUN/plots/``); returns the paths written."""
+    _check_kinds(kinds)
     record = load_run(run_dir)
     out = Path(out_dir) if out_dir is not None else record.run_dir / PLOTS_DIR
     written = []
