@@ -195,6 +195,8 @@ def _finish_run(result: Any) -> None:
     if result.evaluation is not None:
         typer.echo(f"  results: {result.result_csv}")
     typer.echo(f"  models: {result.run_dir / 'models'}")
+    if (result.run_dir / "plots").is_dir():
+        typer.echo(f"  figures: {result.run_dir / 'plots'}  (one page: asdkit report {result.run_dir})")
 
 
 @app.command()
