@@ -19,7 +19,7 @@ from asdkit.data.manifest import TEST, TRAIN, Clip, Manifest
 from asdkit.detectors.base import CONFIG_NAME, ClipFeatures, Detector, environment_versions
 from asdkit.errors import AsdkitError, DataError, ModelError
 from asdkit.features.config import FeatureConfig
-from asdkit.tracking import TrackingOptions
+from asdkit.tracking import TrackingOptions, log_run, tensorboard_logging
 from asdkit.utils.io import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -168,8 +168,6 @@ def train(
 
     With ``out``, the training is logged to MLflow (``tracking``; see :mod:`asdkit.tracking`).
     """
-    from asdkit.tracking import log_run, tensorboard_logging
-
     tracking = tracking or TrackingOptions()
     manifest = data if isinstance(data, Manifest) else scan_data(data, layout, machines)
     if isinstance(data, Manifest) and machines:
@@ -303,8 +301,6 @@ def run(
     written atomically; ``config.json`` says ``"status": "complete"`` only after the last one. Figures go
     to plots/ (unless ``plots`` is False) and the finished run is logged to MLflow (``tracking``).
     """
-    from asdkit.tracking import log_run
-
     tracking = tracking or TrackingOptions()
     out = Path(out)
     timings: dict[str, float] = {}

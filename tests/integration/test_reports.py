@@ -214,3 +214,23 @@ def test_report_renders_in_headless_chromium(chromium, report, run_dir, tmp_path
     image = _check_png(shot, (1280, 1800), (1280, 1800))
     ink = (image[..., :3].mean(axis=2) < 0.9).mean()
     assert ink > 0.02, f"the screenshot is almost blank ({ink:.1%} non-white)"
+
+
+def test_terminal_table_ends_with_the_row_over_all_machine_types():
+    from rich.console import Console
+
+    from asdkit.metrics import ScoreTable, evaluate
+    from asdkit.reports.console import print_evaluation
+
+    records = _records() + [
+        ScoreRecord("pump", r.section, r.domain, r.label, r.score * 0.5) for r in _records()
+    ]
+    evaluation = evaluate(ScoreTable(records, "dcase2022"))
+    console = Console(record=True, width=120)
+    print_evaluation(evaluation, console)
+    lines = [line for line in console.export_text().splitlines() if line.startswith("│")]
+    last = [cell.strip() for cell in lines[-1].strip("│").split("│")]
+    overall = evaluation.overall_hmean
+    assert last == ["all", "harmonic mean"] + [
+        f"{overall[c]:.4f}" for c in ("AUC (source)", "AUC (target)", "pAUC")
+    ]

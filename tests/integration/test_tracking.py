@@ -12,6 +12,7 @@ import pytest
 
 from asdkit import api
 from asdkit.data.synthetic import SyntheticSpec, generate
+from asdkit.detectors.base import Detector
 from asdkit.reports.run_record import load_run
 from asdkit.tracking import STORE_FILE, TrackingOptions, local_store_uri, log_run, metric_key
 
@@ -68,6 +69,7 @@ def test_run_is_logged_with_params_curves_results_and_artifacts(tracked):
 
     history = json.loads((tracked.run_dir / "models" / "fan" / "model.json").read_text())["history"]
     assert len(history) == 3
+    assert Detector.load(tracked.run_dir / "models" / "fan").training_history() == history
     losses = client.get_metric_history(run.info.run_id, "fan/train_loss")
     assert [m.step for m in losses] == [0, 1, 2]
     assert [m.value for m in losses] == pytest.approx([row["train_loss"] for row in history])
