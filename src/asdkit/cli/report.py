@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Annotated
@@ -63,8 +64,13 @@ def dashboard(
         return
     if importlib.util.find_spec("mlflow") is None:
         raise AsdkitError(INSTALL_HINT)
+    # The dashboard only browses runs: MLflow's background job workers (GenAI scorers) are not started,
+    # since they would outlive the server (the user's own setting of the variable wins).
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
     typer.echo(f"MLflow dashboard of {run_root} at http://127.0.0.1:{port} (Ctrl-C stops it)", err=True)
     try:
-        subprocess.run(command, check=True)
+        subprocess.run(command, check=True, env=env)
     except subprocess.CalledProcessError as exc:
         raise AsdkitError(f"mlflow ui stopped with exit code {exc.returncode}") from None
+    except KeyboardInterrupt:
+        typer.echo("dashboard stopped", err=True)
