@@ -108,6 +108,8 @@ def log_run(
 
     uri = tracking_uri(run_dir, options)
     record = load_run(run_dir)
+    for name in ("mlflow.store.db.utils", "alembic"):  # "creating tables" chatter on a new store
+        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         client = MlflowClient(tracking_uri=uri)
         experiment_id = _experiment_id(client, options.experiment, uri)
