@@ -40,7 +40,8 @@ def evaluation_table(evaluation: Evaluation) -> Table:
     if len(evaluation.machines) > 1:  # one line that summarises every machine type
         overall = evaluation.overall_amean if evaluation.scheme == "dcase2020" else evaluation.overall_hmean
         pad = [""] if evaluation.scheme == "dcase2021" else []
-        table.add_row("[bold]all[/]", mean_label, *pad, *(f"[bold]{overall[c]:.4f}[/]" for c in columns))
+        label = "average" if evaluation.scheme == "dcase2020" else "harmonic mean"
+        table.add_row("[bold]all[/]", label, *pad, *(f"[bold]{overall[c]:.4f}[/]" for c in columns))
     return table
 
 
