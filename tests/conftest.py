@@ -30,3 +30,9 @@ def _one_torch_thread_per_xdist_worker() -> None:
         import torch
 
         torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_mlflow_tracking_unless_asked() -> None:
+    """No MLflow store per test run (seconds each) unless a test passes TrackingOptions(mlflow=True)."""
+    os.environ.setdefault("ASDKIT_TRACKING", "off")

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from asdkit.data.manifest import TEST, TRAIN, Clip, Manifest
 from asdkit.detectors.base import CONFIG_NAME, ClipFeatures, Detector, environment_versions
 from asdkit.errors import AsdkitError, DataError, ModelError
 from asdkit.features.config import FeatureConfig
+from asdkit.tracking import TrackingOptions, log_run, tensorboard_logging
 from asdkit.utils.io import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -161,8 +162,13 @@ def train(
     features: FeatureConfig = FeatureConfig(),
     cache_dir: Path | None = None,
     progress: Progress | None = None,
+    tracking: TrackingOptions | None = None,
 ) -> dict[str, Detector]:
-    """Train one detector per machine type on its normal training clips; saved under ``out/models/``."""
+    """Train one detector per machine type on its normal training clips; saved under ``out/models/``.
+
+    With ``out``, the training is logged to MLflow (``tracking``; see :mod:`asdkit.tracking`).
+    """
+    tracking = tracking or TrackingOptions()
     manifest = data if isinstance(data, Manifest) else scan_data(data, layout, machines)
     if isinstance(data, Manifest) and machines:
         manifest = manifest.filter(machine=machines)
@@ -195,7 +201,8 @@ def train(
             detector.set_proxy_data(X_other)  # type: ignore[attr-defined]
         _say(progress, f"{machine}: training {model} on {len(X)} clips")
         start = time.perf_counter()
-        detector.fit(X)
+        with tensorboard_logging(_tensorboard_dir(out, machine, tracking)):
+            detector.fit(X)
         detector.train_seconds_ = time.perf_counter() - start
         if out is not None:
             detector.save(
@@ -209,6 +216,8 @@ def train(
                 },
             )
         detectors[machine] = detector
+    if out is not None:
+        log_run(out, tracking, progress)
     return detectors
 
 
@@ -291,13 +300,17 @@ def run(
     cache_dir: Path | None = None,
     progress: Progress | None = None,
     command_line: str | None = None,
+    tracking: TrackingOptions | None = None,
+    plots: bool = True,
 ) -> RunResult:
     """Train per machine type, score the test clips, write the challenge's files and evaluate them.
 
     Everything lands in ``out``: config.json (resolved configuration and environment), manifest.csv,
     models/<machine>/, scores/anomaly_score_*.csv and decision_result_*.csv, result.csv. Each file is
-    written atomically; ``config.json`` says ``"status": "complete"`` only after the last one.
+    written atomically; ``config.json`` says ``"status": "complete"`` only after the last one. Figures go
+    to plots/ (unless ``plots`` is False) and the finished run is logged to MLflow (``tracking``).
     """
+    tracking = tracking or TrackingOptions()
     out = Path(out)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -336,6 +349,7 @@ def run(
         features=features,
         cache_dir=cache_dir,
         progress=progress,
+        tracking=replace(tracking, mlflow=False),  # the whole run is logged once, at its end
     )
     timings["train"] = time.perf_counter() - t1
 
@@ -357,7 +371,7 @@ def run(
         X, bad = load_features(clips, detector.feature_config_, cache_dir, progress=progress is not None)
         _warn_skipped(machine, "test", bad)
         skipped += bad
-        values = detector.anomaly_score(X)
+        values = _score_clips(detector, X, show=progress is not None)
         scores_by_machine[machine] = values
         all_clips += list(X.clips)
         all_scores.append(values)
@@ -372,6 +386,13 @@ def run(
         decisions = np.concatenate(all_decisions)
         write_scores(out / SCORES_DIR, all_clips, scores, decisions)
         evaluation = _evaluate_clips(all_clips, scores, decisions, manifest.layout, out)
+    if plots:
+        from asdkit.reports.plots import write_run_plots
+
+        t3 = time.perf_counter()
+        paths = write_run_plots(out)
+        timings["plots"] = time.perf_counter() - t3
+        _say(progress, f"{len(paths)} figures in {out / 'plots'}")
     timings["total"] = time.perf_counter() - t0
     config.update(
         status="complete",
@@ -381,6 +402,7 @@ def run(
     if evaluation is not None:
         config["official_score"] = evaluation.official_score
     _write_json(out / "config.json", config)
+    log_run(out, tracking, progress)
     return RunResult(out, manifest, evaluation, scores_by_machine, skipped, timings)
 
 
@@ -456,6 +478,23 @@ def _evaluate_clips(
         return None
     write_result_csv(evaluation, out / "result.csv")
     return evaluation
+
+
+def _score_clips(detector: Detector, X: ClipFeatures, show: bool, chunk: int = 256) -> np.ndarray:
+    """Scores of ``X`` in chunks of clips (the same chunks whether shown or not) behind a rate bar."""
+    from tqdm.auto import tqdm
+
+    parts = []
+    with tqdm(total=len(X), unit="clip", desc="scoring", file=sys.stderr, disable=not show) as bar:
+        for start in range(0, len(X), chunk):
+            parts.append(detector.anomaly_score(X.subset(range(start, min(start + chunk, len(X))))))
+            bar.update(len(parts[-1]))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float64)
+
+
+def _tensorboard_dir(out: Path | str | None, machine: str, tracking: TrackingOptions) -> Path | None:
+    """``OUT/tensorboard/<machine>`` with --tensorboard (``tensorboard --logdir OUT/tensorboard``)."""
+    return Path(out) / "tensorboard" / machine if tracking.tensorboard and out is not None else None
 
 
 def _wants_proxy_machines(detector: Detector) -> bool:

@@ -16,6 +16,7 @@ import typer
 
 from asdkit.cli import serve as serve_cli
 from asdkit.cli.plot import plot_app
+from asdkit.cli.report import dashboard, report
 from asdkit.errors import AsdkitError
 
 app = typer.Typer(
@@ -58,6 +59,25 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress outpu
 ChannelOpt = Annotated[
     str, typer.Option("--channel", help="Channel of multi-channel files: an index (default 0) or 'mix'.")
 ]
+NoTrackOpt = Annotated[bool, typer.Option("--no-track", help="Do not log the run to MLflow.")]
+TrackingUriOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        help="MLflow store or server (default $MLFLOW_TRACKING_URI, else OUT's parent folder/mlflow.db).",
+    ),
+]
+TensorboardOpt = Annotated[
+    bool, typer.Option("--tensorboard", help="Also write TensorBoard curves to OUT/tensorboard/<machine>.")
+]
+
+
+def _tracking(no_track: bool, tracking_uri: str | None, tensorboard: bool) -> Any:
+    from asdkit.tracking import TrackingOptions
+
+    if no_track:
+        return TrackingOptions(mlflow=False, uri=tracking_uri, tensorboard=tensorboard)
+    return TrackingOptions(uri=tracking_uri, tensorboard=tensorboard)  # on unless $ASDKIT_TRACKING=off
 
 
 def _features(channel: str) -> Any:
@@ -127,6 +147,12 @@ def run(
     cache_dir: CacheOpt = None,
     channel: ChannelOpt = "0",
     quiet: QuietOpt = False,
+    no_track: NoTrackOpt = False,
+    tracking_uri: TrackingUriOpt = None,
+    tensorboard: TensorboardOpt = False,
+    no_plots: Annotated[
+        bool, typer.Option("--no-plots", help="Do not draw the figures in OUT/plots.")
+    ] = False,
 ) -> None:
     """Train per machine type, score the test clips, write the submission files and print the results.
 
@@ -137,6 +163,8 @@ def run(
         asdkit run --data dev_data --out runs/fan --machine fan --seed 1 --param epochs=20
 
         asdkit run --data eval_data --out runs/eval --ground-truth ground_truth/ --layout eval
+
+        asdkit run --data dev_data --out runs/ae --tensorboard --tracking-uri http://mlflow.lan:5000
     """
     from asdkit import api
 
@@ -154,6 +182,8 @@ def run(
         cache_dir=cache_dir,
         progress=_progress(quiet),
         command_line=shlex.join(["asdkit", *sys.argv[1:]]),
+        tracking=_tracking(no_track, tracking_uri, tensorboard),
+        plots=not no_plots,
     )
     _finish_run(result)
 
@@ -168,6 +198,8 @@ def _finish_run(result: Any) -> None:
     if result.evaluation is not None:
         typer.echo(f"  results: {result.result_csv}")
     typer.echo(f"  models: {result.run_dir / 'models'}")
+    if (result.run_dir / "plots").is_dir():
+        typer.echo(f"  figures: {result.run_dir / 'plots'}  (one page: asdkit report {result.run_dir})")
 
 
 @app.command()
@@ -183,6 +215,9 @@ def train(
     cache_dir: CacheOpt = None,
     channel: ChannelOpt = "0",
     quiet: QuietOpt = False,
+    no_track: NoTrackOpt = False,
+    tracking_uri: TrackingUriOpt = None,
+    tensorboard: TensorboardOpt = False,
 ) -> None:
     """Train one model per machine type on the normal training clips (saved in OUT/models/MACHINE).
 
@@ -206,6 +241,7 @@ def train(
         debug=debug,
         cache_dir=cache_dir,
         progress=_progress(quiet),
+        tracking=_tracking(no_track, tracking_uri, tensorboard),
     )
     for name, detector in detectors.items():
         typer.echo(f"{name}: threshold {detector.threshold_:.6g} -> {Path(out) / 'models' / name}")
@@ -351,7 +387,11 @@ def detectors() -> None:
         typer.echo(f"    {cls().get_params()}")
 
 
-app.add_typer(plot_app, name="plot", help="Figures: reconstruction view.")
+app.add_typer(
+    plot_app, name="plot", help="Figures: training curves, score histograms, ROC curves, reconstruction view."
+)
+app.command()(report)
+app.command()(dashboard)
 app.command()(serve_cli.serve)
 app.command()(serve_cli.watch)
 app.command()(serve_cli.export)

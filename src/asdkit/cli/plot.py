@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 plot_app = typer.Typer(
-    help="Figures: reconstruction view.",
+    help="Figures: training curves, score histograms, ROC curves, reconstruction view.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -50,3 +50,35 @@ def reconstruction(
     target = out if out is not None else run / "plots" / f"reconstruction_{clip.stem}.png"
     path = api.plot_reconstruction(run, clip, target, machine=machine, cache_dir=cache_dir)
     typer.echo(f"reconstruction view: {path}")
+
+
+@plot_app.command("run")
+def run_plots(
+    run: Annotated[
+        Path, typer.Argument(help="A run directory (or a model directory: training curves only).")
+    ],
+    kind: Annotated[
+        list[str] | None,
+        typer.Option("--kind", "-k", help="loss, scores or roc (repeat); default all three."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder for the PNGs (default: RUN/plots).")
+    ] = None,
+) -> None:
+    """Draw a run's figures as PNGs: loss curves, score histograms with the threshold, ROC with pAUC region.
+
+    One loss curve per machine type; one histogram and one ROC figure per machine type and section, split
+    by domain. `asdkit run` draws them already unless --no-plots.
+
+    Examples:
+
+        asdkit plot run runs/ae
+
+        asdkit plot run runs/ae --kind roc --out roc_figures/
+    """
+    from asdkit.reports.plots import KINDS, write_run_plots
+
+    paths = write_run_plots(run, out, kinds=kind or KINDS)
+    for path in paths:
+        typer.echo(str(path))
+    typer.echo(f"{len(paths)} figure(s)", err=True)

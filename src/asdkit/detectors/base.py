@@ -61,6 +61,8 @@ class Detector:
 
     threshold_: float
     feature_config_: FeatureConfig
+    #: per-epoch rows (epoch, train_loss, val_loss, lr) of an iteratively trained detector; kept in model.json
+    history_: list[dict[str, float]]
 
     def get_params(self) -> dict[str, Any]:
         names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
@@ -119,6 +121,10 @@ class Detector:
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         """Rebuild learned state (and the network's shape) before the weights are loaded."""
 
+    def training_history(self) -> list[dict[str, float]]:
+        """The per-epoch training curve (plots and experiment tracking read it); [] for one-shot fits."""
+        return list(getattr(self, "history_", []))
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "threshold_"):
             raise ModelError(f"{self.name}: not fitted yet; call fit() or load a trained model")
@@ -140,6 +146,7 @@ class Detector:
             "features": self.feature_config_.to_dict(),
             "threshold": self.threshold_,
             "state": self._extra_state(),
+            "history": self.training_history(),
             "metadata": metadata or {},
             "versions": environment_versions(),
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -165,6 +172,7 @@ class Detector:
         detector.feature_config_ = FeatureConfig.from_dict(config["features"])
         detector.threshold_ = float(config["threshold"])
         detector.metadata_ = config.get("metadata", {})
+        detector.history_ = list(config.get("history", []))
         detector._load_extra_state(config.get("state", {}))
         if detector.has_network:
             weights = path / WEIGHTS_NAME

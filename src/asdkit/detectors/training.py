@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
 
+from asdkit.errors import AsdkitError
+
 #: (network, batch) -> scalar loss; a batch is a tensor of items or a tuple of tensors (items, labels, ...).
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
 #: Epoch index -> factor on the learning rate (torch's LambdaLR), e.g. a ramp-down at the end of training.
@@ -73,6 +75,23 @@ class _History(L.Callback):
         self.epochs.append(row)
 
 
+def _tensorboard() -> Any:
+    """Lightning's TensorBoard logger where ``tracking.tensorboard_logging`` asked for one, else False."""
+    from asdkit.tracking import tensorboard_dir
+
+    log_dir = tensorboard_dir()
+    if log_dir is None:
+        return False
+    try:
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        return TensorBoardLogger(save_dir=str(log_dir), name="", version="", default_hp_metric=False)
+    except ModuleNotFoundError:
+        raise AsdkitError(
+            "TensorBoard logging needs the tensorboard package: pip install 'asdkit[tracking]'"
+        ) from None
+
+
 def fit_network(
     network: nn.Module,
     loss_fn: LossFn,
@@ -97,6 +116,10 @@ def fit_network(
         logging.getLogger(name).setLevel(logging.WARNING)
     module = NetworkModule(network, loss_fn, learning_rate, lr_lambda)
     history = _History()
+    logger = _tensorboard()
+    callbacks: list[L.Callback] = [history]
+    if logger is not False:
+        callbacks.append(L.pytorch.callbacks.LearningRateMonitor(logging_interval="epoch"))
     with tempfile.TemporaryDirectory(prefix="asdkit-train-") as root, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*IterableDataset.*__len__.*")
@@ -106,12 +129,12 @@ def fit_network(
             accelerator=accelerator,
             devices=devices,
             strategy=strategy,
-            logger=False,
+            logger=logger,
             enable_checkpointing=False,
             enable_model_summary=False,
             enable_progress_bar=progress,
             deterministic=True,
-            callbacks=[history],
+            callbacks=callbacks,
             default_root_dir=root,
             num_sanity_val_steps=0,
         )

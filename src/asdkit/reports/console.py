@@ -37,6 +37,11 @@ def evaluation_table(evaluation: Evaluation) -> Table:
             *(f"[bold]{means[c]:.4f}[/]" for c in columns),
             end_section=True,
         )
+    if len(evaluation.machines) > 1:  # one line that summarises every machine type
+        overall = evaluation.overall_amean if evaluation.scheme == "dcase2020" else evaluation.overall_hmean
+        pad = [""] if evaluation.scheme == "dcase2021" else []
+        label = "average" if evaluation.scheme == "dcase2020" else "harmonic mean"
+        table.add_row("[bold]all[/]", label, *pad, *(f"[bold]{overall[c]:.4f}[/]" for c in columns))
     return table
 
 

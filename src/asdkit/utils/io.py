@@ -17,6 +17,7 @@ def atomic_open(path: Path, mode: str = "w", **kwargs: object) -> Iterator[IO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results should be as readable as any file
         with os.fdopen(fd, mode, **kwargs) as f:  # type: ignore[call-overload]
             yield f
             f.flush()
@@ -26,6 +27,16 @@ def atomic_open(path: Path, mode: str = "w", **kwargs: object) -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: Read once at import: os.umask can only be read by setting it, which is not safe between threads.
+_UMASK = _read_umask()
 
 
 def atomic_write_text(path: Path, text: str) -> None:
