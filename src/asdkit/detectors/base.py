@@ -87,7 +87,7 @@ class Detector:
             raise ValueError(f"{self.name}: no training clips")
         self.feature_config_ = X.config
         self._fit(X)
-        self.threshold_ = gamma_threshold(self._score(X))
+        self.threshold_ = gamma_threshold(self._training_scores(X))
         return self
 
     def anomaly_score(self, X: ClipFeatures) -> np.ndarray:
@@ -107,6 +107,10 @@ class Detector:
 
     def _score(self, X: ClipFeatures) -> np.ndarray:
         raise NotImplementedError
+
+    def _training_scores(self, X: ClipFeatures) -> np.ndarray:
+        """Scores of the training clips ``X`` for the threshold (a memory-bank detector leaves each out)."""
+        return self._score(X)
 
     def _extra_state(self) -> dict[str, Any]:
         """Learned non-tensor state to keep in model.json (JSON types only)."""
