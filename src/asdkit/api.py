@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from asdkit.detectors.base import CONFIG_NAME, ClipFeatures, Detector, environme
 from asdkit.errors import AsdkitError, DataError, ModelError
 from asdkit.features.config import FeatureConfig
 from asdkit.utils.io import atomic_write_text
+
+if TYPE_CHECKING:
+    from asdkit.seeds import SeedsResult
 
 log = logging.getLogger(__name__)
 
@@ -282,13 +285,34 @@ def run(
     cache_dir: Path | None = None,
     progress: Progress | None = None,
     command_line: str | None = None,
-) -> RunResult:
+    seeds: Sequence[int] | None = None,
+) -> RunResult | SeedsResult:
     """Train per machine type, score the test clips, write the challenge's files and evaluate them.
 
     Everything lands in ``out``: config.json (resolved configuration and environment), manifest.csv,
     models/<machine>/, scores/anomaly_score_*.csv and decision_result_*.csv, result.csv. Each file is
     written atomically; ``config.json`` says ``"status": "complete"`` only after the last one.
+    With ``seeds``, one such run per seed in ``out/seed_<n>/`` and their mean/std (:mod:`asdkit.seeds`).
     """
+    if seeds is not None:
+        from asdkit.seeds import run_seeds
+
+        return run_seeds(
+            run,
+            data,
+            out,
+            seeds,
+            model=model,
+            params=params,
+            machines=machines,
+            layout=layout,
+            ground_truth=ground_truth,
+            debug=debug,
+            features=features,
+            cache_dir=cache_dir,
+            progress=progress,
+            command_line=command_line,
+        )
     out = Path(out)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
