@@ -110,7 +110,7 @@ class MarginClassifierDetector(EmbeddingDetector):
 
     # -- the embedding ------------------------------------------------------------------------------------
     def _network(self, n_mels: int, n_classes: int) -> MarginClassifier:
-        channels = (self.base_channels, 2 * self.base_channels, 4 * self.base_channels)
+        channels = (self.base_channels, 2 * self.base_channels, 2 * self.base_channels)
         backbone = CompactCnn(n_mels, self.embedding_dim, channels)
         return MarginClassifier(n_mels, backbone, self._head(n_classes))
 
@@ -232,9 +232,9 @@ class ArcFaceDetector(MarginClassifierDetector):
         margin: float = 0.5,
         scale: float = 30.0,
         snippet_frames: int = 64,
-        hop_frames: int = 32,
+        hop_frames: int = 64,
         embedding_dim: int = 128,
-        base_channels: int = 16,
+        base_channels: int = 32,
         labels: str = "auto",
         proxy_classes: bool = True,
         mixup: float = 0.0,
@@ -293,9 +293,9 @@ class AdaCosDetector(MarginClassifierDetector):
         self,
         n_subclusters: int = 16,
         snippet_frames: int = 64,
-        hop_frames: int = 32,
+        hop_frames: int = 64,
         embedding_dim: int = 128,
-        base_channels: int = 16,
+        base_channels: int = 32,
         labels: str = "auto",
         proxy_classes: bool = True,
         mixup: float = 0.0,

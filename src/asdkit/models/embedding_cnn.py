@@ -12,49 +12,37 @@ import torch
 from torch import nn
 
 
-def _block(n_in: int, n_out: int) -> nn.Sequential:
+def _conv(n_in: int, n_out: int, kernel: int, dilation: int = 1) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(n_in, n_out, 3, padding=1, bias=False),
-        nn.BatchNorm2d(n_out),
+        nn.Conv1d(n_in, n_out, kernel, padding=dilation * (kernel // 2), dilation=dilation, bias=False),
+        nn.BatchNorm1d(n_out),
         nn.ReLU(),
-        nn.Conv2d(n_out, n_out, 3, padding=1, bias=False),
-        nn.BatchNorm2d(n_out),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
     )
 
 
 class CompactCnn(nn.Module):
-    """Conv blocks (two 3x3 convolutions + BN + ReLU, 2x2 max-pool) -> mean over time -> linear -> D.
+    """Temporal convolutions with the mel bands as input channels, then mean + std pooling over time.
 
-    The first convolution strides 2 along frequency so that 128-band input stays cheap on a CPU. Time is
-    averaged out (machine sounds are mostly stationary over a snippet); the frequency layout is kept up
-    to the last layer, since anomalies often live in particular bands.
+    Convolving along time only (each filter sees every band) costs a few million multiply-adds per
+    snippet, about a hundredth of a 2-D CNN of the same width, so it trains in minutes on a CPU; the
+    first layer still learns band patterns, where most machine anomalies show. Layers: a 5-frame
+    convolution to ``channels[0]``, then per further width a 3-frame convolution (dilation 2) and a
+    2x max-pool over time; the statistics pooling makes the embedding independent of the snippet length.
     """
 
     def __init__(
-        self, n_mels: int = 128, embedding_dim: int = 128, channels: tuple[int, ...] = (16, 32, 64)
+        self, n_mels: int = 128, embedding_dim: int = 128, channels: tuple[int, ...] = (64, 128, 128)
     ) -> None:
         super().__init__()
         self.embedding_dim = embedding_dim
-        self.stem = nn.Sequential(
-            nn.Conv2d(1, channels[0], (3, 3), stride=(1, 2), padding=1, bias=False),
-            nn.BatchNorm2d(channels[0]),
-            nn.ReLU(),
+        layers: list[nn.Module] = [_conv(n_mels, channels[0], 5)]
+        for n_in, n_out in itertools.pairwise(channels):
+            layers += [_conv(n_in, n_out, 3, dilation=2), nn.MaxPool1d(2, ceil_mode=True)]
+        self.convs = nn.Sequential(*layers)
+        self.project = nn.Sequential(
+            nn.Linear(2 * channels[-1], embedding_dim), nn.BatchNorm1d(embedding_dim)
         )
-        widths = [channels[0], *channels]
-        self.blocks = nn.Sequential(*(_block(a, b) for a, b in itertools.pairwise(widths)))
-        n_freq = -(-n_mels // 2)
-        for _ in channels:
-            n_freq //= 2
-        self.head = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(channels[-1] * max(n_freq, 1), embedding_dim),
-            nn.BatchNorm1d(embedding_dim),
-        )
-        self.n_freq = max(n_freq, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.blocks(self.stem(x))  # [B, C, T', F']
-        h = nn.functional.adaptive_avg_pool2d(h, (1, self.n_freq))
-        return self.head(h)
+        h = self.convs(x.squeeze(1).transpose(1, 2))  # [B, T, F] -> [B, F, T] -> [B, C, T']
+        return self.project(torch.cat([h.mean(dim=2), h.std(dim=2, unbiased=False)], dim=1))
