@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shlex
 import subprocess
 import sys
@@ -233,7 +234,7 @@ def score(
     skipped: list[tuple[Path, str]] = []
     for name, group in by_machine.items():
         detector = models[name]
-        clips = [Clip(path=f, machine=name, section="00") for f in group]
+        clips = [Clip(path=f, machine=name, section=_section_of(f)) for f in group]
         X, bad = load_features(clips, detector.feature_config_, cache_dir, progress=progress is not None)
         skipped += bad
         if len(X):
@@ -546,6 +547,15 @@ def _machine_for(path: Path, models: dict[str, Detector], machine: str | None) -
     raise AsdkitError(
         f"{path}: cannot tell which machine type's model to use; pass --machine ({', '.join(sorted(models))})"
     )
+
+
+def _section_of(path: Path) -> str:
+    """The section in a DCASE 2021+ file name (``section_01_...``); "" (unknown) for other names.
+
+    Detectors with per-section memory banks score a clip of unknown section against every bank.
+    """
+    match = re.match(r"section_(\d+)_", path.name)
+    return match.group(1) if match else ""
 
 
 def _git_commit() -> str | None:

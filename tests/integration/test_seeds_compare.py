@@ -64,6 +64,14 @@ def test_api_run_with_seeds_runs_each_seed_in_its_folder(tree, cache_dir, tmp_pa
     assert float(rows[OFFICIAL]["std"]) == pytest.approx(np.std(official, ddof=1))
 
 
+def test_scoring_a_file_uses_its_sections_memory_banks(tree, cache_dir, tmp_path):
+    result = api.run(tree, tmp_path / "maha", model="mahalanobis", machines=["fan"], cache_dir=cache_dir)
+    score_file = result.run_dir / "scores" / "anomaly_score_fan_section_01_test.csv"
+    name, expected = next(csv.reader(score_file.open()))
+    (scored,), _ = api.score(result.run_dir, [tree / "fan" / "test" / name], cache_dir=cache_dir)
+    assert scored.score == pytest.approx(float(expected), rel=1e-9)
+
+
 def _fake_run(run_dir: Path, official_shift: float, model: str = "x") -> None:
     """A run directory as api.run leaves it: config.json and result.csv of a small evaluated table."""
     rng = np.random.default_rng(int(official_shift * 100))
