@@ -30,8 +30,9 @@ RUNS: list[tuple[str, str, dict[str, Any]]] = [
     ("knn", "knn", {}),
     ("mahalanobis", "mahalanobis", {}),
     ("gmm", "gmm", {}),
-    ("arcface", "arcface", {"epochs": 10}),
-    ("adacos", "adacos", {"epochs": 10}),
+    ("mahalanobis_q", "mahalanobis", {"quantiles": "0.1,0.5,0.9"}),
+    ("arcface", "arcface", {"epochs": 5}),
+    ("adacos", "adacos", {"epochs": 5}),
 ]
 
 
@@ -66,7 +67,11 @@ def main() -> None:
             f"{name}: official score {result.evaluation.official_score:.4f} ({seconds:.0f} s)",
             file=sys.stderr,
         )
-    rows = compare_runs([args.out / name for name, _, _ in RUNS])
+    done = [args.out / name for name, model, params in RUNS if _complete(args.out / name, model, params)]
+    missing = sorted({name for name, _, _ in RUNS} - {p.name for p in done})
+    if missing:
+        print(f"not in the table (not run or not complete): {', '.join(missing)}", file=sys.stderr)
+    rows = compare_runs(done)
     Console(width=160).print(comparison_table(rows))
     print(f"comparison: {write_comparison_csv(rows, args.out / 'comparison.csv')}")
 
