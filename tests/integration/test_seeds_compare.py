@@ -16,7 +16,13 @@ from asdkit.data.synthetic import SyntheticSpec, generate
 from asdkit.detectors.base import Detector
 from asdkit.errors import AsdkitError, DataError
 from asdkit.metrics import ScoreTable, evaluate, write_result_csv
-from asdkit.reports.compare import best_rows, compare_runs, comparison_csv_text, overall_metrics
+from asdkit.reports.compare import (
+    best_rows,
+    compare_runs,
+    comparison_csv_text,
+    detector_label,
+    overall_metrics,
+)
 from asdkit.seeds import OFFICIAL, parse_seeds
 
 SPEC = SyntheticSpec.tiny(machines=("pump", "fan"))
@@ -107,6 +113,12 @@ def test_compare_reads_runs_and_seed_folders_and_marks_the_best(tmp_path):
     header, weak, strong_row = list(csv.reader(text.splitlines()))
     assert header[:5] == ["run", "detector", "seeds", "official score mean", "official score std"]
     assert "official score" in strong_row[-1].split(";") and "official score" not in weak[-1]
+
+
+def test_an_ensemble_is_labelled_with_its_members():
+    params = {"members": ["runs/arcface", "knn", {"model": "gmm"}, {"path": "runs/x/"}]}
+    assert detector_label("ensemble", params) == "ensemble(arcface, knn, gmm, x)"
+    assert detector_label("knn", {"k": 1}) == "knn"
 
 
 def test_overall_metrics_match_the_evaluation(tmp_path):

@@ -327,7 +327,7 @@ def compare(
     from asdkit.reports.compare import compare_runs, comparison_table, write_comparison_csv
 
     rows = compare_runs(runs)
-    Console().print(comparison_table(rows))
+    Console(width=None if sys.stdout.isatty() else 200).print(comparison_table(rows))
     if csv_out is not None:
         write_comparison_csv(rows, csv_out)
         typer.echo(f"comparison: {csv_out}")

@@ -67,6 +67,20 @@ def overall_metrics(run_dir: Path) -> dict[str, float]:
     return metrics
 
 
+def detector_label(model: str, params: dict) -> str:
+    """The detector's name; an ensemble's with its members (detector names or run folder names)."""
+    members = params.get("members") if model == "ensemble" else None
+    if not members:
+        return model
+    names = [
+        str(m.get("model") or Path(str(m.get("path", "?"))).name)
+        if isinstance(m, dict)
+        else Path(str(m)).name
+        for m in members
+    ]
+    return f"ensemble({', '.join(names)})"
+
+
 def read_run(path: Path | str) -> RunRow:
     """A run directory or a multi-seed directory, as one row."""
     path = Path(path)
@@ -80,7 +94,8 @@ def read_run(path: Path | str) -> RunRow:
         model = str(record.get("model", "?"))
     else:
         per_seed = [overall_metrics(path)]
-        model = str(_read_json(path / "config.json").get("model", "?"))
+        config = _read_json(path / "config.json")
+        model = detector_label(str(config.get("model", "?")), config.get("params") or {})
     names = [n for n in per_seed[0] if all(n in m for m in per_seed)]
     return RunRow(str(path), model, {n: MetricSummary(n, [m[n] for m in per_seed]) for n in names})
 
