@@ -57,7 +57,9 @@ def main() -> None:
         generate(args.data, layout="dcase2022", spec=SyntheticSpec(seed=0))
     for name, model, params in RUNS:
         run_dir = args.out / name
-        if (args.only and name not in args.only) or (args.reuse and _complete(run_dir, model, params)):
+        if args.only and name not in args.only:
+            continue
+        if args.reuse and _complete(run_dir, model, params):
             print(f"{name}: kept {run_dir}", file=sys.stderr)
             continue
         start = time.perf_counter()
