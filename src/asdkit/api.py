@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from asdkit.errors import AsdkitError, DataError, ModelError
 from asdkit.features.config import FeatureConfig
 from asdkit.tracking import TrackingOptions, log_run, tensorboard_logging
 from asdkit.utils.io import atomic_write_text
+
+if TYPE_CHECKING:
+    from asdkit.seeds import SeedsResult
 
 log = logging.getLogger(__name__)
 
@@ -232,8 +235,9 @@ def score(
 ) -> tuple[list[ScoredClip], list[tuple[Path, str]]]:
     """Score wav files (or folders of them) with a trained model; returns scored and skipped clips.
 
-    Section-conditioned detectors need each clip's section: ``section`` if given, else the one in a DCASE
-    file name (``section_01_...``, ``id_01_...``), else "00".
+    Section-aware detectors need each clip's section: ``section`` if given, else the one in a DCASE file
+    name (``section_01_...``, ``id_01_...``), else unknown (""): memory-bank detectors then search every
+    section's banks, section-conditioned ones refuse with a message asking for ``section``.
     """
     from asdkit.data.layouts.common import section_from_name
 
@@ -247,7 +251,7 @@ def score(
     for name, group in by_machine.items():
         detector = models[name]
         clips = [
-            Clip(path=f, machine=name, section=section or section_from_name(f.name) or "00") for f in group
+            Clip(path=f, machine=name, section=section or section_from_name(f.name) or "") for f in group
         ]
         X, bad = load_features(clips, detector.feature_config_, cache_dir, progress=progress is not None)
         skipped += bad
@@ -302,14 +306,37 @@ def run(
     command_line: str | None = None,
     tracking: TrackingOptions | None = None,
     plots: bool = True,
-) -> RunResult:
+    seeds: Sequence[int] | None = None,
+) -> RunResult | SeedsResult:
     """Train per machine type, score the test clips, write the challenge's files and evaluate them.
 
     Everything lands in ``out``: config.json (resolved configuration and environment), manifest.csv,
     models/<machine>/, scores/anomaly_score_*.csv and decision_result_*.csv, result.csv. Each file is
     written atomically; ``config.json`` says ``"status": "complete"`` only after the last one. Figures go
     to plots/ (unless ``plots`` is False) and the finished run is logged to MLflow (``tracking``).
+    With ``seeds``, one such run per seed in ``out/seed_<n>/`` and their mean/std (:mod:`asdkit.seeds`).
     """
+    if seeds is not None:
+        from asdkit.seeds import run_seeds
+
+        return run_seeds(
+            run,
+            data,
+            out,
+            seeds,
+            model=model,
+            params=params,
+            machines=machines,
+            layout=layout,
+            ground_truth=ground_truth,
+            debug=debug,
+            features=features,
+            cache_dir=cache_dir,
+            progress=progress,
+            command_line=command_line,
+            tracking=tracking,
+            plots=plots,
+        )
     tracking = tracking or TrackingOptions()
     out = Path(out)
     timings: dict[str, float] = {}

@@ -153,6 +153,12 @@ def run(
     no_plots: Annotated[
         bool, typer.Option("--no-plots", help="Do not draw the figures in OUT/plots.")
     ] = False,
+    seeds: Annotated[
+        str | None,
+        typer.Option(
+            "--seeds", help="Run once per seed (0,1,2,3 or 0-3) in OUT/seed_N; report mean and std."
+        ),
+    ] = None,
 ) -> None:
     """Train per machine type, score the test clips, write the submission files and print the results.
 
@@ -161,6 +167,8 @@ def run(
         asdkit run --data dev_data --out runs/ae
 
         asdkit run --data dev_data --out runs/fan --machine fan --seed 1 --param epochs=20
+
+        asdkit run --data dev_data --out runs/knn4 --model knn --seeds 0,1,2,3
 
         asdkit run --data eval_data --out runs/eval --ground-truth ground_truth/ --layout eval
 
@@ -184,8 +192,31 @@ def run(
         command_line=shlex.join(["asdkit", *sys.argv[1:]]),
         tracking=_tracking(no_track, tracking_uri, tensorboard),
         plots=not no_plots,
+        seeds=_seeds(seeds),
     )
-    _finish_run(result)
+    if seeds is None:
+        _finish_run(result)
+    else:
+        _finish_seeds(result)
+
+
+def _seeds(text: str | None) -> list[int] | None:
+    from asdkit.seeds import parse_seeds
+
+    return None if text is None else parse_seeds(text)
+
+
+def _finish_seeds(result: Any) -> None:
+    from rich.console import Console
+
+    from asdkit.reports.compare import seeds_table
+
+    if result.summary:
+        Console().print(seeds_table(result.summary, result.seeds))
+        typer.echo(f"summary: {result.seeds_csv}")
+    else:
+        typer.echo("no evaluation (unlabelled test clips): see each seed's run directory", err=True)
+    typer.echo(f"run directories: {result.run_dir}/seed_{{{','.join(map(str, result.seeds))}}}")
 
 
 def _finish_run(result: Any) -> None:
@@ -320,6 +351,32 @@ def evaluate(
     _print_evaluation(evaluation)
     if out is not None:
         typer.echo(f"results: {Path(out) / 'result.csv'}")
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories or multi-seed directories.")],
+    csv_out: Annotated[
+        Path | None, typer.Option("--csv", help="Also write the table as CSV (means and stds).")
+    ] = None,
+) -> None:
+    """Compare runs on one data set: official score and its parts, mean ± std over seeds, best marked.
+
+    Examples:
+
+        asdkit compare runs/ae runs/knn runs/arcface
+
+        asdkit compare runs/ae4 runs/arcface4 --csv comparison.csv
+    """
+    from rich.console import Console
+
+    from asdkit.reports.compare import compare_runs, comparison_table, write_comparison_csv
+
+    rows = compare_runs(runs)
+    Console(width=None if sys.stdout.isatty() else 200).print(comparison_table(rows))
+    if csv_out is not None:
+        write_comparison_csv(rows, csv_out)
+        typer.echo(f"comparison: {csv_out}")
 
 
 @app.command()

@@ -89,12 +89,8 @@ class Detector:
             raise ValueError(f"{self.name}: no training clips")
         self.feature_config_ = X.config
         self._fit(X)
-        self.threshold_ = gamma_threshold(self._threshold_scores(X))
+        self.threshold_ = gamma_threshold(self._training_scores(X))
         return self
-
-    def _threshold_scores(self, X: ClipFeatures) -> np.ndarray:
-        """Normal scores the threshold is fitted to: the training clips', unless a detector held some out."""
-        return self._score(X)
 
     def anomaly_score(self, X: ClipFeatures) -> np.ndarray:
         self._check_fitted()
@@ -113,6 +109,11 @@ class Detector:
 
     def _score(self, X: ClipFeatures) -> np.ndarray:
         raise NotImplementedError
+
+    def _training_scores(self, X: ClipFeatures) -> np.ndarray:
+        """Normal scores that the threshold (and an ensemble's normaliser) are fitted to: the training clips'
+        ``X``, unless a detector holds some out (density) or leaves each out of its memory bank (k-NN)."""
+        return self._score(X)
 
     def _extra_state(self) -> dict[str, Any]:
         """Learned non-tensor state to keep in model.json (JSON types only)."""

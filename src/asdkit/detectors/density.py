@@ -224,6 +224,11 @@ class SectionDensityDetector(Detector):
     def _section_ids(self, X: ClipFeatures) -> list[int]:
         index = {s: i for i, s in enumerate(self.sections_)}
         unknown = sorted({c.section for c in X.clips} - set(index))
+        if "" in unknown:
+            raise DataError(
+                f"{self.name}: the section of some clips is unknown (no section_XX in their names); "
+                f"give it (--section; the model knows sections {', '.join(self.sections_)})"
+            )
         if unknown:
             raise DataError(
                 f"{self.name}: section(s) {', '.join(unknown)} not in the training data "
@@ -295,7 +300,7 @@ class SectionDensityDetector(Detector):
             values = raw[ids == i]
             std = float(values.std()) if len(values) > 1 else 0.0
             self.section_stats_[s] = (float(values.mean()), std if std > 1e-12 else 1.0)
-        self._threshold_basis = self._normalise(raw, ids)
+        self._held_out_scores = self._normalise(raw, ids)  # not saved: only fit needs it
 
     # -- scoring ------------------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -330,9 +335,10 @@ class SectionDensityDetector(Detector):
     def _score(self, X: ClipFeatures) -> np.ndarray:
         return self._normalise(self.clip_nll(X), np.asarray(self._section_ids(X)))
 
-    def _threshold_scores(self, X: ClipFeatures) -> np.ndarray:
+    def _training_scores(self, X: ClipFeatures) -> np.ndarray:
         # the clips the section statistics came from, already scored: held-out ones when there were enough
-        return self.__dict__.pop("_threshold_basis")
+        basis = getattr(self, "_held_out_scores", None)
+        return basis if basis is not None else self._score(X)
 
     # -- persistence --------------------------------------------------------------------------------------
     def _extra_state(self) -> dict[str, Any]:

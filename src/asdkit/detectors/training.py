@@ -124,6 +124,7 @@ def fit_network(
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*IterableDataset.*__len__.*")
         warnings.filterwarnings("ignore", message=".*treespec.*")  # Lightning vs newer torch, harmless
+        warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")  # training without hold-out
         trainer = L.Trainer(
             max_epochs=epochs,
             accelerator=accelerator,

@@ -120,7 +120,7 @@ def score_audio(
 
     Another sample rate is resampled to the model's (soxr, as training data would be) and the result says
     so in ``note``; the decision compares the score with the model's threshold (score > threshold). The
-    clip's section is ``section``, else the one in a DCASE-style file name, else "00".
+    clip's section is ``section``, else the one in a DCASE-style file name, else unknown ("").
     """
     from asdkit.features.logmel import compute_logmel
 
@@ -134,7 +134,7 @@ def score_audio(
     t1 = time.perf_counter()
     arrays = compute_logmel([wave], config, workers=1)
     t2 = time.perf_counter()
-    clip = Clip(path=Path(filename), machine=model.name, section=section or "00")
+    clip = Clip(path=Path(filename), machine=model.name, section=section or "")
     try:
         value = float(detector.anomaly_score(ClipFeatures(arrays, [clip], config))[0])
     except ValueError as exc:  # e.g. a clip shorter than the frames one network input needs

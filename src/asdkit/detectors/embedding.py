@@ -1,0 +1,208 @@
+"""Embedding detectors: embed each clip as one vector, score it by its distance to normal training clips.
+
+The base class :class:`EmbeddingDetector` holds the memory banks (per section and domain, see
+:class:`asdkit.scoring.embedding.DomainBanks`) and the saving; a subclass says how a clip becomes a vector.
+Here: log-mel frame statistics (per-band mean and standard deviation over the clip, optionally quantiles),
+scored by k-NN (``knn``), Mahalanobis distance (``mahalanobis``) or a Gaussian mixture (``gmm``). The
+angular-margin classifiers (``arcface``, ``adacos``) embed with a trained network instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+from torch import nn
+
+from asdkit.detectors.base import ClipFeatures, Detector
+from asdkit.detectors.registry import register
+from asdkit.errors import ModelError
+from asdkit.models.array_store import ArrayStore
+from asdkit.scoring.embedding import DomainBanks, Scorer, make_scorer
+
+BANKS, EMBEDDER = "banks", "embedder"
+
+
+class EmbeddingDetector(Detector):
+    """Clip embedding -> minimum distance over its section's source and target memory banks.
+
+    ``network_`` is an nn.ModuleDict: ``banks`` (the banks' arrays as buffers), ``embedder`` (the
+    embedding's own arrays or network). Subclasses implement ``_fit_embedder``, ``_embed`` and
+    ``_new_embedder`` (an untrained embedder of the saved shape, filled by the weights on loading).
+    """
+
+    has_network: ClassVar[bool] = True
+    #: the scorer of the detector when it has no ``scorer`` parameter
+    scorer_kind: ClassVar[str] = "knn"
+    domains: str
+
+    # -- what an embedding provides ---------------------------------------------------------------------
+    def _fit_embedder(self, X: ClipFeatures) -> nn.Module:
+        raise NotImplementedError
+
+    def _new_embedder(self, state: dict[str, Any]) -> nn.Module:
+        raise NotImplementedError
+
+    def _embedder_state(self) -> dict[str, Any]:
+        """JSON state the embedder needs to be rebuilt (shapes); stored in model.json."""
+        return {}
+
+    def embed(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
+        """One embedding per clip, [n_clips, dim], from log-mel arrays [n_mels, frames]."""
+        raise NotImplementedError
+
+    # -- shared machinery -------------------------------------------------------------------------------
+    def _make_scorer(self) -> Scorer:
+        kind = getattr(self, "scorer", self.scorer_kind)
+        return make_scorer(kind, **self.get_params())
+
+    def _fit(self, X: ClipFeatures) -> None:
+        scorer = self._make_scorer()  # bad scorer options fail before any training
+        embedder = self._fit_embedder(X)
+        self.network_ = nn.ModuleDict({EMBEDDER: embedder})
+        E = self.embed(X.arrays)
+        banks = DomainBanks(scorer, self.domains).fit(
+            E, [c.section for c in X.clips], [c.domain for c in X.clips]
+        )
+        self.bank_layout_ = banks.layout()
+        self.network_[BANKS] = ArrayStore.of(banks.to_arrays())
+
+    def _banks(self) -> DomainBanks:
+        store = self.network_[BANKS]
+        return DomainBanks.from_arrays(self._make_scorer(), self.domains, self.bank_layout_, store.arrays())
+
+    def _score(self, X: ClipFeatures) -> np.ndarray:
+        return self._banks().score(self.embed(X.arrays), [c.section for c in X.clips])
+
+    def _training_scores(self, X: ClipFeatures) -> np.ndarray:
+        return self._banks().score_training(
+            self.embed(X.arrays), [c.section for c in X.clips], [c.domain for c in X.clips]
+        )
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"banks": self.bank_layout_, EMBEDDER: self._embedder_state()}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        self.bank_layout_ = state["banks"]
+        shapes = {
+            f"bank{i}__{name}": shape
+            for i, bank in enumerate(self.bank_layout_)
+            for name, shape in bank["shapes"].items()
+        }
+        self.network_ = nn.ModuleDict(
+            {EMBEDDER: self._new_embedder(state.get(EMBEDDER, {})), BANKS: ArrayStore(shapes)}
+        )
+
+
+def parse_quantiles(text: str) -> list[float]:
+    """``"0.1,0.5,0.9"`` -> [0.1, 0.5, 0.9]; empty text -> no quantiles."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ModelError(
+            f"quantiles: expected comma-separated numbers such as 0.1,0.5,0.9, got {text!r}"
+        ) from None
+    if any(not 0 <= q <= 1 for q in values):
+        raise ModelError(f"quantiles: each must be between 0 and 1, got {text!r}")
+    return values
+
+
+def frame_statistics(logmel: np.ndarray, quantiles: Sequence[float] = ()) -> np.ndarray:
+    """Per-band mean and standard deviation over the clip's frames, then each per-band quantile."""
+    x = np.asarray(logmel, dtype=np.float64)
+    parts = [x.mean(axis=1), x.std(axis=1)]
+    if quantiles:
+        parts += list(np.quantile(x, quantiles, axis=1))
+    return np.concatenate(parts)
+
+
+class StatisticsDetector(EmbeddingDetector):
+    """Embedding = log-mel frame statistics, standardised per dimension with the training clips'."""
+
+    quantiles: str
+    standardise: bool
+
+    def _fit_embedder(self, X: ClipFeatures) -> nn.Module:
+        raw = np.stack([frame_statistics(a, parse_quantiles(self.quantiles)) for a in X.arrays])
+        scale = raw.std(axis=0) if self.standardise else np.ones(raw.shape[1])
+        center = raw.mean(axis=0) if self.standardise else np.zeros(raw.shape[1])
+        return ArrayStore.of({"center": center, "scale": np.where(scale > 1e-6, scale, 1.0)})
+
+    def _embedder_state(self) -> dict[str, Any]:
+        return {"shapes": self.network_[EMBEDDER].shapes()}
+
+    def _new_embedder(self, state: dict[str, Any]) -> nn.Module:
+        return ArrayStore(state["shapes"])
+
+    def embed(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
+        stats = self.network_[EMBEDDER].arrays()
+        quantiles = parse_quantiles(self.quantiles)
+        raw = np.stack([frame_statistics(a, quantiles) for a in arrays])
+        return (raw - stats["center"]) / stats["scale"]
+
+
+@register
+class KnnDetector(StatisticsDetector):
+    """k-NN distance of log-mel frame statistics to the clip's section's source and target banks (min)."""
+
+    name: ClassVar[str] = "knn"
+    scorer_kind: ClassVar[str] = "knn"
+
+    def __init__(
+        self,
+        k: int = 1,
+        metric: str = "euclidean",
+        domains: str = "min",
+        quantiles: str = "",
+        standardise: bool = True,
+    ) -> None:
+        self.k = k
+        self.metric = metric
+        self.domains = domains
+        self.quantiles = quantiles
+        self.standardise = standardise
+
+
+@register
+class MahalanobisDetector(StatisticsDetector):
+    """Mahalanobis distance of log-mel frame statistics; ``domains="min"`` is selective Mahalanobis."""
+
+    name: ClassVar[str] = "mahalanobis"
+    scorer_kind: ClassVar[str] = "mahalanobis"
+
+    def __init__(
+        self,
+        covariance: str = "ledoit_wolf",
+        domains: str = "min",
+        quantiles: str = "",
+        standardise: bool = True,
+    ) -> None:
+        self.covariance = covariance
+        self.domains = domains
+        self.quantiles = quantiles
+        self.standardise = standardise
+
+
+@register
+class GmmDetector(StatisticsDetector):
+    """Gaussian-mixture negative log-likelihood of log-mel frame statistics, per section and domain (min)."""
+
+    name: ClassVar[str] = "gmm"
+    scorer_kind: ClassVar[str] = "gmm"
+
+    def __init__(
+        self,
+        n_components: int = 2,
+        covariance_type: str = "diag",
+        domains: str = "min",
+        quantiles: str = "",
+        standardise: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.domains = domains
+        self.quantiles = quantiles
+        self.standardise = standardise
+        self.seed = seed

@@ -1,0 +1,181 @@
+"""Ensembles: the weighted mean of several detectors' normalised scores, as one detector.
+
+Members are detectors trained here (``{"model": "knn", "params": {...}}`` or just ``"knn"``) or trained
+models reused as they are (``{"path": "runs/arcface"}`` or just ``"runs/arcface"``: a run directory, whose
+model for the machine type being trained is taken, or a model folder). Each member's scores are
+normalised with its training clips' scores (z-score or rank, see :mod:`asdkit.scoring.normalise`), so
+members on different scales weigh alike.
+The saved ensemble holds every member (configuration in model.json, weights in weights.pt) and loads
+without the original runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from torch import nn
+
+from asdkit.detectors.base import ClipFeatures, Detector
+from asdkit.detectors.registry import create_detector, get_detector_class, register
+from asdkit.errors import ModelError
+from asdkit.features.config import FeatureConfig
+from asdkit.models.array_store import ArrayStore
+from asdkit.scoring.normalise import check_normalisation, fit_normaliser, normalise
+
+NORM = "normalisation"
+#: The ensemble when no members are given: the three scorers on log-mel frame statistics.
+DEFAULT_MEMBERS: tuple[dict[str, Any], ...] = ({"model": "knn"}, {"model": "mahalanobis"}, {"model": "gmm"})
+
+
+@register
+class EnsembleDetector(Detector):
+    """Weighted mean of members' normalised scores (z-score or rank with their training statistics).
+
+    ``members=None`` is :data:`DEFAULT_MEMBERS`.
+    """
+
+    name: ClassVar[str] = "ensemble"
+    has_network: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        members: list[dict[str, Any] | str] | None = None,
+        normalise: str = "zscore",
+        weights: list[float] | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.members = members
+        self.normalise = normalise
+        self.weights = weights
+        self.seed = seed
+
+    _proxy: ClipFeatures | None = None
+    uses_proxy_machines: ClassVar[bool] = True
+
+    def wants_proxy_machines(self) -> bool:
+        """True when a member to be trained here wants other machine types' clips."""
+        for spec in self._specs():
+            if "model" in spec and getattr(get_detector_class(spec["model"]), "uses_proxy_machines", False):
+                return True
+        return False
+
+    def set_proxy_data(self, X: ClipFeatures | None) -> None:
+        self._proxy = X
+
+    def _specs(self) -> list[dict[str, Any] | str]:
+        return list(DEFAULT_MEMBERS if self.members is None else self.members)
+
+    # -- fitting ------------------------------------------------------------------------------------------
+    def _member_weights(self, n: int) -> np.ndarray:
+        w = np.ones(n) if self.weights is None else np.asarray(self.weights, dtype=np.float64)
+        if w.shape != (n,) or np.any(w < 0) or w.sum() <= 0:
+            raise ModelError(
+                f"ensemble: weights must be {n} non-negative numbers (one per member), got {self.weights}"
+            )
+        return w / w.sum()
+
+    def _member(self, spec: dict[str, Any] | str, X: ClipFeatures) -> tuple[Detector, bool]:
+        """The member for ``spec`` and whether it still has to be trained.
+
+        A plain string is a saved run or model folder when such a path exists, else a detector name.
+        """
+        if isinstance(spec, str):
+            spec = {"path": spec} if Path(spec).exists() else {"model": spec}
+        if not isinstance(spec, dict) or ("model" in spec) == ("path" in spec):
+            raise ModelError(
+                f'ensemble: a member is {{"model": NAME, "params": {{...}}}} or {{"path": DIR}}, got {spec!r}'
+            )
+        if "model" in spec:
+            params = dict(spec.get("params") or {})
+            cls = get_detector_class(spec["model"])
+            if "seed" in cls().get_params():
+                params.setdefault("seed", self.seed)
+            member: Detector = create_detector(spec["model"], **params)  # type: ignore[assignment]
+            if self._proxy is not None and getattr(member, "uses_proxy_machines", False):
+                member.set_proxy_data(self._proxy)  # type: ignore[attr-defined]
+            return member, True
+        from asdkit.api import load_models
+
+        models = load_models(Path(spec["path"]))
+        machine = X.clips[0].machine
+        if machine not in models and len(models) != 1:
+            raise ModelError(f"ensemble: {spec['path']} has no model for machine type {machine!r}")
+        member = models.get(machine) or next(iter(models.values()))
+        if member.feature_config_ != X.config:
+            raise ModelError(f"ensemble: {spec['path']} was trained on other features than this ensemble's")
+        return member, False
+
+    def _fit(self, X: ClipFeatures) -> None:
+        check_normalisation(self.normalise)
+        specs = self._specs()
+        if not specs:
+            raise ModelError('ensemble: no members; give members=[{"model": "knn"}, {"path": "runs/x"}, ...]')
+        weights = self._member_weights(len(specs))
+        self.members_: list[Detector] = []
+        stats: dict[str, np.ndarray] = {}
+        total = np.zeros(len(X))
+        for i, spec in enumerate(specs):
+            member, untrained = self._member(spec, X)
+            if untrained:
+                member.fit(X)
+            train_scores = member._training_scores(X)
+            for name, a in fit_normaliser(self.normalise, train_scores).items():
+                stats[f"m{i}__{name}"] = a
+            total += weights[i] * normalise(self.normalise, _member_stats(stats, i), train_scores)
+            self.members_.append(member)
+        self.train_scores_ = total
+        self._assemble(ArrayStore.of(stats))
+
+    def _assemble(self, norm: ArrayStore) -> None:
+        modules: dict[str, nn.Module] = {NORM: norm}
+        for i, member in enumerate(self.members_):
+            if member.has_network:
+                modules[f"m{i}"] = member.network_
+        self.network_ = nn.ModuleDict(modules)
+
+    def _training_scores(self, X: ClipFeatures) -> np.ndarray:
+        return self.train_scores_ if len(self.train_scores_) == len(X) else self._score(X)
+
+    def _score(self, X: ClipFeatures) -> np.ndarray:
+        weights = self._member_weights(len(self.members_))
+        arrays = self.network_[NORM].arrays()
+        total = np.zeros(len(X))
+        for i, member in enumerate(self.members_):
+            raw = member.anomaly_score(X)
+            total += weights[i] * normalise(self.normalise, _member_stats(arrays, i), raw)
+        return total
+
+    # -- saving: every member's configuration in model.json, their weights under m<i>. in weights.pt -----
+    def _extra_state(self) -> dict[str, Any]:
+        return {
+            "members": [
+                {
+                    "detector": m.name,
+                    "params": m.get_params(),
+                    "features": m.feature_config_.to_dict(),
+                    "threshold": m.threshold_,
+                    "state": m._extra_state(),
+                }
+                for m in self.members_
+            ],
+            "normalisation_shapes": self.network_[NORM].shapes(),
+            "train_scores": self.train_scores_.tolist(),
+        }
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        self.members_ = []
+        for config in state["members"]:
+            member: Detector = get_detector_class(config["detector"])(**config["params"])
+            member.feature_config_ = FeatureConfig.from_dict(config["features"])
+            member.threshold_ = float(config["threshold"])
+            member._load_extra_state(config.get("state", {}))
+            self.members_.append(member)
+        self.train_scores_ = np.asarray(state["train_scores"], dtype=np.float64)
+        self._assemble(ArrayStore(state["normalisation_shapes"]))
+
+
+def _member_stats(arrays: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:
+    prefix = f"m{i}__"
+    return {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)}

@@ -1,0 +1,343 @@
+"""Angular-margin section classifiers as embedding learners (``arcface``, ``adacos``).
+
+A CNN learns to tell the sections (and, for DCASE2022+ data, the attribute combinations) of the training
+clips apart through an ArcFace or sub-cluster AdaCos head. Normal clips of one class land close together
+in its embedding space; an anomalous clip lands away from them. A clip's embedding is the mean of its
+snippets' L2-normalised embeddings, scored by the embedding scorers (k-NN, cosine, minimum over the
+section's source and target banks by default).
+
+With ``proxy_classes`` (default), the other machine types' training clips of the data tree join as extra
+classes: more classes make a richer embedding than the few sections of one machine type.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from asdkit.data.manifest import Clip
+from asdkit.detectors.base import ClipFeatures
+from asdkit.detectors.conv_ae import patch_starts
+from asdkit.detectors.embedding import EMBEDDER, EmbeddingDetector
+from asdkit.detectors.frames import ItemStream
+from asdkit.detectors.reconstruction import band_statistics, scoring_device
+from asdkit.detectors.registry import register
+from asdkit.errors import ModelError
+from asdkit.models.embedding_cnn import CompactCnn
+from asdkit.models.margin_heads import ArcFace, SubClusterAdaCos
+from asdkit.models.scaling import BandScaler
+
+log = logging.getLogger(__name__)
+
+LABEL_MODES = ("auto", "section", "attributes")
+#: Pseudo-classes when the clips form a single class: the snippets with their mel bands rolled up or down.
+SHIFTED_UP, SHIFTED_DOWN = ("band-shifted", "up"), ("band-shifted", "down")
+BAND_SHIFT = 3
+
+
+class MarginClassifier(nn.Module):
+    """Band scaling -> backbone -> embedding; the head is used only by the training loss."""
+
+    def __init__(self, n_mels: int, backbone: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.scaler = BandScaler(n_mels)
+        self.backbone = backbone
+        self.head = head
+
+    def forward(self, snippets: torch.Tensor) -> torch.Tensor:
+        """Embeddings [B, D] of log-mel snippets [B, frames, n_mels] (in dB)."""
+        return self.backbone(self.scaler.standardise(snippets)[:, None])
+
+
+def snippets(logmel: np.ndarray, frames: int, hop: int) -> np.ndarray:
+    """Overlapping snippets [n, frames, n_mels] covering the clip; a short clip is repeated up to one."""
+    n_frames = logmel.shape[1]
+    if n_frames < frames:
+        logmel = np.pad(logmel, ((0, 0), (0, frames - n_frames)), mode="wrap")
+    windows = np.lib.stride_tricks.sliding_window_view(logmel, frames, axis=1)
+    starts = patch_starts(n_frames, frames, hop)
+    return np.ascontiguousarray(windows[:, starts].transpose(1, 2, 0), dtype=np.float32)
+
+
+def class_key(clip: Clip, mode: str) -> tuple[str, ...]:
+    """The class a training clip teaches: its machine type and section, plus its attributes if asked."""
+    key = (clip.machine, clip.section)
+    if mode == "attributes":
+        key += tuple(f"{k}={v}" for k, v in sorted(clip.attributes.items()))
+    return key
+
+
+class MarginClassifierDetector(EmbeddingDetector):
+    """Shared fitting of the ArcFace and AdaCos detectors; subclasses build the head."""
+
+    uses_proxy_machines: ClassVar[bool] = True
+    debug_params: ClassVar[dict[str, Any]] = {"epochs": 2}
+
+    snippet_frames: int
+    hop_frames: int
+    embedding_dim: int
+    base_channels: int
+    labels: str
+    proxy_classes: bool
+    mixup: float
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    scorer: str
+    seed: int
+    accelerator: str
+    devices: int | str
+    strategy: str
+    progress: bool
+
+    _proxy: ClipFeatures | None = None
+
+    def _head(self, n_classes: int) -> nn.Module:
+        raise NotImplementedError
+
+    # -- proxy clips of other machine types (api.train hands them over) -----------------------------------
+    def wants_proxy_machines(self) -> bool:
+        return self.proxy_classes
+
+    def set_proxy_data(self, X: ClipFeatures | None) -> None:
+        """Other machine types' normal training clips, used as extra classes (never as memory banks)."""
+        self._proxy = X
+
+    # -- the embedding ------------------------------------------------------------------------------------
+    def _network(self, n_mels: int, n_classes: int) -> MarginClassifier:
+        channels = (self.base_channels, 2 * self.base_channels, 2 * self.base_channels)
+        backbone = CompactCnn(n_mels, self.embedding_dim, channels)
+        return MarginClassifier(n_mels, backbone, self._head(n_classes))
+
+    def _label_mode(self, clips: Sequence[Clip]) -> str:
+        if self.labels not in LABEL_MODES:
+            raise ModelError(
+                f"{self.name}: labels must be one of {', '.join(LABEL_MODES)}, got {self.labels!r}"
+            )
+        if self.labels == "auto":
+            return "attributes" if any(c.attributes for c in clips) else "section"
+        return self.labels
+
+    def _fit_embedder(self, X: ClipFeatures) -> nn.Module:
+        from asdkit.detectors.training import fit_network
+
+        if self.snippet_frames < 8 or self.hop_frames < 1:
+            raise ModelError(
+                f"{self.name}: snippet_frames must be >= 8 and hop_frames >= 1 "
+                f"(got {self.snippet_frames} and {self.hop_frames})"
+            )
+        if self.mixup < 0:
+            raise ModelError(
+                f"{self.name}: mixup (the Beta distribution's alpha) must be >= 0, got {self.mixup}"
+            )
+        arrays, clips = list(X.arrays), list(X.clips)
+        if self.proxy_classes and self._proxy is not None and X.config == self._proxy.config:
+            arrays += list(self._proxy.arrays)
+            clips += list(self._proxy.clips)
+        mode = self._label_mode(clips)
+        keys = [class_key(c, mode) for c in clips]
+        self.classes_ = sorted(set(keys))
+        self.shifted_classes_ = len(self.classes_) == 1
+        if self.shifted_classes_:
+            log.warning(
+                "%s: the training clips form one class (%s); training against band-shifted copies as two "
+                "extra classes (more sections, attributes or proxy machine types make a better embedding)",
+                self.name,
+                "/".join(self.classes_[0]),
+            )
+            self.classes_ += [SHIFTED_UP, SHIFTED_DOWN]
+        index = {k: i for i, k in enumerate(self.classes_)}
+        torch.manual_seed(self.seed)
+        self.n_mels_in_ = X.config.n_mels
+        network = self._network(self.n_mels_in_, len(self.classes_))
+        mean, std = band_statistics(X.arrays)  # the machine's own clips set the scale
+        network.scaler.set(torch.from_numpy(mean), std)
+        stream = ItemStream(
+            arrays,
+            self._items,
+            self._count,
+            self.batch_size,
+            seed=self.seed,
+            labels=[index[k] for k in keys],
+        )
+        self.history_ = fit_network(
+            network,
+            self._loss,
+            stream,
+            None,
+            epochs=self.epochs,
+            learning_rate=self.learning_rate,
+            seed=self.seed,
+            accelerator=self.accelerator,
+            devices=self.devices,
+            strategy=self.strategy,
+            progress=self.progress,
+        )
+        return network
+
+    def _items(self, logmel: np.ndarray) -> np.ndarray:
+        return snippets(logmel, self.snippet_frames, self.hop_frames)
+
+    def _count(self, n_frames: int) -> int:
+        return len(patch_starts(n_frames, self.snippet_frames, self.hop_frames)) if n_frames > 0 else 0
+
+    def _loss(self, network: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x, y = batch
+        if self.shifted_classes_:
+            up, down = torch.full_like(y, 1), torch.full_like(y, 2)
+            x = torch.cat([x, x.roll(BAND_SHIFT, dims=-1), x.roll(-BAND_SHIFT, dims=-1)])
+            y = torch.cat([y, up, down])
+        y_b, lam = y, 1.0
+        if self.mixup > 0 and len(x) > 1:
+            lam = float(torch.distributions.Beta(self.mixup, self.mixup).sample())
+            perm = torch.randperm(len(x), device=x.device)
+            x, y_b = lam * x + (1 - lam) * x[perm], y[perm]
+        return network.head.loss(network(x), y, y_b, lam)
+
+    @torch.inference_mode()
+    def embed(self, arrays: Sequence[np.ndarray], max_items: int = 2048) -> np.ndarray:
+        device = scoring_device(self.accelerator)
+        network = self.network_[EMBEDDER].to(device).eval()
+        out = []
+        for array in arrays:
+            items = torch.from_numpy(self._items(np.asarray(array, dtype=np.float32)))
+            parts = [network(items[i : i + max_items].to(device)) for i in range(0, len(items), max_items)]
+            emb = nn.functional.normalize(torch.cat(parts), dim=1).mean(dim=0)
+            out.append(emb.double().cpu().numpy())
+        return np.stack(out)
+
+    def _embedder_state(self) -> dict[str, Any]:
+        return {"n_mels_in": self.n_mels_in_, "classes": [list(k) for k in self.classes_]}
+
+    def _new_embedder(self, state: dict[str, Any]) -> nn.Module:
+        self.n_mels_in_ = int(state["n_mels_in"])
+        self.classes_ = [tuple(k) for k in state["classes"]]
+        self.shifted_classes_ = self.classes_[-1] == SHIFTED_DOWN
+        return self._network(self.n_mels_in_, len(self.classes_))
+
+
+@register
+class ArcFaceDetector(MarginClassifierDetector):
+    """Section (x attribute) classifier with an ArcFace head; scored by k-NN on its embeddings."""
+
+    name: ClassVar[str] = "arcface"
+
+    def __init__(
+        self,
+        margin: float = 0.5,
+        scale: float = 30.0,
+        snippet_frames: int = 64,
+        hop_frames: int = 64,
+        embedding_dim: int = 128,
+        base_channels: int = 32,
+        labels: str = "auto",
+        proxy_classes: bool = True,
+        mixup: float = 0.0,
+        epochs: int = 20,
+        batch_size: int = 64,
+        learning_rate: float = 1e-3,
+        scorer: str = "knn",
+        k: int = 1,
+        metric: str = "cosine",
+        domains: str = "min",
+        covariance: str = "ledoit_wolf",
+        n_components: int = 2,
+        covariance_type: str = "diag",
+        seed: int = 0,
+        accelerator: str = "auto",
+        devices: int | str = 1,
+        strategy: str = "auto",
+        progress: bool = False,
+    ) -> None:
+        self.margin = margin
+        self.scale = scale
+        self.snippet_frames = snippet_frames
+        self.hop_frames = hop_frames
+        self.embedding_dim = embedding_dim
+        self.base_channels = base_channels
+        self.labels = labels
+        self.proxy_classes = proxy_classes
+        self.mixup = mixup
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.scorer = scorer
+        self.k = k
+        self.metric = metric
+        self.domains = domains
+        self.covariance = covariance
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.seed = seed
+        self.accelerator = accelerator
+        self.devices = devices
+        self.strategy = strategy
+        self.progress = progress
+
+    def _head(self, n_classes: int) -> nn.Module:
+        return ArcFace(self.embedding_dim, n_classes, self.scale, self.margin)
+
+
+@register
+class AdaCosDetector(MarginClassifierDetector):
+    """Section (x attribute) classifier with a sub-cluster AdaCos head; scored by k-NN on its embeddings."""
+
+    name: ClassVar[str] = "adacos"
+
+    def __init__(
+        self,
+        n_subclusters: int = 16,
+        snippet_frames: int = 64,
+        hop_frames: int = 64,
+        embedding_dim: int = 128,
+        base_channels: int = 32,
+        labels: str = "auto",
+        proxy_classes: bool = True,
+        mixup: float = 0.0,
+        epochs: int = 20,
+        batch_size: int = 64,
+        learning_rate: float = 1e-3,
+        scorer: str = "knn",
+        k: int = 1,
+        metric: str = "cosine",
+        domains: str = "min",
+        covariance: str = "ledoit_wolf",
+        n_components: int = 2,
+        covariance_type: str = "diag",
+        seed: int = 0,
+        accelerator: str = "auto",
+        devices: int | str = 1,
+        strategy: str = "auto",
+        progress: bool = False,
+    ) -> None:
+        self.n_subclusters = n_subclusters
+        self.snippet_frames = snippet_frames
+        self.hop_frames = hop_frames
+        self.embedding_dim = embedding_dim
+        self.base_channels = base_channels
+        self.labels = labels
+        self.proxy_classes = proxy_classes
+        self.mixup = mixup
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.scorer = scorer
+        self.k = k
+        self.metric = metric
+        self.domains = domains
+        self.covariance = covariance
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.seed = seed
+        self.accelerator = accelerator
+        self.devices = devices
+        self.strategy = strategy
+        self.progress = progress
+
+    def _head(self, n_classes: int) -> nn.Module:
+        return SubClusterAdaCos(self.embedding_dim, n_classes, self.n_subclusters)

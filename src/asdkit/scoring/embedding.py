@@ -1,0 +1,275 @@
+"""Anomaly scores from embeddings: k-NN distance, Mahalanobis distance, Gaussian mixture likelihood.
+
+Each scorer works on any embedding matrix [n_clips, dim] (frame statistics, a classifier's penultimate
+layer, an AE's bottleneck). A scorer's learned state is a dict of numpy arrays (``fit`` returns it and
+``score`` reads it), so detectors keep it in their weights file and scoring after loading repeats exactly.
+
+:class:`DomainBanks` keeps one scorer state per (section, domain) memory bank and scores a clip by the
+minimum over its section's banks: with few target-domain training clips, a target clip is near the
+target bank even when the source bank (fitted on many clips) finds it far (the domain-generalisation
+trick of the DCASE2023+ winners; for Mahalanobis it is the official baseline's "selective Mahalanobis").
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from asdkit.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+Arrays = dict[str, np.ndarray]
+KNN_METRICS = ("cosine", "euclidean")
+COVARIANCES = ("ledoit_wolf", "empirical")
+GMM_COVARIANCE_TYPES = ("full", "diag", "tied", "spherical")
+
+
+def _matrix(E: np.ndarray, what: str) -> np.ndarray:
+    E = np.asarray(E, dtype=np.float64)
+    if E.ndim != 2 or len(E) == 0:
+        raise ModelError(f"{what}: expected a non-empty [n_clips, dim] embedding matrix, got shape {E.shape}")
+    if not np.all(np.isfinite(E)):
+        raise ModelError(f"{what}: embeddings hold NaN or infinite values")
+    return E
+
+
+@dataclass(frozen=True)
+class KnnScorer:
+    """Mean distance to the ``k`` nearest training embeddings (cosine: 1 - cosine similarity)."""
+
+    kind: ClassVar[str] = "knn"
+    k: int = 1
+    metric: str = "cosine"
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ModelError(f"knn: k must be >= 1, got {self.k}")
+        if self.metric not in KNN_METRICS:
+            raise ModelError(f"knn: metric must be one of {', '.join(KNN_METRICS)}, got {self.metric!r}")
+
+    def fit(self, E: np.ndarray) -> Arrays:
+        return {"bank": _matrix(E, "knn memory bank").copy()}
+
+    def score(self, state: Arrays, E: np.ndarray) -> np.ndarray:
+        return self._distances(state["bank"], _matrix(E, "knn query"), self.k, 0)
+
+    def score_own(self, state: Arrays) -> np.ndarray:
+        """Each bank member's score with itself left out (its own distance, 0, would say nothing)."""
+        bank = state["bank"]
+        if len(bank) == 1:
+            return np.full(1, np.inf)
+        return self._distances(bank, bank, self.k + 1, 1)
+
+    def _distances(self, bank: np.ndarray, E: np.ndarray, k: int, skip: int) -> np.ndarray:
+        from sklearn.neighbors import NearestNeighbors
+
+        k = min(k, len(bank))  # a small bank (few target clips) has fewer than k neighbours
+        nn = NearestNeighbors(n_neighbors=k, metric=self.metric, algorithm="brute").fit(bank)
+        distances, _ = nn.kneighbors(E)
+        return distances[:, skip:].mean(axis=1)
+
+
+@dataclass(frozen=True)
+class MahalanobisScorer:
+    """Mahalanobis distance to the training mean under a (shrunk) covariance of the training embeddings.
+
+    ``ledoit_wolf`` shrinks the covariance towards a scaled identity, which keeps it invertible with fewer
+    clips than dimensions (the target bank); ``empirical`` is the plain maximum-likelihood estimate
+    (pseudo-inverted). ``ridge`` adds that fraction of the mean variance to the diagonal in both cases.
+    """
+
+    kind: ClassVar[str] = "mahalanobis"
+    covariance: str = "ledoit_wolf"
+    ridge: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if self.covariance not in COVARIANCES:
+            raise ModelError(
+                f"mahalanobis: covariance must be one of {', '.join(COVARIANCES)}, got {self.covariance!r}"
+            )
+
+    def fit(self, E: np.ndarray) -> Arrays:
+        from sklearn.covariance import EmpiricalCovariance, LedoitWolf
+
+        E = _matrix(E, "mahalanobis training embeddings")
+        estimator = LedoitWolf() if self.covariance == "ledoit_wolf" else EmpiricalCovariance()
+        cov = estimator.fit(E).covariance_ if len(E) > 1 else np.zeros((E.shape[1], E.shape[1]))
+        level = float(np.mean(np.diag(cov))) if np.any(cov) else 1.0
+        cov = cov + self.ridge * level * np.eye(len(cov))
+        return {"location": E.mean(axis=0), "precision": np.linalg.pinv(cov, hermitian=True)}
+
+    def score(self, state: Arrays, E: np.ndarray) -> np.ndarray:
+        d = _matrix(E, "mahalanobis query") - state["location"]
+        squared = np.einsum("ij,jk,ik->i", d, state["precision"], d)
+        return np.sqrt(np.maximum(squared, 0.0))
+
+
+@dataclass(frozen=True)
+class GmmScorer:
+    """Negative log-likelihood under a Gaussian mixture (scikit-learn) fitted to the training embeddings.
+
+    The number of components is capped at the number of training clips (a small target bank).
+    """
+
+    kind: ClassVar[str] = "gmm"
+    n_components: int = 2
+    covariance_type: str = "diag"
+    reg_covar: float = 1e-3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_components < 1:
+            raise ModelError(f"gmm: n_components must be >= 1, got {self.n_components}")
+        if self.covariance_type not in GMM_COVARIANCE_TYPES:
+            raise ModelError(
+                f"gmm: covariance_type must be one of {', '.join(GMM_COVARIANCE_TYPES)}, "
+                f"got {self.covariance_type!r}"
+            )
+
+    def _mixture(self, n_components: int) -> object:
+        from sklearn.mixture import GaussianMixture
+
+        return GaussianMixture(
+            n_components=n_components,
+            covariance_type=self.covariance_type,
+            reg_covar=self.reg_covar,
+            random_state=self.seed,
+        )
+
+    def fit(self, E: np.ndarray) -> Arrays:
+        E = _matrix(E, "gmm training embeddings")
+        gmm = self._mixture(min(self.n_components, len(E)))
+        gmm.fit(E)  # type: ignore[attr-defined]
+        return {
+            "weights": gmm.weights_,  # type: ignore[attr-defined]
+            "means": gmm.means_,  # type: ignore[attr-defined]
+            "covariances": gmm.covariances_,  # type: ignore[attr-defined]
+            "precisions_cholesky": gmm.precisions_cholesky_,  # type: ignore[attr-defined]
+        }
+
+    def score(self, state: Arrays, E: np.ndarray) -> np.ndarray:
+        gmm = self._mixture(len(state["weights"]))
+        for name in ("weights", "means", "covariances", "precisions_cholesky"):
+            setattr(gmm, name + "_", state[name])
+        return -gmm.score_samples(_matrix(E, "gmm query"))  # type: ignore[attr-defined]
+
+
+Scorer = KnnScorer | MahalanobisScorer | GmmScorer
+SCORERS: dict[str, type[Scorer]] = {c.kind: c for c in (KnnScorer, MahalanobisScorer, GmmScorer)}
+
+
+def make_scorer(kind: str, **options: object) -> Scorer:
+    """A scorer by name with the options it knows (others are ignored, so detectors pass all of theirs)."""
+    import dataclasses
+
+    if kind not in SCORERS:
+        raise ModelError(f"unknown embedding scorer {kind!r}; available: {', '.join(SCORERS)}")
+    cls = SCORERS[kind]
+    known = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in options.items() if k in known})  # type: ignore[arg-type]
+
+
+DOMAIN_MODES = ("min", "pooled")
+
+
+class DomainBanks:
+    """One scorer state per memory bank: (section, domain), or (section, "all") when ``domains="pooled"``.
+
+    A clip's score is the minimum over its section's banks. A clip whose section has no bank (a file
+    scored outside a data tree, where the section is unknown) takes the minimum over every bank.
+    """
+
+    def __init__(self, scorer: Scorer, domains: str = "min") -> None:
+        if domains not in DOMAIN_MODES:
+            raise ModelError(f"domains must be one of {', '.join(DOMAIN_MODES)}, got {domains!r}")
+        self.scorer = scorer
+        self.domains = domains
+        self.keys: list[tuple[str, str]] = []
+        self.states: list[Arrays] = []
+
+    def fit(self, E: np.ndarray, sections: Sequence[str], domains: Sequence[str]) -> DomainBanks:
+        E = _matrix(E, "training embeddings")
+        if not len(E) == len(sections) == len(domains):
+            raise ValueError(f"{len(E)} embeddings for {len(sections)} sections and {len(domains)} domains")
+        keys = [(s, d if self.domains == "min" else "all") for s, d in zip(sections, domains, strict=True)]
+        self.keys = sorted(set(keys))
+        self.states = []
+        for key in self.keys:
+            rows = [i for i, k in enumerate(keys) if k == key]
+            self.states.append(self.scorer.fit(E[rows]))
+        return self
+
+    def score_banks(self, E: np.ndarray) -> np.ndarray:
+        """Every clip's score under every bank, [n_clips, n_banks] (columns in ``keys`` order)."""
+        E = _matrix(E, "embeddings to score")
+        return np.stack([self.scorer.score(state, E) for state in self.states], axis=1)
+
+    def score_training(self, E: np.ndarray, sections: Sequence[str], domains: Sequence[str]) -> np.ndarray:
+        """Scores of the clips the banks were fitted on (same order), each left out of its own k-NN bank.
+
+        Mahalanobis and mixture scores stay in-sample; a clip alone in its bank scores by the other banks.
+        """
+        per_bank = self.score_banks(E)
+        if isinstance(self.scorer, KnnScorer):
+            keys = [
+                (s, d if self.domains == "min" else "all") for s, d in zip(sections, domains, strict=True)
+            ]
+            for j, key in enumerate(self.keys):
+                rows = [i for i, k in enumerate(keys) if k == key]
+                if len(rows) != len(self.states[j]["bank"]):
+                    raise ModelError(
+                        f"bank {key[0]}/{key[1]} holds {len(self.states[j]['bank'])} clips but {len(rows)} "
+                        "were given: training scores need the very clips the banks were fitted on"
+                    )
+                per_bank[rows, j] = self.scorer.score_own(self.states[j])
+        scores = self._section_min(per_bank, sections)
+        if not np.all(np.isfinite(scores)):
+            raise ModelError("a training clip has no other clip to be compared with (one clip per section?)")
+        return scores
+
+    def score(self, E: np.ndarray, sections: Sequence[str]) -> np.ndarray:
+        if not self.states:
+            raise ModelError("no memory banks: fit first")
+        return self._section_min(self.score_banks(E), sections)
+
+    def _section_min(self, per_bank: np.ndarray, sections: Sequence[str]) -> np.ndarray:
+        bank_sections = np.array([s for s, _ in self.keys])
+        out = np.empty(len(per_bank))
+        unknown = sorted({s for s in sections if s not in set(bank_sections.tolist())})
+        if unknown:
+            log.warning(
+                "section(s) %s have no memory bank; those clips are scored against every bank",
+                ", ".join(unknown),
+            )
+        for i, section in enumerate(sections):
+            mine = bank_sections == section
+            out[i] = per_bank[i, mine].min() if mine.any() else per_bank[i].min()
+        return out
+
+    # -- flat arrays for a state_dict ---------------------------------------------------------------------
+    def to_arrays(self) -> Arrays:
+        return {f"bank{i}__{name}": a for i, state in enumerate(self.states) for name, a in state.items()}
+
+    def layout(self) -> list[dict[str, object]]:
+        """What model.json keeps to rebuild the banks: their keys and their arrays' shapes."""
+        return [
+            {"section": s, "domain": d, "shapes": {n: list(a.shape) for n, a in state.items()}}
+            for (s, d), state in zip(self.keys, self.states, strict=True)
+        ]
+
+    @classmethod
+    def from_arrays(
+        cls, scorer: Scorer, domains: str, layout: list[dict[str, object]], arrays: Arrays
+    ) -> DomainBanks:
+        banks = cls(scorer, domains)
+        banks.keys = [(str(b["section"]), str(b["domain"])) for b in layout]
+        banks.states = [
+            {name: arrays[f"bank{i}__{name}"] for name in b["shapes"]}  # type: ignore[attr-defined]
+            for i, b in enumerate(layout)
+        ]
+        return banks

@@ -1,0 +1,135 @@
+"""Multi-seed runs: the same run once per seed, each in its own subfolder, summarised by mean and std.
+
+Results in the field swing by several points between seeds, so one number says little. ``run_seeds``
+calls :func:`asdkit.api.run` per seed (``OUT/seed_<n>/``, a complete run directory each) and writes
+``OUT/seeds.csv`` (every metric's mean, standard deviation and per-seed values) and ``OUT/seeds.json``
+(what was run, which seeds, ``"status": "complete"`` once all are done).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from asdkit.errors import AsdkitError
+from asdkit.utils.io import atomic_write_text
+
+SEEDS_JSON, SEEDS_CSV = "seeds.json", "seeds.csv"
+OFFICIAL = "official score"
+
+
+def seed_dir(out: Path, seed: int) -> Path:
+    return out / f"seed_{seed}"
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2,3"`` or ``"0-3"`` -> [0, 1, 2, 3]."""
+    seeds: list[int] = []
+    try:
+        for part in (p.strip() for p in text.split(",")):
+            if not part:
+                continue
+            low, sep, high = part.partition("-")
+            seeds += list(range(int(low), int(high) + 1)) if sep else [int(part)]
+    except ValueError:
+        raise AsdkitError(f"--seeds {text!r}: expected seeds such as 0,1,2,3 or 0-3") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise AsdkitError(f"--seeds {text!r}: give distinct non-negative seeds, e.g. 0,1,2,3")
+    return seeds
+
+
+def evaluation_metrics(evaluation: Any) -> dict[str, float]:
+    """Official score, overall means of its parts and each machine type's means, by name.
+
+    2021+: harmonic means (the official statistic); 2020: arithmetic means (its "Average").
+    """
+    use_hmean = evaluation.scheme != "dcase2020"
+    parts = [c for c in evaluation.columns if "AUC" in c]
+    overall = evaluation.overall_hmean if use_hmean else evaluation.overall_amean
+    metrics = {OFFICIAL: float(evaluation.official_score)}
+    metrics.update({c: float(overall[c]) for c in parts})
+    for machine in evaluation.machines:
+        means = machine.hmean if use_hmean else machine.amean
+        metrics.update({f"{machine.machine}: {c}": float(means[c]) for c in parts})
+    return metrics
+
+
+@dataclass
+class MetricSummary:
+    name: str
+    values: list[float]
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.values))
+
+    @property
+    def std(self) -> float:
+        """Sample standard deviation (n - 1); 0 for a single seed."""
+        return float(np.std(self.values, ddof=1)) if len(self.values) > 1 else 0.0
+
+
+@dataclass
+class SeedsResult:
+    run_dir: Path
+    seeds: list[int]
+    runs: list[Any] = field(default_factory=list)
+    summary: list[MetricSummary] = field(default_factory=list)
+
+    @property
+    def seeds_csv(self) -> Path:
+        return self.run_dir / SEEDS_CSV
+
+
+def summarise(seeds: Sequence[int], metrics: Sequence[dict[str, float]]) -> list[MetricSummary]:
+    """One summary per metric that every seed reported (in the first seed's order)."""
+    names = [n for n in metrics[0] if all(n in m for m in metrics)]
+    return [MetricSummary(n, [m[n] for m in metrics]) for n in names]
+
+
+def seeds_csv_text(seeds: Sequence[int], summary: Sequence[MetricSummary]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["metric", "mean", "std", "n", *(f"seed_{s}" for s in seeds)])
+    for m in summary:
+        writer.writerow([m.name, repr(m.mean), repr(m.std), len(m.values), *(repr(v) for v in m.values)])
+    return buf.getvalue()
+
+
+def run_seeds(
+    run: Callable[..., Any], data: Path | str, out: Path | str, seeds: Sequence[int], **kwargs: Any
+) -> SeedsResult:
+    """``run(data, OUT/seed_<n>, seed=n, **kwargs)`` for every seed, then the mean/std summary."""
+    out = Path(out)
+    seeds = list(seeds)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise AsdkitError(f"seeds: give distinct seeds, got {seeds}")
+    out.mkdir(parents=True, exist_ok=True)
+    record = {
+        "status": "running",
+        "seeds": seeds,
+        "model": kwargs.get("model", "ae"),
+        "params": kwargs.get("params") or {},
+        "data": str(Path(data).resolve()),
+    }
+    atomic_write_text(out / SEEDS_JSON, json.dumps(record, indent=2, default=str) + "\n")
+    result = SeedsResult(out, seeds)
+    metrics = []
+    for seed in seeds:
+        run_result = run(data, seed_dir(out, seed), seed=seed, **kwargs)
+        result.runs.append(run_result)
+        if run_result.evaluation is not None:
+            metrics.append(evaluation_metrics(run_result.evaluation))
+    if len(metrics) == len(seeds):
+        result.summary = summarise(seeds, metrics)
+        atomic_write_text(out / SEEDS_CSV, seeds_csv_text(seeds, result.summary))
+    record["status"] = "complete"
+    atomic_write_text(out / SEEDS_JSON, json.dumps(record, indent=2, default=str) + "\n")
+    return result
