@@ -230,7 +230,7 @@ def score(
     skipped: list[tuple[Path, str]] = []
     for name, group in by_machine.items():
         detector = models[name]
-        clips = [Clip(path=f, machine=name, section="00") for f in group]
+        clips = [Clip(path=f, machine=name, section=_section_of(f)) for f in group]
         X, bad = load_features(clips, detector.feature_config_, cache_dir, progress=progress is not None)
         skipped += bad
         if len(X):
@@ -507,6 +507,23 @@ def _expand_wavs(paths: Sequence[Path | str]) -> list[Path]:
     if not files:
         raise DataError("no audio files given")
     return files
+
+
+def _section_of(path: Path) -> str:
+    """The section (or 2020 machine id) in a DCASE file name, for models that score per section; else 00."""
+    from asdkit.data.layouts.common import (
+        DCASE2020_NAME,
+        EVAL2020_NAME,
+        EVAL2021_NAME,
+        EVAL2022_NAME,
+        SECTION_NAME,
+    )
+
+    for pattern in (SECTION_NAME, DCASE2020_NAME, EVAL2020_NAME, EVAL2021_NAME, EVAL2022_NAME):
+        match = pattern.match(path.name)
+        if match:
+            return match["section"]
+    return "00"
 
 
 def _machine_for(path: Path, models: dict[str, Detector], machine: str | None) -> str:
