@@ -237,6 +237,10 @@ def test_fine_tuning_refuses_an_incompatible_start(tmp_path):
         ResNetSectionDetector(**TINY, init_from=str(tmp_path / "model")).fit(_clips(4, sections=3))
     with pytest.raises(ModelError, match="neither a model folder nor a run directory"):
         ResNetSectionDetector(**TINY, init_from=str(tmp_path / "nothing")).fit(_clips(4))
+    other_features = _clips(4)
+    other_features.config = FeatureConfig(n_mels=16, hop_length=256)
+    with pytest.raises(ModelError, match="features of another configuration"):
+        ResNetSectionDetector(**TINY, init_from=str(tmp_path / "model")).fit(other_features)
     with pytest.raises(ModelError, match="holds a 'resnet_section' model"):
         MobileNetSectionDetector(init_from=str(tmp_path / "model"), epochs=1).fit(_clips(4))
 

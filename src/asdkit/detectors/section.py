@@ -248,6 +248,8 @@ class SectionClassifier(Detector):
                 f"init_from={folder}: trained on sections {initial.sections_} with {initial.n_mels_in_} mel "
                 f"bands; this data has sections {self.sections_} with {self.n_mels_in_}"
             )
+        if initial.feature_config_ != self.feature_config_:
+            raise ModelError(f"init_from={folder}: trained on features of another configuration")
         differ = [k for k in self.architecture if getattr(initial, k) != getattr(self, k)]
         if differ:
             raise ModelError(f"init_from={folder}: network differs in {', '.join(differ)}")
