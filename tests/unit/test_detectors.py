@@ -17,18 +17,27 @@ from asdkit.features.config import FeatureConfig
 CONFIG = FeatureConfig(n_mels=16)
 
 
-def _features(n: int, anomalous: bool, rng: np.random.Generator, frames: int = 40) -> ClipFeatures:
-    """Normal clips: a fixed spectral profile plus noise; anomalies add a strong extra band."""
+def _features(
+    n: int, anomalous: bool, rng: np.random.Generator, frames: int = 40, machine: str = "m"
+) -> ClipFeatures:
+    """Normal clips: a fixed spectral profile plus noise, and a tone band that tells the 2 sections apart;
+    anomalies add a strong extra band. Another machine type (the section classifiers' proxy outliers) has
+    the same profile with its own strong band at a random place."""
     profile = np.linspace(-20, -60, CONFIG.n_mels)[:, None]
-    arrays = []
-    for _ in range(n):
+    arrays, clips = [], []
+    for i in range(n):
+        section = i % 2
         x = profile + rng.normal(0, 1.0, size=(CONFIG.n_mels, frames))
+        if machine == "m":
+            x[10 + 2 * section] += 8.0
+        else:
+            band = rng.integers(0, CONFIG.n_mels - 2)
+            x[band : band + 3] += 15.0
         if anomalous:
             x[4:7] += 15.0
         arrays.append(x.astype(np.float32))
-    clips = [
-        Clip(path=f"/data/{'a' if anomalous else 'n'}{i}.wav", machine="m", section="00") for i in range(n)
-    ]
+        name = f"/data/{machine}/{'a' if anomalous else 'n'}{i}.wav"
+        clips.append(Clip(path=name, machine=machine, section=f"0{section}"))
     return ClipFeatures(arrays, clips, CONFIG)
 
 
@@ -41,11 +50,17 @@ SIZE_CAPS = {"hidden": 128, "n_blocks": 2}
 
 
 def _small(name: str) -> Detector:
+    """A quick detector; one that asks for proxy outliers gets another machine type's clips, as api.train
+    gives them."""
     cls = get_detector_class(name)
     known = cls().get_params()
     params = {k: v for k, v in QUICK.items() if k in known}
     params |= {k: min(cap, known[k]) for k, cap in SIZE_CAPS.items() if k in known}
-    return create_detector(name, **params)  # type: ignore[return-value]
+    detector = create_detector(name, **params)
+    wants = getattr(detector, "wants_proxy_machines", None)
+    if callable(wants) and wants():
+        detector.set_proxy_data(_features(30, False, np.random.default_rng(1), machine="other"))
+    return detector  # type: ignore[return-value]
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -57,18 +58,20 @@ class NetworkModule(L.LightningModule):
 
 
 class _History(L.Callback):
-    """Keeps per-epoch losses so that detectors can report training curves."""
+    """Keeps per-epoch losses and wall-clock seconds so that detectors can report training curves."""
 
     def __init__(self) -> None:
         self.epochs: list[dict[str, float]] = []
         self._lr: float | None = None
+        self._start = 0.0
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         # read here: an epoch-interval LR scheduler has already stepped by on_train_epoch_end
         self._lr = float(trainer.optimizers[0].param_groups[0]["lr"]) if trainer.optimizers else None
+        self._start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        row = {"epoch": float(trainer.current_epoch)}
+        row = {"epoch": float(trainer.current_epoch), "seconds": time.perf_counter() - self._start}
         row.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.endswith("loss")})
         if self._lr is not None:
             row["lr"] = self._lr  # the rate this epoch trained with
@@ -106,10 +109,12 @@ def fit_network(
     strategy: str = "auto",
     progress: bool = False,
     lr_lambda: LrLambda | None = None,
+    precision: str | int = "32-true",
 ) -> list[dict[str, float]]:
     """Train ``network`` in place; returns the per-epoch loss (and learning-rate) history.
 
     ``lr_lambda(epoch)`` scales the learning rate per epoch (LambdaLR); None keeps it constant.
+    ``precision`` goes to Lightning's Trainer (``"16-mixed"`` on a GPU, ``"bf16-mixed"`` also on CPU).
     """
     L.seed_everything(seed, workers=True, verbose=False)
     for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
@@ -130,6 +135,7 @@ def fit_network(
             accelerator=accelerator,
             devices=devices,
             strategy=strategy,
+            precision=precision,  # type: ignore[arg-type]
             logger=logger,
             enable_checkpointing=False,
             enable_model_summary=False,
