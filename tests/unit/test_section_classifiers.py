@@ -260,20 +260,3 @@ def test_half_precision_falls_back_to_32_bits_on_the_cpu(caplog):
     assert "needs a GPU" in caplog.text
 
 
-@pytest.mark.parametrize(
-    ("name", "section"),
-    [
-        ("section_02_source_test_anomaly_0001_car_A1.wav", "02"),
-        ("section_01_target_train_normal_0003.wav", "01"),
-        ("anomaly_id_04_00000012.wav", "04"),
-        ("id_06_00000000.wav", "06"),
-        ("section_03_0007.wav", "03"),
-        ("my_recording.wav", "00"),
-    ],
-)
-def test_scoring_files_reads_the_section_from_dcase_names(name, section):
-    from pathlib import Path
-
-    from asdkit.api import _section_of
-
-    assert _section_of(Path("/x") / name) == section

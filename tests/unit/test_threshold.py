@@ -31,3 +31,13 @@ def test_degenerate_scores_fall_back_to_the_empirical_quantile(caplog):
 def test_no_finite_scores_is_an_error():
     with pytest.raises(ValueError, match="no finite"):
         gamma_threshold(np.array([np.nan]))
+
+
+def test_one_extreme_score_cannot_drag_the_threshold_below_most_normal_scores(caplog):
+    # a mixture component collapsed onto one training clip gives it a hugely negative NLL
+    scores = np.random.default_rng(0).normal(35.0, 3.5, size=30)
+    scores[16] = -78.4
+    with caplog.at_level(logging.WARNING):
+        threshold = gamma_threshold(scores)
+    assert np.median(scores) <= threshold <= scores.max()  # the free-location gamma fit says 441 here
+    assert "empirical" in caplog.text

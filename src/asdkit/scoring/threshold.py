@@ -14,8 +14,10 @@ log = logging.getLogger(__name__)
 def gamma_threshold(scores: np.ndarray, quantile: float = 0.9) -> float:
     """The ``quantile`` of a gamma distribution fitted to normal training scores (the DCASE baselines' rule).
 
-    Falls back to the empirical quantile when the fit is degenerate (too few or constant scores), since an
-    alarm threshold must always exist.
+    Falls back to the empirical quantile when the fit is degenerate: too few or constant scores, or a fit
+    dragged off by one extreme score (e.g. a mixture component collapsed onto one clip) whose upper
+    quantile lies below the scores' median or far beyond their range. An alarm threshold must always exist
+    and must neither flag most normal clips nor none at all.
     """
     scores = np.asarray(scores, dtype=np.float64)
     scores = scores[np.isfinite(scores)]
@@ -27,7 +29,7 @@ def gamma_threshold(scores: np.ndarray, quantile: float = 0.9) -> float:
                 warnings.simplefilter("ignore", RuntimeWarning)
                 shape, loc, scale = scipy.stats.gamma.fit(scores)
             threshold = float(scipy.stats.gamma.ppf(quantile, shape, loc=loc, scale=scale))
-            if np.isfinite(threshold):
+            if _plausible(threshold, scores):
                 return threshold
         except (ValueError, RuntimeError, FloatingPointError):
             pass
@@ -37,3 +39,9 @@ def gamma_threshold(scores: np.ndarray, quantile: float = 0.9) -> float:
         100 * quantile,
     )
     return float(np.quantile(scores, quantile))
+
+
+def _plausible(threshold: float, scores: np.ndarray) -> bool:
+    """An upper quantile lies above the median and within one range width beyond the largest score."""
+    top, spread = float(scores.max()), float(np.ptp(scores))
+    return bool(np.isfinite(threshold) and np.median(scores) <= threshold <= top + spread)
