@@ -258,5 +258,3 @@ def test_half_precision_falls_back_to_32_bits_on_the_cpu(caplog):
     with caplog.at_level("WARNING"):
         assert np.all(np.isfinite(detector.fit(_clips(4)).anomaly_score(_clips(1, seed=1))))
     assert "needs a GPU" in caplog.text
-
-
