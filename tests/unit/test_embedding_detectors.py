@@ -230,3 +230,21 @@ def test_bad_ensembles_are_clear_errors(shifted):
         EnsembleDetector(members=["knn"], weights=[1, 2]).fit(train)
     with pytest.raises(ModelError, match="a member is"):
         EnsembleDetector(members=[{"model": "knn", "path": "x"}]).fit(train)
+
+
+@pytest.mark.parametrize("backbone", ["rf_resnet", "mobilenet_v2"])
+def test_section_classifier_networks_plug_in_as_backbones(backbone, tmp_path):
+    from asdkit.detectors.margin import make_backbone
+
+    net = make_backbone(backbone, n_mels=16, dim=12, base_channels=8).eval()
+    assert net(torch.randn(3, 1, 64, 16)).shape == (3, 12)
+    train, _ = _sections_data(np.random.default_rng(3))
+    arc = ArcFaceDetector(**{**QUICK_NET, "backbone": backbone, "epochs": 1, "base_channels": 8}).fit(train)
+    loaded = Detector.load(arc.save(tmp_path / "arc"))
+    np.testing.assert_allclose(loaded.anomaly_score(train), arc.anomaly_score(train), rtol=1e-6)
+
+
+def test_unknown_backbone_is_a_clear_error():
+    train, _ = _sections_data(np.random.default_rng(3))
+    with pytest.raises(ModelError, match="backbone must be one of compact, rf_resnet, mobilenet_v2"):
+        ArcFaceDetector(**{**QUICK_NET, "backbone": "vgg"}).fit(train)

@@ -54,6 +54,42 @@ class MarginClassifier(nn.Module):
         return self.backbone(self.scaler.standardise(snippets)[:, None])
 
 
+#: Backbones of the margin classifiers: this module's compact CNN, or the section-classifier networks.
+BACKBONES = ("compact", "rf_resnet", "mobilenet_v2")
+
+
+class SectionNetEmbedding(nn.Module):
+    """A section-classifier network (``embed`` on [B, frames, n_mels]) projected to ``dim`` embeddings.
+
+    Its own classifier layer is unused; the margin head replaces it.
+    """
+
+    def __init__(self, network: nn.Module, width: int, dim: int) -> None:
+        super().__init__()
+        self.network = network
+        self.project = nn.Linear(width, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(self.network.embed(x[:, 0]))
+
+
+def make_backbone(kind: str, n_mels: int, dim: int, base_channels: int) -> nn.Module:
+    """[B, 1, frames, n_mels] -> [B, dim] by name (see :data:`BACKBONES`)."""
+    if kind == "compact":
+        return CompactCnn(n_mels, dim, (base_channels, 2 * base_channels, 2 * base_channels))
+    if kind == "rf_resnet":
+        from asdkit.models.rf_resnet import RFResNet
+
+        network: nn.Module = RFResNet(1, n_mels, base_channels=base_channels)
+    elif kind == "mobilenet_v2":
+        from asdkit.models.mobilenet_v2 import MobileNetV2
+
+        network = MobileNetV2(1, n_mels)
+    else:
+        raise ModelError(f"backbone must be one of {', '.join(BACKBONES)}, got {kind!r}")
+    return SectionNetEmbedding(network, int(network.embedding_size), dim)
+
+
 def snippets(logmel: np.ndarray, frames: int, hop: int) -> np.ndarray:
     """Overlapping snippets [n, frames, n_mels] covering the clip; a short clip is repeated up to one."""
     n_frames = logmel.shape[1]
@@ -82,6 +118,7 @@ class MarginClassifierDetector(EmbeddingDetector):
     hop_frames: int
     embedding_dim: int
     base_channels: int
+    backbone: str
     labels: str
     proxy_classes: bool
     mixup: float
@@ -110,8 +147,7 @@ class MarginClassifierDetector(EmbeddingDetector):
 
     # -- the embedding ------------------------------------------------------------------------------------
     def _network(self, n_mels: int, n_classes: int) -> MarginClassifier:
-        channels = (self.base_channels, 2 * self.base_channels, 2 * self.base_channels)
-        backbone = CompactCnn(n_mels, self.embedding_dim, channels)
+        backbone = make_backbone(self.backbone, n_mels, self.embedding_dim, self.base_channels)
         return MarginClassifier(n_mels, backbone, self._head(n_classes))
 
     def _label_mode(self, clips: Sequence[Clip]) -> str:
@@ -235,6 +271,7 @@ class ArcFaceDetector(MarginClassifierDetector):
         hop_frames: int = 64,
         embedding_dim: int = 128,
         base_channels: int = 32,
+        backbone: str = "compact",
         labels: str = "auto",
         proxy_classes: bool = True,
         mixup: float = 0.0,
@@ -260,6 +297,7 @@ class ArcFaceDetector(MarginClassifierDetector):
         self.hop_frames = hop_frames
         self.embedding_dim = embedding_dim
         self.base_channels = base_channels
+        self.backbone = backbone
         self.labels = labels
         self.proxy_classes = proxy_classes
         self.mixup = mixup
@@ -296,6 +334,7 @@ class AdaCosDetector(MarginClassifierDetector):
         hop_frames: int = 64,
         embedding_dim: int = 128,
         base_channels: int = 32,
+        backbone: str = "compact",
         labels: str = "auto",
         proxy_classes: bool = True,
         mixup: float = 0.0,
@@ -320,6 +359,7 @@ class AdaCosDetector(MarginClassifierDetector):
         self.hop_frames = hop_frames
         self.embedding_dim = embedding_dim
         self.base_channels = base_channels
+        self.backbone = backbone
         self.labels = labels
         self.proxy_classes = proxy_classes
         self.mixup = mixup
