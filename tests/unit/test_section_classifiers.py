@@ -189,7 +189,7 @@ def test_training_learns_the_sections():
 
 
 def test_augmentations_and_proxies_train_and_are_repeatable():
-    params = {**TINY, "mixup_alpha": 0.4, "time_masks": 2, "time_mask_frames": 4, "freq_masks": 1}
+    params = {**TINY, "mixup": 0.4, "time_masks": 2, "time_mask_frames": 4, "freq_masks": 1}
     other = _clips(4, seed=5)
     other = ClipFeatures(
         [a[::-1].copy() for a in other.arrays], [Clip(c.path, "o", c.section) for c in other.clips], CONFIG

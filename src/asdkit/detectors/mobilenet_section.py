@@ -38,7 +38,7 @@ class MobileNetSectionDetector(SectionClassifier):
         init_from: str | None = None,
         ccsa_weight: float = 0.0,
         margin: float = 0.5,
-        mixup_alpha: float = 0.0,
+        mixup: float = 0.0,
         time_masks: int = 0,
         time_mask_frames: int = 8,
         freq_masks: int = 0,
@@ -63,7 +63,7 @@ class MobileNetSectionDetector(SectionClassifier):
         self.init_from = init_from
         self.ccsa_weight = ccsa_weight
         self.margin = margin
-        self.mixup_alpha = mixup_alpha
+        self.mixup = mixup
         self.time_masks = time_masks
         self.time_mask_frames = time_mask_frames
         self.freq_masks = freq_masks

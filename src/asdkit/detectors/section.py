@@ -10,7 +10,7 @@ baseline). Training streams snippets from the feature cache with their labels. O
   every source/target pair of snippets in a batch: same section pulled together (squared distance),
   different sections pushed at least ``margin`` apart (squared hinge), weight ``ccsa_weight``;
 - fine-tuning from an earlier run directory or model folder (``init_from``), with a linear LR ramp-down;
-- mixup (per-item Beta(``mixup_alpha``) mixing of snippets and of their target distributions) and
+- mixup (per-item Beta(``mixup``) mixing of snippets and of their target distributions) and
   SpecAugment-style time and frequency masks (filled with the band means);
 - mixed precision (``precision``), several GPUs (``devices``, ``strategy`` go to Lightning).
 """
@@ -135,7 +135,7 @@ class SectionClassifier(Detector):
     init_from: str | None
     ccsa_weight: float
     margin: float
-    mixup_alpha: float
+    mixup: float
     time_masks: int
     time_mask_frames: int
     freq_masks: int
@@ -221,8 +221,8 @@ class SectionClassifier(Detector):
     def _check_params(self) -> None:
         if self.snippet_frames < 1 or self.hop_frames < 1:
             raise ModelError(f"{self.name}: snippet_frames and hop_frames must be >= 1")
-        if self.proxy_lambda < 0 or self.ccsa_weight < 0 or self.mixup_alpha < 0 or self.margin < 0:
-            raise ModelError(f"{self.name}: proxy_lambda, ccsa_weight, mixup_alpha and margin must be >= 0")
+        if self.proxy_lambda < 0 or self.ccsa_weight < 0 or self.mixup < 0 or self.margin < 0:
+            raise ModelError(f"{self.name}: proxy_lambda, ccsa_weight, mixup and margin must be >= 0")
 
     def _proxy_arrays(self, n_own: int) -> list[np.ndarray]:
         """A seeded subset of the proxy clips, at most as many as the machine's own clips."""
@@ -286,8 +286,8 @@ class SectionClassifier(Detector):
             own = ~proxy
             is_target = (code % 2 == 1) & own
             loss = self.ccsa_weight * ccsa_loss(embedding[own], section[own], is_target[own], self.margin)
-        if self.mixup_alpha > 0:
-            beta = torch.distributions.Beta(self.mixup_alpha, self.mixup_alpha)
+        if self.mixup > 0:
+            beta = torch.distributions.Beta(self.mixup, self.mixup)
             lam = beta.sample((len(x),)).to(x.device)
             perm = torch.randperm(len(x), device=x.device)
             x = lam[:, None, None] * x + (1 - lam[:, None, None]) * x[perm]
