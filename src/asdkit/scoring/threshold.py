@@ -34,7 +34,7 @@ def gamma_threshold(scores: np.ndarray, quantile: float = 0.9) -> float:
         except (ValueError, RuntimeError, FloatingPointError):
             pass
     log.warning(
-        "gamma fit failed on %d training scores; using their empirical %.0f%% quantile",
+        "gamma fit failed or implausible on %d training scores; using their empirical %.0f%% quantile",
         scores.size,
         100 * quantile,
     )
