@@ -13,10 +13,11 @@ import torch
 
 from asdkit.data.manifest import Clip
 from asdkit.detectors.base import CONFIG_NAME, ClipFeatures, Detector
-from asdkit.detectors.density import SectionDensityDetector, rampdown_factor
+from asdkit.detectors.density import SectionDensityDetector
 from asdkit.detectors.frames import ItemStream
 from asdkit.detectors.proxy import ProxyBatches, partner_indices
 from asdkit.detectors.registry import create_detector
+from asdkit.detectors.schedule import RampDown
 from asdkit.errors import DataError
 from asdkit.features.config import FeatureConfig
 from asdkit.features.logmel import stack_frames
@@ -211,9 +212,9 @@ def test_section_statistics_survive_save_and_load(fitted, train, held_out, tmp_p
 
 # -- the learning-rate schedule ------------------------------------------------------------------------------
 def test_rampdown_is_constant_then_linear_to_zero():
-    values = [rampdown_factor(e, start=3, length=4) for e in range(9)]
+    values = [RampDown(start=3, length=4)(e) for e in range(9)]
     assert values == pytest.approx([1, 1, 1, 1, 0.75, 0.5, 0.25, 0, 0])
-    assert rampdown_factor(50, start=5, length=0) == 1.0  # no ramp-down
+    assert RampDown(start=5, length=0)(50) == 1.0  # no ramp-down
 
 
 def test_fit_network_applies_the_schedule_per_epoch():
@@ -229,7 +230,7 @@ def test_fit_network_applies_the_schedule_per_epoch():
         learning_rate=0.1,
         seed=0,
         accelerator="cpu",
-        lr_lambda=lambda e: rampdown_factor(e, start=2, length=4),
+        lr_lambda=RampDown(start=2, length=4),
     )
     assert [h["lr"] for h in history] == pytest.approx([0.1, 0.1, 0.1, 0.075, 0.05, 0.025])
 

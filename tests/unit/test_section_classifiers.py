@@ -11,7 +11,7 @@ from asdkit.data.manifest import Clip
 from asdkit.detectors.base import ClipFeatures, Detector
 from asdkit.detectors.mobilenet_section import MobileNetSectionDetector
 from asdkit.detectors.resnet_section import ResNetSectionDetector
-from asdkit.detectors.section import PROXY, RampDown, ccsa_loss, mask_spans, snippets
+from asdkit.detectors.section import PROXY, ccsa_loss, mask_spans, snippets
 from asdkit.errors import DataError, ModelError
 from asdkit.features.config import FeatureConfig
 from asdkit.models.mobilenet_v2 import InvertedResidual, MobileNetV2
@@ -129,12 +129,6 @@ def test_masks_fill_spans_with_the_given_values_and_respect_the_width():
     assert widths.max() <= 4 and widths.max() > 0
     assert torch.all((masked == 0) | (masked == fill))
     assert torch.equal(mask_spans(x, fill, n_masks=0, max_width=4, axis=1), x)
-
-
-def test_ramp_down_is_linear_after_its_start_and_off_with_zero_length():
-    ramp = RampDown(start=2, length=3)
-    assert [ramp(e) for e in range(6)] == pytest.approx([1.0, 1.0, 0.75, 0.5, 0.25, 0.0])
-    assert [RampDown(3, 0)(e) for e in range(5)] == [1.0] * 5
 
 
 @torch.no_grad()

@@ -43,6 +43,7 @@ from asdkit.detectors.frames import ItemStream
 from asdkit.detectors.proxy import PROXY_MODES, ProxyBatches
 from asdkit.detectors.reconstruction import scoring_device, split_clips
 from asdkit.detectors.registry import register
+from asdkit.detectors.schedule import RampDown
 from asdkit.errors import DataError
 from asdkit.features.logmel import stack_frames
 from asdkit.models.made import MADE
@@ -53,16 +54,6 @@ log = logging.getLogger(__name__)
 #: Proxy modes that need clips of other machine types (given by ``set_proxy_data``).
 MACHINE_MODES = ("other_sections_and_machines", "other_machines")
 SECTION_MODES = ("other_sections", "other_sections_and_machines")
-
-
-def rampdown_factor(epoch: int, start: int, length: int) -> float:
-    """Learning-rate factor: 1 before ``start``, then linear down to 0 at ``start + length`` (and after).
-
-    ``length <= 0`` switches the ramp-down off (a constant rate).
-    """
-    if length <= 0:
-        return 1.0
-    return float(min(1.0, max(0.0, 1.0 - (epoch - start) / length)))
 
 
 class ConditionalAutoencoder(nn.Module):
@@ -286,9 +277,7 @@ class SectionDensityDetector(Detector):
             devices=self.devices,
             strategy=self.strategy,
             progress=self.progress,
-            lr_lambda=functools.partial(
-                rampdown_factor, start=self.rampdown_start, length=self.rampdown_length
-            ),
+            lr_lambda=RampDown(self.rampdown_start, self.rampdown_length),
         )
         basis, held_out = _held_out_basis(train_idx, val_idx, labels, len(self.sections_))
         self.section_stats_basis_ = "held_out" if held_out else "training"

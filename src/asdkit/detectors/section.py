@@ -32,6 +32,7 @@ from asdkit.detectors.base import CONFIG_NAME, ClipFeatures, Detector
 from asdkit.detectors.conv_ae import patch_starts
 from asdkit.detectors.frames import ItemStream
 from asdkit.detectors.reconstruction import band_statistics, scoring_device
+from asdkit.detectors.schedule import RampDown
 from asdkit.errors import DataError, ModelError
 
 log = logging.getLogger(__name__)
@@ -101,22 +102,6 @@ def recalibrate_batchnorm(network: nn.Module, batches: Iterable[Any], device: to
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
     network.cpu().eval()
-
-
-class RampDown:
-    """LR factor per epoch: 1 until ``start``, then linearly to 0 over ``length`` epochs (0 = no ramp).
-
-    A class rather than a closure so that Lightning's ``ddp_spawn`` can pickle it.
-    """
-
-    def __init__(self, start: int, length: int) -> None:
-        self.start = start
-        self.length = length
-
-    def __call__(self, epoch: int) -> float:
-        if self.length <= 0 or epoch < self.start:
-            return 1.0
-        return max(0.0, 1.0 - (epoch - self.start + 1) / (self.length + 1))
 
 
 class SectionClassifier(Detector):
