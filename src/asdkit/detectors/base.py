@@ -52,6 +52,10 @@ class ClipFeatures:
         return ClipFeatures([self.arrays[i] for i in indices], [self.clips[i] for i in indices], self.config)
 
 
+#: Parameters every network detector has and passes unchanged to ``training.fit_network``.
+TRAINER_PARAMS = ("epochs", "learning_rate", "seed", "accelerator", "devices", "strategy", "progress")
+
+
 class Detector:
     """Base class: subclasses implement ``_fit`` and ``_score`` and, for networks, ``_build_network``."""
 
@@ -109,6 +113,10 @@ class Detector:
 
     def _score(self, X: ClipFeatures) -> np.ndarray:
         raise NotImplementedError
+
+    def _trainer_options(self) -> dict[str, Any]:
+        """The training knobs a network detector hands to ``fit_network`` as they are (one list, not four)."""
+        return {name: getattr(self, name) for name in TRAINER_PARAMS}
 
     def _training_scores(self, X: ClipFeatures) -> np.ndarray:
         """Normal scores that the threshold (and an ensemble's normaliser) are fitted to: the training clips'

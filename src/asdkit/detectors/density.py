@@ -270,13 +270,7 @@ class SectionDensityDetector(Detector):
             functools.partial(proxy_loss, proxy_lambda=self.proxy_lambda, margin=self.margin),
             train,
             val,
-            epochs=self.epochs,
-            learning_rate=self.learning_rate,
-            seed=self.seed,
-            accelerator=self.accelerator,
-            devices=self.devices,
-            strategy=self.strategy,
-            progress=self.progress,
+            **self._trainer_options(),
             lr_lambda=RampDown(self.rampdown_start, self.rampdown_length),
         )
         basis, held_out = _held_out_basis(train_idx, val_idx, labels, len(self.sections_))

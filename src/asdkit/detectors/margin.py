@@ -206,13 +206,7 @@ class MarginClassifierDetector(EmbeddingDetector):
             self._loss,
             stream,
             None,
-            epochs=self.epochs,
-            learning_rate=self.learning_rate,
-            seed=self.seed,
-            accelerator=self.accelerator,
-            devices=self.devices,
-            strategy=self.strategy,
-            progress=self.progress,
+            **self._trainer_options(),
         )
         return network
 

@@ -98,13 +98,7 @@ class ReconstructionDetector(Detector):
             self._loss,
             stream,
             val,
-            epochs=self.epochs,
-            learning_rate=self.learning_rate,
-            seed=self.seed,
-            accelerator=self.accelerator,
-            devices=self.devices,
-            strategy=self.strategy,
-            progress=self.progress,
+            **self._trainer_options(),
         )
 
     @torch.inference_mode()
