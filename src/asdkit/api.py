@@ -19,6 +19,7 @@ from asdkit.data.manifest import TEST, TRAIN, Clip, Manifest
 from asdkit.detectors.base import CONFIG_NAME, ClipFeatures, Detector, environment_versions
 from asdkit.errors import AsdkitError, DataError, ModelError
 from asdkit.features.config import FeatureConfig
+from asdkit.features.spectrum import SpectrumConfig
 from asdkit.tracking import TrackingOptions, log_run, tensorboard_logging
 from asdkit.utils.io import atomic_write_text
 
@@ -99,8 +100,13 @@ def load_features(
     cache_dir: Path | None = None,
     progress: bool = False,
     on_error: str = "skip",
+    spectrum: SpectrumConfig | None = None,
 ) -> tuple[ClipFeatures, list[tuple[Path, str]]]:
-    """Log-mel arrays of ``clips`` from the on-disk cache (computed once); unreadable clips are skipped."""
+    """Log-mel arrays of ``clips`` from the on-disk cache (computed once); unreadable clips are skipped.
+
+    With ``spectrum`` (a detector's ``spectrum_config(config)``), each clip's spectrum comes along too, cached
+    the same way.
+    """
     from asdkit.features.cache import FeatureCache
 
     by_path = {Path(c.path): c for c in clips}
@@ -110,7 +116,18 @@ def load_features(
         on_error=on_error,  # type: ignore[arg-type]
     )
     kept = [by_path[Path(p)] for p in result.kept]
-    return ClipFeatures(result.arrays, kept, config), list(result.skipped)
+    if spectrum is None:
+        return ClipFeatures(result.arrays, kept, config), list(result.skipped)
+    spectra = FeatureCache(spectrum, cache_dir=cache_dir).extract(
+        [Path(c.path) for c in kept],
+        progress=progress,
+        on_error=on_error,  # type: ignore[arg-type]
+    )
+    both = {Path(p) for p in spectra.kept}
+    arrays = [a for a, c in zip(result.arrays, kept, strict=True) if Path(c.path) in both]
+    kept = [c for c in kept if Path(c.path) in both]
+    features = ClipFeatures(arrays, kept, config, spectra.arrays, spectrum)
+    return features, list(result.skipped) + list(spectra.skipped)
 
 
 # -- models -------------------------------------------------------------------------------------------------
@@ -186,12 +203,15 @@ def train(
         ]
         if not clips:
             raise DataError(f"{machine}: no normal training clips in {manifest.root or 'the data'}")
+        detector = make_detector(model, params, seed, debug)
+        spectrum = detector.spectrum_config(features)
         _say(progress, f"{machine}: features of {len(clips)} training clips")
-        X, skipped = load_features(clips, features, cache_dir, progress=progress is not None)
+        X, skipped = load_features(
+            clips, features, cache_dir, progress=progress is not None, spectrum=spectrum
+        )
         _warn_skipped(machine, "training", skipped)
         if len(X) == 0:
             raise DataError(f"{machine}: every training clip was unreadable ({skipped[0][1]})")
-        detector = make_detector(model, params, seed, debug)
         if _wants_proxy_machines(detector):
             if proxy_pool is None:
                 proxy_pool = _normal_training_clips_of_tree(manifest, debug)
@@ -199,7 +219,9 @@ def train(
             X_other = None
             if others:
                 _say(progress, f"{machine}: features of {len(others)} proxy clips of other machine types")
-                X_other, bad = load_features(others, features, cache_dir, progress=progress is not None)
+                X_other, bad = load_features(
+                    others, features, cache_dir, progress=progress is not None, spectrum=spectrum
+                )
                 _warn_skipped(machine, "proxy", bad)
             detector.set_proxy_data(X_other)  # type: ignore[attr-defined]
         _say(progress, f"{machine}: training {model} on {len(X)} clips")
@@ -253,7 +275,13 @@ def score(
         clips = [
             Clip(path=f, machine=name, section=section or section_from_name(f.name) or "") for f in group
         ]
-        X, bad = load_features(clips, detector.feature_config_, cache_dir, progress=progress is not None)
+        X, bad = load_features(
+            clips,
+            detector.feature_config_,
+            cache_dir,
+            progress=progress is not None,
+            spectrum=detector.spectrum_config(detector.feature_config_),
+        )
         skipped += bad
         if len(X):
             values = detector.anomaly_score(X)
@@ -395,7 +423,13 @@ def run(
             log.warning("%s: no test clips; nothing to score", machine)
             continue
         _say(progress, f"{machine}: scoring {len(clips)} test clips")
-        X, bad = load_features(clips, detector.feature_config_, cache_dir, progress=progress is not None)
+        X, bad = load_features(
+            clips,
+            detector.feature_config_,
+            cache_dir,
+            progress=progress is not None,
+            spectrum=detector.spectrum_config(detector.feature_config_),
+        )
         _warn_skipped(machine, "test", bad)
         skipped += bad
         values = _score_clips(detector, X, show=progress is not None)

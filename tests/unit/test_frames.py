@@ -73,3 +73,28 @@ def test_clips_shorter_than_the_context_are_skipped():
 def test_len_matches_iteration(batch_size):
     stream = FrameStream(_arrays([13, 9, 21]), 3, batch_size)
     assert len(list(stream)) == len(stream)
+
+
+def test_side_arrays_and_labels_travel_with_their_clips_items():
+    """Each item carries its own clip's side array (e.g. the clip spectrum) and label through the shuffle."""
+    arrays = [np.full((2, 3 + i), float(i), dtype=np.float32) for i in range(6)]
+    side = [np.full(5, 10.0 * i, dtype=np.float32) for i in range(6)]
+    stream = ItemStream(
+        arrays,
+        lambda a: a.T.copy(),  # one item per frame, holding the clip's index
+        lambda t: t,
+        batch_size=4,
+        seed=3,
+        clips_per_chunk=2,
+        labels=list(range(6)),
+        side=side,
+    )
+    seen = 0
+    for items, side_items, labels in stream:
+        clip_of_item = items[:, 0].long()
+        assert torch.equal(labels, clip_of_item)
+        assert torch.equal(side_items, 10.0 * clip_of_item[:, None].float().expand(-1, 5))
+        seen += len(items)
+    assert seen == sum(a.shape[1] for a in arrays)
+    with pytest.raises(ValueError, match="2 side arrays for 6 clips"):
+        ItemStream(arrays, lambda a: a.T, lambda t: t, 4, side=side[:2])

@@ -24,6 +24,7 @@ from asdkit import __version__
 from asdkit.data.manifest import Clip
 from asdkit.errors import ModelError
 from asdkit.features.config import FeatureConfig
+from asdkit.features.spectrum import SpectrumConfig
 from asdkit.scoring.threshold import gamma_threshold
 from asdkit.utils.io import atomic_open, atomic_write_text
 
@@ -35,21 +36,38 @@ WEIGHTS_NAME = "weights.pt"
 
 @dataclass
 class ClipFeatures:
-    """Log-mel arrays ([n_mels, frames], usually memmaps from the cache) of clips, with their metadata."""
+    """Log-mel arrays ([n_mels, frames], usually memmaps from the cache) of clips, with their metadata.
+
+    ``spectra`` ([1, n_bins] each, of ``spectrum_config``) are there only for detectors that read a clip
+    spectrum beside the log-mel (``Detector.spectrum_config``); ``asdkit.api.load_features`` adds them.
+    """
 
     arrays: Sequence[np.ndarray]
     clips: Sequence[Clip]
     config: FeatureConfig = field(default_factory=FeatureConfig)
+    spectra: Sequence[np.ndarray] | None = None
+    spectrum_config: SpectrumConfig | None = None
 
     def __post_init__(self) -> None:
         if len(self.arrays) != len(self.clips):
             raise ValueError(f"{len(self.arrays)} feature arrays for {len(self.clips)} clips")
+        if self.spectra is not None and (
+            self.spectrum_config is None or len(self.spectra) != len(self.clips)
+        ):
+            raise ValueError("spectra need a spectrum_config and one spectrum per clip")
 
     def __len__(self) -> int:
         return len(self.arrays)
 
     def subset(self, indices: Sequence[int]) -> ClipFeatures:
-        return ClipFeatures([self.arrays[i] for i in indices], [self.clips[i] for i in indices], self.config)
+        spectra = None if self.spectra is None else [self.spectra[i] for i in indices]
+        return ClipFeatures(
+            [self.arrays[i] for i in indices],
+            [self.clips[i] for i in indices],
+            self.config,
+            spectra,
+            self.spectrum_config,
+        )
 
 
 #: Parameters every network detector has and passes unchanged to ``training.fit_network``.
@@ -91,6 +109,7 @@ class Detector:
         """Learn normal behaviour from ``X`` (normal clips only; ``y`` is ignored, as in scikit-learn)."""
         if len(X) == 0:
             raise ValueError(f"{self.name}: no training clips")
+        self._check_spectra(X)
         self.feature_config_ = X.config
         self._fit(X)
         self.threshold_ = gamma_threshold(self._training_scores(X))
@@ -102,10 +121,27 @@ class Detector:
             raise ValueError(f"{self.name}: features were computed with another configuration than training")
         if len(X) == 0:
             return np.zeros(0, dtype=np.float64)
+        self._check_spectra(X)
         return np.asarray(self._score(X), dtype=np.float64)
 
     def predict(self, X: ClipFeatures) -> np.ndarray:
         return (self.anomaly_score(X) > self.threshold_).astype(np.int64)
+
+    def spectrum_config(self, features: FeatureConfig) -> SpectrumConfig | None:
+        """The clip spectrum this detector reads beside the log-mel ``features`` (``ClipFeatures.spectra``).
+
+        None for log-mel-only detectors. It follows from the parameters and reads the audio as the log-mel
+        does (sample rate, channel), so a loaded model asks for the spectrum it was trained on.
+        """
+        return None
+
+    def _check_spectra(self, X: ClipFeatures) -> None:
+        wanted = self.spectrum_config(X.config)
+        if wanted is not None and (X.spectra is None or X.spectrum_config != wanted):
+            raise ModelError(
+                f"{self.name}: this model reads clip spectra beside the log-mel; load the features with "
+                "asdkit.api.load_features(clips, config, spectrum=detector.spectrum_config(config))"
+            )
 
     # -- what subclasses provide --------------------------------------------------------------------------
     def _fit(self, X: ClipFeatures) -> None:

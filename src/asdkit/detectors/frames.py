@@ -27,7 +27,8 @@ class ItemStream(IterableDataset):
     shuffled within the chunk, and cut into batches. Each pass reshuffles with a new, seeded order, so runs
     repeat. Under DDP every rank reads its own share of clips and yields the same number of batches.
     With ``labels`` (one int per clip, e.g. its section) each batch is ``(items, item_labels)`` instead,
-    the labels travelling with their items through the shuffle.
+    the labels travelling with their items through the shuffle. With ``side`` (one array per clip, e.g. its
+    spectrum) each item also carries its clip's side array: ``(items, side_items[, item_labels])``.
     """
 
     def __init__(
@@ -40,10 +41,13 @@ class ItemStream(IterableDataset):
         seed: int = 0,
         clips_per_chunk: int = 64,
         labels: Sequence[int] | None = None,
+        side: Sequence[np.ndarray] | None = None,
     ) -> None:
         super().__init__()
         if labels is not None and len(labels) != len(arrays):
             raise ValueError(f"{len(labels)} labels for {len(arrays)} clips")
+        if side is not None and len(side) != len(arrays):
+            raise ValueError(f"{len(side)} side arrays for {len(arrays)} clips")
         self.arrays = arrays
         self.items = items
         self.count = count
@@ -52,6 +56,7 @@ class ItemStream(IterableDataset):
         self.seed = seed
         self.clips_per_chunk = clips_per_chunk
         self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)
+        self.side = side
         self._passes = 0
 
     def _items_per_clip(self) -> np.ndarray:
@@ -66,7 +71,7 @@ class ItemStream(IterableDataset):
         per_rank = [int(counts[np.arange(r, len(counts), world)].sum()) for r in range(world)]
         return min(-(-n // self.batch_size) for n in per_rank)
 
-    def __iter__(self) -> Iterator[torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[torch.Tensor | tuple[torch.Tensor, ...]]:
         rank, world = _rank_and_world()
         rng = np.random.default_rng([self.seed, self._passes])
         self._passes += 1
@@ -75,6 +80,7 @@ class ItemStream(IterableDataset):
         remaining = self._batches_per_rank(world)
         carry: np.ndarray | None = None
         carry_labels = np.zeros(0, dtype=np.int64)
+        carry_side: np.ndarray | None = None
         for start in range(0, len(mine), self.clips_per_chunk):
             used = [
                 i
@@ -85,28 +91,42 @@ class ItemStream(IterableDataset):
             if not chunk:
                 continue
             batchable = np.concatenate(chunk)
+            sizes = [len(c) for c in chunk]
             labels = np.zeros(0, dtype=np.int64)
             if self.labels is not None:
-                labels = np.repeat(self.labels[used], [len(c) for c in chunk])
+                labels = np.repeat(self.labels[used], sizes)
+            side = None
+            if self.side is not None:
+                side = np.repeat(
+                    np.stack([np.asarray(self.side[i], dtype=np.float32) for i in used]), sizes, 0
+                )
             if self.shuffle:
                 perm = rng.permutation(len(batchable))
                 batchable = batchable[perm]
                 labels = labels[perm] if self.labels is not None else labels
+                side = side[perm] if side is not None else None
             if carry is not None and len(carry):
                 batchable = np.concatenate([carry, batchable])
                 labels = np.concatenate([carry_labels, labels])
+                side = np.concatenate([carry_side, side]) if side is not None else None
             n_full = len(batchable) // self.batch_size * self.batch_size
             for s in range(0, n_full, self.batch_size):
                 if remaining == 0:
                     return
                 remaining -= 1
-                yield self._batch(batchable[s : s + self.batch_size], labels[s : s + self.batch_size])
+                part = slice(s, s + self.batch_size)
+                yield self._batch(batchable[part], labels[part], None if side is None else side[part])
             carry, carry_labels = batchable[n_full:], labels[n_full:]
+            carry_side = side[n_full:] if side is not None else None
         if carry is not None and len(carry) and remaining > 0:
-            yield self._batch(carry, carry_labels)
+            yield self._batch(carry, carry_labels, carry_side)
 
     def _batch(
-        self, items: np.ndarray, labels: np.ndarray
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        x = torch.from_numpy(np.ascontiguousarray(items))
-        return x if self.labels is None else (x, torch.from_numpy(np.ascontiguousarray(labels)))
+        self, items: np.ndarray, labels: np.ndarray, side: np.ndarray | None
+    ) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        parts = [torch.from_numpy(np.ascontiguousarray(items))]
+        if side is not None:
+            parts.append(torch.from_numpy(np.ascontiguousarray(side)))
+        if self.labels is not None:
+            parts.append(torch.from_numpy(np.ascontiguousarray(labels)))
+        return parts[0] if len(parts) == 1 else tuple(parts)

@@ -1,9 +1,9 @@
-"""An on-disk cache of per-clip log-mel arrays, so that each clip's features are computed once.
+"""An on-disk cache of per-clip features, so that each clip's features are computed once.
 
-Entries are float32 ``.npy`` files ``[n_mels, frames]`` named by a hash of the audio file's resolved
-path, size and mtime (a changed file gets a new entry) in a folder named by ``FeatureConfig.key()``
-(a changed configuration gets a new folder). Arrays come back memory-mapped so that memory does not
-grow with the data set.
+Entries are float32 ``.npy`` files (log-mel ``[n_mels, frames]``, or a Welch spectrum ``[1, n_bins]`` for a
+``SpectrumConfig``) named by a hash of the audio file's resolved path, size and mtime (a changed file gets
+a new entry) in a folder named by the configuration's ``key()`` (a changed configuration gets a new
+folder). Arrays come back memory-mapped so that memory does not grow with the data set.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from asdkit.features.logmel import (
     shared_logmel,
     single_threaded_workers,
 )
+from asdkit.features.spectrum import SpectrumConfig, shared_spectrum
 from asdkit.utils.io import atomic_write_text
 
 __all__ = ["FeatureCache", "FeatureResult", "compute_logmel", "default_cache_dir"]
@@ -65,8 +66,12 @@ class FeatureResult:
     skipped: list[tuple[Path, str]] = field(default_factory=list)
 
 
+#: The front ends the cache can hold: log-mel spectrograms, or clip-level spectra.
+FrontEndConfig = FeatureConfig | SpectrumConfig
+
+
 class FeatureCache:
-    """Computes log-mel arrays for audio files once and serves them from disk afterwards.
+    """Computes feature arrays (log-mel or spectra) for audio files once and serves them from disk afterwards.
 
     Missing entries are computed in one of two ways (``strategy="auto"`` picks by device):
 
@@ -82,7 +87,7 @@ class FeatureCache:
 
     def __init__(
         self,
-        config: FeatureConfig,
+        config: FrontEndConfig,
         cache_dir: Path | None = None,
         device: str = "cpu",
         batch_size: int = 32,
@@ -178,7 +183,7 @@ class FeatureCache:
         return result
 
     def load(self, audio_path: Path, mmap: bool = True) -> np.ndarray:
-        """One clip's features ``[n_mels, frames]``, computed and stored when missing."""
+        """One clip's features (``[n_mels, frames]`` for log-mel), computed and stored when missing."""
         entry = self.path_for(Path(audio_path))
         array = self._open(entry, mmap=mmap)
         if array is None:
@@ -199,7 +204,7 @@ class FeatureCache:
         except (OSError, ValueError, EOFError) as exc:
             log.warning("%s: ignoring a damaged feature cache entry (%s)", entry, exc)
             return None
-        if array.dtype != np.float32 or array.ndim != 2 or array.shape[0] != self.config.n_mels:
+        if array.dtype != np.float32 or not self.config.valid_shape(array.shape):
             log.warning("%s: ignoring a feature cache entry of shape %s", entry, array.shape)
             return None
         return array
@@ -218,7 +223,8 @@ class FeatureCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._describe_folder()
         items = list(missing.items())
-        bar = tqdm(total=len(items), unit="clip", desc="log-mel", file=sys.stderr, disable=not progress)
+        desc = "spectra" if isinstance(self.config, SpectrumConfig) else "log-mel"
+        bar = tqdm(total=len(items), unit="clip", desc=desc, file=sys.stderr, disable=not progress)
         try:
             if self.strategy == "clips":
                 return self._compute_clips(items, bar, on_error)
@@ -227,7 +233,7 @@ class FeatureCache:
             bar.close()
 
     def _compute_clips(self, items: list[tuple[Path, Path]], bar: tqdm, on_error: OnError) -> dict[Path, str]:
-        module = shared_logmel(self.config, self.device)
+        module = _front_end(self.config, self.device)
         config = self.config
 
         def job(entry: Path, audio: Path) -> None:
@@ -263,7 +269,7 @@ class FeatureCache:
         failed: dict[Path, str] = {}
         chunks = [items[i : i + self.batch_size] for i in range(0, len(items), self.batch_size)]
         config = self.config
-        module = shared_logmel(config, self.device)
+        module = _front_end(config, self.device)
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="asdkit-io") as pool:
             writes: list[Future[None]] = []
             # Read the next chunk while this one is computed; the pool also does the writes.
@@ -295,9 +301,16 @@ class FeatureCache:
                 atomic_write_text(info, json.dumps(self.config.to_dict(), indent=2, sort_keys=True) + "\n")
 
 
-def _read_clip(audio: Path, config: FeatureConfig) -> np.ndarray:
+def _front_end(config: FrontEndConfig, device: str) -> torch.nn.Module:
+    """The shared module that computes ``config``'s features (it has a ``window`` buffer on its device)."""
+    if isinstance(config, SpectrumConfig):
+        return shared_spectrum(config, device)
+    return shared_logmel(config, device)
+
+
+def _read_clip(audio: Path, config: FrontEndConfig) -> np.ndarray:
     wave = load_audio(audio, config.sample_rate, config.channel)
-    if not config.center and wave.shape[0] < config.n_fft:
+    if isinstance(config, FeatureConfig) and not config.center and wave.shape[0] < config.n_fft:
         raise AudioError(f"{audio}: {wave.shape[0]} samples, shorter than one frame (n_fft={config.n_fft})")
     return wave
 

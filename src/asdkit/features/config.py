@@ -29,6 +29,10 @@ class FeatureConfig:
     center: bool = True
     channel: int | Literal["mix"] = 0
 
+    def valid_shape(self, shape: tuple[int, ...]) -> bool:
+        """Whether a stored array has the layout this configuration computes, ``[n_mels, frames]``."""
+        return len(shape) == 2 and shape[0] == self.n_mels
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

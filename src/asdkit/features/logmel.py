@@ -309,8 +309,8 @@ def single_threaded_workers(workers: int) -> Iterator[ThreadPoolExecutor]:
         torch.set_num_threads(threads)
 
 
-def logmel_numpy(module: LogMel, wave: np.ndarray) -> np.ndarray:
-    """One clip through ``module`` on its device, back as a float32 array ``[n_mels, frames]``."""
+def logmel_numpy(module: torch.nn.Module, wave: np.ndarray) -> np.ndarray:
+    """One clip through a front end (LogMel, or Spectrum) on its device, back as a float32 array."""
     with torch.inference_mode():
         return module(torch.from_numpy(wave).to(module.window.device)).cpu().numpy()
 
@@ -347,8 +347,8 @@ def compute_logmel(
     return logmel_batches(module, arrays, batch_size)
 
 
-def logmel_batches(module: LogMel, waves: Sequence[np.ndarray], batch_size: int) -> list[np.ndarray]:
-    """Equal-length clips in batches of ``batch_size`` through ``module`` (the GPU way), in input order."""
+def logmel_batches(module: torch.nn.Module, waves: Sequence[np.ndarray], batch_size: int) -> list[np.ndarray]:
+    """Equal-length clips in batches of ``batch_size`` through a front end (the GPU way), in input order."""
     device = module.window.device
     out: list[np.ndarray | None] = [None] * len(waves)
     by_length: dict[int, list[int]] = defaultdict(list)

@@ -123,6 +123,7 @@ def score_audio(
     clip's section is ``section``, else the one in a DCASE-style file name, else unknown ("").
     """
     from asdkit.features.logmel import compute_logmel
+    from asdkit.features.spectrum import compute_spectrum
 
     if section is not None and not section.isdigit():
         raise DataError(f"section {section!r}: expected digits such as 00 or 01")
@@ -133,10 +134,13 @@ def score_audio(
     wave, rate = decode_audio(source, filename, config.sample_rate, config.channel)
     t1 = time.perf_counter()
     arrays = compute_logmel([wave], config, workers=1)
+    spectrum = detector.spectrum_config(config)
+    spectra = compute_spectrum([wave], spectrum) if spectrum is not None else None
     t2 = time.perf_counter()
     clip = Clip(path=Path(filename), machine=model.name, section=section or "")
     try:
-        value = float(detector.anomaly_score(ClipFeatures(arrays, [clip], config))[0])
+        features = ClipFeatures(arrays, [clip], config, spectra, spectrum)
+        value = float(detector.anomaly_score(features)[0])
     except ValueError as exc:  # e.g. a clip shorter than the frames one network input needs
         raise DataError(f"{filename}: cannot be scored ({exc})") from None
     t3 = time.perf_counter()
