@@ -5,7 +5,8 @@ Run: ``.venv/bin/python benchmarks/bench_embedding_quality.py [--data asdkit-dem
 Trains the dense AE as ``asdkit demo`` does (20 epochs) and each embedding detector with small settings
 for a 2-core CPU, on the same data and feature cache, then prints the ``asdkit compare`` table (official
 score, AUC(source), AUC(target), pAUC; best per column marked) and writes ``OUT/comparison.csv``. The
-goal: the best embedding detector beats the AE on AUC(target) by a clear margin. ``--reuse`` keeps run
+goal: the best embedding detector beats the AE on AUC(target) by a clear margin. The ``*_spectrum`` runs
+are the margin classifiers with the two-branch (spectrum + log-mel) input, beside their log-mel-only runs. ``--reuse`` keeps run
 directories that already completed with the same detector and parameters (e.g. after an interruption).
 """
 
@@ -32,7 +33,9 @@ RUNS: list[tuple[str, str, dict[str, Any]]] = [
     ("gmm", "gmm", {}),
     ("mahalanobis_q", "mahalanobis", {"quantiles": "0.1,0.5,0.9"}),
     ("arcface", "arcface", {"epochs": 5}),
+    ("arcface_spectrum", "arcface", {"epochs": 5, "inputs": "spectrum+logmel"}),
     ("adacos", "adacos", {"epochs": 5}),
+    ("adacos_spectrum", "adacos", {"epochs": 5, "inputs": "spectrum+logmel"}),
 ]
 
 

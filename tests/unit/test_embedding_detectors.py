@@ -16,8 +16,10 @@ from asdkit.detectors.ensemble import EnsembleDetector
 from asdkit.detectors.margin import AdaCosDetector, ArcFaceDetector, class_key, snippets
 from asdkit.errors import ModelError
 from asdkit.features.config import FeatureConfig
+from asdkit.features.spectrum import SpectrumConfig
 from asdkit.models.embedding_cnn import CompactCnn
 from asdkit.models.margin_heads import ArcFace, SubClusterAdaCos
+from asdkit.models.spectrum_cnn import SpectrumCnn
 
 CONFIG = FeatureConfig(n_mels=16)
 SOURCE_PROFILE = np.linspace(-20, -60, 16)
@@ -248,3 +250,80 @@ def test_unknown_backbone_is_a_clear_error():
     train, _ = _sections_data(np.random.default_rng(3))
     with pytest.raises(ModelError, match="backbone must be one of compact, rf_resnet, mobilenet_v2"):
         ArcFaceDetector(**{**QUICK_NET, "backbone": "vgg"}).fit(train)
+
+
+# -- two branches: clip spectrum + log-mel ------------------------------------------------------------------
+SPECTRUM_FFT = 256  # 129 bins: small and quick
+SPECTRUM = SpectrumConfig(CONFIG.sample_rate, n_fft=SPECTRUM_FFT, channel=CONFIG.channel)
+
+
+def _with_spectra(X: ClipFeatures, rng: np.random.Generator, tone_bins: dict[str, int]) -> ClipFeatures:
+    """Spectra: a sloping noise floor, a tone whose bin tells the section, and for anomalous clips a second
+    narrow tone; the log-mel arrays stay as they are."""
+    spectra = []
+    for clip in X.clips:
+        s = np.linspace(-40, -80, SPECTRUM.n_bins) + rng.normal(0, 1.0, SPECTRUM.n_bins)
+        s[tone_bins[clip.section]] += 30
+        if clip.label == 1:
+            s[90:92] += 25
+        spectra.append(s[None].astype(np.float32))
+    return ClipFeatures(X.arrays, X.clips, X.config, spectra, SPECTRUM)
+
+
+def test_spectrum_branch_maps_spectra_of_any_length_to_embeddings():
+    for n_bins in (16, 129, 8193):
+        net = SpectrumCnn(n_bins, embedding_dim=12).eval()
+        assert net(torch.randn(2, n_bins)).shape == (2, 12)
+    with pytest.raises(ValueError, match="too short"):
+        SpectrumCnn(8)
+
+
+def test_the_spectrum_branch_finds_anomalies_that_only_the_spectrum_shows(tmp_path):
+    """Normal and anomalous clips share one log-mel distribution and differ by a narrow tone in the
+    spectrum: the log-mel-only classifier cannot tell them apart; the two-branch one can."""
+    rng = np.random.default_rng(4)
+    profiles = {"00": SOURCE_PROFILE, "01": TARGET_PROFILE}
+    tones = {"00": 30, "01": 60}
+    train = _with_spectra(_join(*(_clips(12, p, rng, section=s) for s, p in profiles.items())), rng, tones)
+    test = _join(
+        *(_clips(8, p, rng, section=s) for s, p in profiles.items()),
+        *(_clips(8, p, rng, section=s, anomalous=True, boost=0.0) for s, p in profiles.items()),
+    )
+    labels = np.array([c.label for c in test.clips])
+    test = _with_spectra(test, rng, tones)
+    quick = {**QUICK_NET, "epochs": 4, "spectrum_fft": SPECTRUM_FFT}
+    two = ArcFaceDetector(inputs="spectrum+logmel", **quick)
+    assert two.spectrum_config(CONFIG) == SPECTRUM
+    two.fit(train)
+    mel_only = ArcFaceDetector(**quick).fit(train)
+    assert mel_only.spectrum_config(CONFIG) is None
+    assert roc_auc_score(labels, two.anomaly_score(test)) >= 0.9
+    assert roc_auc_score(labels, mel_only.anomaly_score(test)) <= 0.75
+    assert two._banks().score(two.embed(test), ["00"] * len(test)).shape == (len(test),)
+    assert two.embed(test).shape == (len(test), 2 * quick["embedding_dim"])
+    loaded = Detector.load(two.save(tmp_path / "two"))
+    np.testing.assert_allclose(loaded.anomaly_score(test), two.anomaly_score(test), rtol=1e-6)
+
+
+def test_a_two_branch_model_without_spectra_is_a_clear_error():
+    rng = np.random.default_rng(5)
+    train = _with_spectra(_clips(10, SOURCE_PROFILE, rng), rng, {"00": 30})
+    ada = AdaCosDetector(inputs="spectrum+logmel", n_subclusters=2, **{**QUICK_NET, "epochs": 1})
+    ada.spectrum_fft = SPECTRUM_FFT
+    ada.fit(train)
+    bare = ClipFeatures(train.arrays, train.clips, CONFIG)
+    with pytest.raises(ModelError, match="reads clip spectra beside the log-mel"):
+        ada.anomaly_score(bare)
+    with pytest.raises(ModelError, match="inputs must be one of logmel, spectrum\\+logmel"):
+        ArcFaceDetector(inputs="wave", **QUICK_NET).fit(bare)
+    with pytest.raises(ModelError, match="n_fft must be >= 16"):
+        ArcFaceDetector(inputs="spectrum+logmel", spectrum_fft=4, **QUICK_NET).fit(train)
+
+
+def test_an_ensemble_asks_for_its_members_spectrum():
+    two = {"model": "arcface", "params": {"inputs": "spectrum+logmel", "spectrum_fft": SPECTRUM_FFT}}
+    assert EnsembleDetector(members=["knn", two]).spectrum_config(CONFIG) == SPECTRUM
+    assert EnsembleDetector(members=["knn"]).spectrum_config(CONFIG) is None
+    other = {"model": "adacos", "params": {"inputs": "spectrum+logmel", "spectrum_fft": 512}}
+    with pytest.raises(ModelError, match="different clip spectra"):
+        EnsembleDetector(members=[two, other]).spectrum_config(CONFIG)

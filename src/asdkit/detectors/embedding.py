@@ -48,8 +48,8 @@ class EmbeddingDetector(Detector):
         """JSON state the embedder needs to be rebuilt (shapes); stored in model.json."""
         return {}
 
-    def embed(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
-        """One embedding per clip, [n_clips, dim], from log-mel arrays [n_mels, frames]."""
+    def embed(self, X: ClipFeatures) -> np.ndarray:
+        """One embedding per clip, [n_clips, dim], from its features (log-mel arrays, spectra if any)."""
         raise NotImplementedError
 
     # -- shared machinery -------------------------------------------------------------------------------
@@ -61,7 +61,7 @@ class EmbeddingDetector(Detector):
         scorer = self._make_scorer()  # bad scorer options fail before any training
         embedder = self._fit_embedder(X)
         self.network_ = nn.ModuleDict({EMBEDDER: embedder})
-        E = self.embed(X.arrays)
+        E = self.embed(X)
         banks = DomainBanks(scorer, self.domains).fit(
             E, [c.section for c in X.clips], [c.domain for c in X.clips]
         )
@@ -73,11 +73,11 @@ class EmbeddingDetector(Detector):
         return DomainBanks.from_arrays(self._make_scorer(), self.domains, self.bank_layout_, store.arrays())
 
     def _score(self, X: ClipFeatures) -> np.ndarray:
-        return self._banks().score(self.embed(X.arrays), [c.section for c in X.clips])
+        return self._banks().score(self.embed(X), [c.section for c in X.clips])
 
     def _training_scores(self, X: ClipFeatures) -> np.ndarray:
         return self._banks().score_training(
-            self.embed(X.arrays), [c.section for c in X.clips], [c.domain for c in X.clips]
+            self.embed(X), [c.section for c in X.clips], [c.domain for c in X.clips]
         )
 
     def _extra_state(self) -> dict[str, Any]:
@@ -135,10 +135,10 @@ class StatisticsDetector(EmbeddingDetector):
     def _new_embedder(self, state: dict[str, Any]) -> nn.Module:
         return ArrayStore(state["shapes"])
 
-    def embed(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
+    def embed(self, X: ClipFeatures) -> np.ndarray:
         stats = self.network_[EMBEDDER].arrays()
         quantiles = parse_quantiles(self.quantiles)
-        raw = np.stack([frame_statistics(a, quantiles) for a in arrays])
+        raw = np.stack([frame_statistics(a, quantiles) for a in X.arrays])
         return (raw - stats["center"]) / stats["scale"]
 
 

@@ -21,6 +21,7 @@ from asdkit.detectors.base import ClipFeatures, Detector
 from asdkit.detectors.registry import create_detector, get_detector_class, register
 from asdkit.errors import ModelError
 from asdkit.features.config import FeatureConfig
+from asdkit.features.spectrum import SpectrumConfig
 from asdkit.models.array_store import ArrayStore
 from asdkit.scoring.normalise import check_normalisation, fit_normaliser, normalise
 
@@ -63,6 +64,26 @@ class EnsembleDetector(Detector):
 
     def set_proxy_data(self, X: ClipFeatures | None) -> None:
         self._proxy = X
+
+    def spectrum_config(self, features: FeatureConfig) -> SpectrumConfig | None:
+        """The clip spectrum the members read (they must agree on one), or None."""
+        if hasattr(self, "members_"):
+            members: list[Detector] = list(self.members_)
+        else:
+            from asdkit.api import load_models
+
+            members = []
+            for spec in self._specs():
+                if isinstance(spec, str):
+                    spec = {"path": spec} if Path(spec).exists() else {"model": spec}
+                if isinstance(spec, dict) and "model" in spec:
+                    members.append(create_detector(spec["model"], **dict(spec.get("params") or {})))
+                elif isinstance(spec, dict) and "path" in spec:
+                    members += list(load_models(Path(spec["path"])).values())[:1]
+        wanted = {c for m in members if (c := m.spectrum_config(features)) is not None}
+        if len(wanted) > 1:
+            raise ModelError("ensemble: members read different clip spectra (spectrum_fft); use one setting")
+        return wanted.pop() if wanted else None
 
     def _specs(self) -> list[dict[str, Any] | str]:
         return list(DEFAULT_MEMBERS if self.members is None else self.members)

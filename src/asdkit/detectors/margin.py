@@ -8,6 +8,11 @@ section's source and target banks by default).
 
 With ``proxy_classes`` (default), the other machine types' training clips of the data tree join as extra
 classes: more classes make a richer embedding than the few sections of one machine type.
+
+``inputs="spectrum+logmel"`` adds a second branch on the clip's Welch spectrum (0.98 Hz bins by default,
+see :mod:`asdkit.features.spectrum`), as in the two-branch systems that led DCASE2023: the log-mel branch
+sees how the sound changes over time, the spectrum branch resolves tones far finer than mel bands. The
+embedding is the two branches' embeddings side by side (``2 * embedding_dim``).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from asdkit.detectors.frames import ItemStream
 from asdkit.detectors.reconstruction import band_statistics, scoring_device
 from asdkit.detectors.registry import register
 from asdkit.errors import ModelError
+from asdkit.features.config import FeatureConfig
+from asdkit.features.spectrum import SpectrumConfig
 from asdkit.models.embedding_cnn import CompactCnn
 from asdkit.models.margin_heads import ArcFace, SubClusterAdaCos
 from asdkit.models.scaling import BandScaler
@@ -38,20 +45,35 @@ LABEL_MODES = ("auto", "section", "attributes")
 #: Pseudo-classes when the clips form a single class: the snippets with their mel bands rolled up or down.
 SHIFTED_UP, SHIFTED_DOWN = ("band-shifted", "up"), ("band-shifted", "down")
 BAND_SHIFT = 3
+#: What the network reads: log-mel snippets, or those and the clip's spectrum (two branches).
+INPUTS = ("logmel", "spectrum+logmel")
 
 
 class MarginClassifier(nn.Module):
-    """Band scaling -> backbone -> embedding; the head is used only by the training loss."""
+    """Band scaling -> backbone -> embedding (beside the spectrum branch's, if any); the head is used only by
+    the training loss."""
 
-    def __init__(self, n_mels: int, backbone: nn.Module, head: nn.Module) -> None:
+    def __init__(
+        self, n_mels: int, backbone: nn.Module, head: nn.Module, spectrum_branch: nn.Module | None = None
+    ) -> None:
         super().__init__()
         self.scaler = BandScaler(n_mels)
         self.backbone = backbone
         self.head = head
+        self.spectrum_branch = spectrum_branch
+        if spectrum_branch is not None:
+            self.spectrum_scaler = BandScaler(spectrum_branch.n_bins)
 
-    def forward(self, snippets: torch.Tensor) -> torch.Tensor:
-        """Embeddings [B, D] of log-mel snippets [B, frames, n_mels] (in dB)."""
-        return self.backbone(self.scaler.standardise(snippets)[:, None])
+    def forward(self, snippets: torch.Tensor, spectra: torch.Tensor | None = None) -> torch.Tensor:
+        """Embeddings [B, D] of log-mel snippets [B, frames, n_mels] (in dB) and their clips' spectra
+        [B, n_bins] (in dB; two-branch networks only)."""
+        embedding = self.backbone(self.scaler.standardise(snippets)[:, None])
+        if self.spectrum_branch is None:
+            return embedding
+        if spectra is None:
+            raise ValueError("a two-branch network needs the clips' spectra")
+        spectral = self.spectrum_branch(self.spectrum_scaler.standardise(spectra))
+        return torch.cat([embedding, spectral], dim=1)
 
 
 #: Backbones of the margin classifiers: this module's compact CNN, or the section-classifier networks.
@@ -119,6 +141,8 @@ class MarginClassifierDetector(EmbeddingDetector):
     embedding_dim: int
     base_channels: int
     backbone: str
+    inputs: str
+    spectrum_fft: int
     labels: str
     proxy_classes: bool
     mixup: float
@@ -145,10 +169,33 @@ class MarginClassifierDetector(EmbeddingDetector):
         """Other machine types' normal training clips, used as extra classes (never as memory banks)."""
         self._proxy = X
 
+    # -- the spectrum branch --------------------------------------------------------------------------
+    def spectrum_config(self, features: FeatureConfig) -> SpectrumConfig | None:
+        if self.inputs not in INPUTS:
+            raise ModelError(f"{self.name}: inputs must be one of {', '.join(INPUTS)}, got {self.inputs!r}")
+        if self.inputs == "logmel":
+            return None
+        try:
+            return SpectrumConfig(features.sample_rate, n_fft=self.spectrum_fft, channel=features.channel)
+        except ValueError as exc:
+            raise ModelError(f"{self.name}: {exc}") from None
+
+    def _two_branch(self) -> bool:
+        return self.spectrum_config(FeatureConfig()) is not None
+
+    def _head_dim(self) -> int:
+        return 2 * self.embedding_dim if self._two_branch() else self.embedding_dim
+
     # -- the embedding ------------------------------------------------------------------------------------
     def _network(self, n_mels: int, n_classes: int) -> MarginClassifier:
+        from asdkit.models.spectrum_cnn import SpectrumCnn
+
         backbone = make_backbone(self.backbone, n_mels, self.embedding_dim, self.base_channels)
-        return MarginClassifier(n_mels, backbone, self._head(n_classes))
+        spectrum_branch = None
+        if self._two_branch():
+            n_bins = self.spectrum_config(self.feature_config_).n_bins  # type: ignore[union-attr]
+            spectrum_branch = SpectrumCnn(n_bins, self.embedding_dim)
+        return MarginClassifier(n_mels, backbone, self._head(n_classes), spectrum_branch)
 
     def _label_mode(self, clips: Sequence[Clip]) -> str:
         if self.labels not in LABEL_MODES:
@@ -172,9 +219,18 @@ class MarginClassifierDetector(EmbeddingDetector):
                 f"{self.name}: mixup (the Beta distribution's alpha) must be >= 0, got {self.mixup}"
             )
         arrays, clips = list(X.arrays), list(X.clips)
-        if self.proxy_classes and self._proxy is not None and X.config == self._proxy.config:
-            arrays += list(self._proxy.arrays)
-            clips += list(self._proxy.clips)
+        spectra = None if X.spectra is None else list(X.spectra)
+        proxy = self._proxy
+        if (
+            self.proxy_classes
+            and proxy is not None
+            and X.config == proxy.config
+            and X.spectrum_config == proxy.spectrum_config
+        ):
+            arrays += list(proxy.arrays)
+            clips += list(proxy.clips)
+            if spectra is not None and proxy.spectra is not None:
+                spectra += list(proxy.spectra)
         mode = self._label_mode(clips)
         keys = [class_key(c, mode) for c in clips]
         self.classes_ = sorted(set(keys))
@@ -193,6 +249,9 @@ class MarginClassifierDetector(EmbeddingDetector):
         network = self._network(self.n_mels_in_, len(self.classes_))
         mean, std = band_statistics(X.arrays)  # the machine's own clips set the scale
         network.scaler.set(torch.from_numpy(mean), std)
+        if network.spectrum_branch is not None and X.spectra is not None:
+            own = np.stack([np.asarray(s, dtype=np.float64)[0] for s in X.spectra])
+            network.spectrum_scaler.set(torch.from_numpy(own.mean(axis=0)), max(float(own.std()), 1e-3))
         stream = ItemStream(
             arrays,
             self._items,
@@ -200,6 +259,7 @@ class MarginClassifierDetector(EmbeddingDetector):
             self.batch_size,
             seed=self.seed,
             labels=[index[k] for k in keys],
+            side=None if spectra is None else [np.asarray(s)[0] for s in spectra],
         )
         self.history_ = fit_network(
             network,
@@ -216,27 +276,40 @@ class MarginClassifierDetector(EmbeddingDetector):
     def _count(self, n_frames: int) -> int:
         return len(patch_starts(n_frames, self.snippet_frames, self.hop_frames)) if n_frames > 0 else 0
 
-    def _loss(self, network: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        x, y = batch
+    def _loss(self, network: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        x, y = batch[0], batch[-1]
+        spectra = batch[1] if len(batch) == 3 else None
         if self.shifted_classes_:
             up, down = torch.full_like(y, 1), torch.full_like(y, 2)
             x = torch.cat([x, x.roll(BAND_SHIFT, dims=-1), x.roll(-BAND_SHIFT, dims=-1)])
             y = torch.cat([y, up, down])
+            if spectra is not None:  # the same relative shift of the frequency axis
+                shift = max(1, round(BAND_SHIFT * spectra.shape[-1] / x.shape[-1]))
+                spectra = torch.cat([spectra, spectra.roll(shift, dims=-1), spectra.roll(-shift, dims=-1)])
         y_b, lam = y, 1.0
         if self.mixup > 0 and len(x) > 1:
             lam = float(torch.distributions.Beta(self.mixup, self.mixup).sample())
             perm = torch.randperm(len(x), device=x.device)
             x, y_b = lam * x + (1 - lam) * x[perm], y[perm]
-        return network.head.loss(network(x), y, y_b, lam)
+            if spectra is not None:
+                spectra = lam * spectra + (1 - lam) * spectra[perm]
+        return network.head.loss(network(x, spectra), y, y_b, lam)
 
     @torch.inference_mode()
-    def embed(self, arrays: Sequence[np.ndarray], max_items: int = 2048) -> np.ndarray:
+    def embed(self, X: ClipFeatures, max_items: int = 2048) -> np.ndarray:
         device = scoring_device(self.accelerator)
         network = self.network_[EMBEDDER].to(device).eval()
         out = []
-        for array in arrays:
+        for i, array in enumerate(X.arrays):
             items = torch.from_numpy(self._items(np.asarray(array, dtype=np.float32)))
-            parts = [network(items[i : i + max_items].to(device)) for i in range(0, len(items), max_items)]
+            spectrum = None
+            if X.spectra is not None and network.spectrum_branch is not None:
+                spectrum = torch.from_numpy(np.array(X.spectra[i], dtype=np.float32)).to(device)
+            parts = []
+            for start in range(0, len(items), max_items):
+                chunk = items[start : start + max_items].to(device)
+                side = None if spectrum is None else spectrum.expand(len(chunk), -1)
+                parts.append(network(chunk, side))
             emb = nn.functional.normalize(torch.cat(parts), dim=1).mean(dim=0)
             out.append(emb.double().cpu().numpy())
         return np.stack(out)
@@ -245,6 +318,7 @@ class MarginClassifierDetector(EmbeddingDetector):
         return {"n_mels_in": self.n_mels_in_, "classes": [list(k) for k in self.classes_]}
 
     def _new_embedder(self, state: dict[str, Any]) -> nn.Module:
+        # feature_config_ is set before the extra state is loaded; the spectrum branch's size follows from it
         self.n_mels_in_ = int(state["n_mels_in"])
         self.classes_ = [tuple(k) for k in state["classes"]]
         self.shifted_classes_ = self.classes_[-1] == SHIFTED_DOWN
@@ -266,6 +340,8 @@ class ArcFaceDetector(MarginClassifierDetector):
         embedding_dim: int = 128,
         base_channels: int = 32,
         backbone: str = "compact",
+        inputs: str = "logmel",
+        spectrum_fft: int = 16384,
         labels: str = "auto",
         proxy_classes: bool = True,
         mixup: float = 0.0,
@@ -292,6 +368,8 @@ class ArcFaceDetector(MarginClassifierDetector):
         self.embedding_dim = embedding_dim
         self.base_channels = base_channels
         self.backbone = backbone
+        self.inputs = inputs
+        self.spectrum_fft = spectrum_fft
         self.labels = labels
         self.proxy_classes = proxy_classes
         self.mixup = mixup
@@ -312,7 +390,7 @@ class ArcFaceDetector(MarginClassifierDetector):
         self.progress = progress
 
     def _head(self, n_classes: int) -> nn.Module:
-        return ArcFace(self.embedding_dim, n_classes, self.scale, self.margin)
+        return ArcFace(self._head_dim(), n_classes, self.scale, self.margin)
 
 
 @register
@@ -329,6 +407,8 @@ class AdaCosDetector(MarginClassifierDetector):
         embedding_dim: int = 128,
         base_channels: int = 32,
         backbone: str = "compact",
+        inputs: str = "logmel",
+        spectrum_fft: int = 16384,
         labels: str = "auto",
         proxy_classes: bool = True,
         mixup: float = 0.0,
@@ -354,6 +434,8 @@ class AdaCosDetector(MarginClassifierDetector):
         self.embedding_dim = embedding_dim
         self.base_channels = base_channels
         self.backbone = backbone
+        self.inputs = inputs
+        self.spectrum_fft = spectrum_fft
         self.labels = labels
         self.proxy_classes = proxy_classes
         self.mixup = mixup
@@ -374,4 +456,4 @@ class AdaCosDetector(MarginClassifierDetector):
         self.progress = progress
 
     def _head(self, n_classes: int) -> nn.Module:
-        return SubClusterAdaCos(self.embedding_dim, n_classes, self.n_subclusters)
+        return SubClusterAdaCos(self._head_dim(), n_classes, self.n_subclusters)
