@@ -6,8 +6,9 @@ Trains the dense AE as ``asdkit demo`` does (20 epochs) and each embedding detec
 for a 2-core CPU, on the same data and feature cache, then prints the ``asdkit compare`` table (official
 score, AUC(source), AUC(target), pAUC; best per column marked) and writes ``OUT/comparison.csv``. The
 goal: the best embedding detector beats the AE on AUC(target) by a clear margin. The ``*_spectrum`` runs
-are the margin classifiers with the two-branch (spectrum + log-mel) input, beside their log-mel-only runs. ``--reuse`` keeps run
-directories that already completed with the same detector and parameters (e.g. after an interruption).
+are the margin classifiers with the two-branch (spectrum + log-mel) input, beside their log-mel-only runs.
+``--reuse`` keeps run directories that already completed with the same detector and parameters (e.g.
+after an interruption).
 """
 
 from __future__ import annotations
