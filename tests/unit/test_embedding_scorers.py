@@ -132,6 +132,36 @@ def test_banks_rebuilt_from_their_arrays_score_the_same():
     )
 
 
+def test_min_scaled_puts_sparse_and_dense_banks_on_one_scale(caplog):
+    """A dense source bank and a sparse target bank on a line (hand-checkable leave-one-out distances):
+    the plain minimum ranks a source-like anomaly below a normal target clip, the scaled one above it."""
+    source = _col(0, 0.1, 0.3, 0.6, 1.0)  # left out: 0.1, 0.1, 0.2, 0.3, 0.4
+    target = _col(100, 104, 110, 120)  # left out: 4, 4, 6, 10
+    s_mean, s_std = 0.22, np.std([0.1, 0.1, 0.2, 0.3, 0.4])
+    t_mean, t_std = 6.0, np.std([4, 4, 6, 10])
+    E = np.vstack([source, target])
+    sections, domains = ["00"] * 9, ["source"] * 5 + ["target"] * 4
+    queries = _col(107, 1.3)  # a normal target clip (3 from 104 and 110), an anomaly 0.3 past the source
+    knn = KnnScorer(k=1, metric="euclidean")
+    plain = DomainBanks(knn, "min").fit(E, sections, domains).score(queries, ["00", "00"])
+    np.testing.assert_allclose(plain, [3, 0.3])  # the anomaly scores lower than the normal clip
+    scaled = DomainBanks(knn, "min_scaled").fit(E, sections, domains)
+    expected = [(3 - t_mean) / t_std, (0.3 - s_mean) / s_std]
+    np.testing.assert_allclose(scaled.score(queries, ["00", "00"]), expected)
+    assert expected[1] > expected[0]
+    rebuilt = DomainBanks.from_arrays(knn, "min_scaled", scaled.layout(), scaled.to_arrays())
+    np.testing.assert_array_equal(rebuilt.score(queries, ["00", "00"]), scaled.score(queries, ["00", "00"]))
+    own = scaled.score_training(E, sections, domains)
+    np.testing.assert_allclose(own[5:], (np.array([4, 4, 6, 10]) - t_mean) / t_std)
+    with caplog.at_level(logging.WARNING):
+        DomainBanks(knn, "min_scaled").fit(
+            np.vstack([source, _col(50)]), ["00"] * 6, ["source"] * 5 + ["target"]
+        )
+    assert "00/target: too few distinct member scores" in caplog.text
+    with pytest.raises(ModelError, match=r"domains=min_scaled needs the knn scorer .*, not mahalanobis"):
+        DomainBanks(MahalanobisScorer(), "min_scaled")
+
+
 def test_bad_scorer_options_and_inputs_are_clear_errors():
     with pytest.raises(ModelError, match="metric"):
         KnnScorer(metric="manhattan")

@@ -174,7 +174,9 @@ def make_scorer(kind: str, **options: object) -> Scorer:
     return cls(**{k: v for k, v in options.items() if k in known})  # type: ignore[arg-type]
 
 
-DOMAIN_MODES = ("min", "pooled")
+DOMAIN_MODES = ("min", "pooled", "min_scaled")
+#: Where ``domains="min_scaled"`` keeps a bank's own score statistics (mean, spread) in its state.
+BANK_SCALE = "bank_scale"
 
 
 class DomainBanks:
@@ -182,11 +184,23 @@ class DomainBanks:
 
     A clip's score is the minimum over its section's banks. A clip whose section has no bank (a file
     scored outside a data tree, where the section is unknown) takes the minimum over every bank.
+
+    ``domains="min_scaled"`` (k-NN only) first standardises each bank's scores with the mean and standard
+    deviation of its own members' leave-one-out scores. A target bank of a few clips lies sparser than a
+    source bank of hundreds, so its raw distances run larger for normal clips too, and the plain minimum
+    lets a source-like anomaly score below a normal target clip; scaled, both banks say "how unusual
+    for this bank".
     """
 
     def __init__(self, scorer: Scorer, domains: str = "min") -> None:
         if domains not in DOMAIN_MODES:
             raise ModelError(f"domains must be one of {', '.join(DOMAIN_MODES)}, got {domains!r}")
+        if domains == "min_scaled" and not isinstance(scorer, KnnScorer):
+            # In-sample Mahalanobis or mixture scores of a bank of a few clips understate its spread.
+            raise ModelError(
+                "domains=min_scaled needs the knn scorer (it scales by leave-one-out scores), "
+                f"not {scorer.kind}"
+            )
         self.scorer = scorer
         self.domains = domains
         self.keys: list[tuple[str, str]] = []
@@ -196,18 +210,42 @@ class DomainBanks:
         E = _matrix(E, "training embeddings")
         if not len(E) == len(sections) == len(domains):
             raise ValueError(f"{len(E)} embeddings for {len(sections)} sections and {len(domains)} domains")
-        keys = [(s, d if self.domains == "min" else "all") for s, d in zip(sections, domains, strict=True)]
+        keys = self._bank_keys(sections, domains)
         self.keys = sorted(set(keys))
         self.states = []
         for key in self.keys:
             rows = [i for i, k in enumerate(keys) if k == key]
-            self.states.append(self.scorer.fit(E[rows]))
+            state = self.scorer.fit(E[rows])
+            if self.domains == "min_scaled":
+                state[BANK_SCALE] = self._own_statistics(state, E[rows], key)
+            self.states.append(state)
         return self
+
+    def _bank_keys(self, sections: Sequence[str], domains: Sequence[str]) -> list[tuple[str, str]]:
+        by_domain = self.domains != "pooled"
+        return [(s, d if by_domain else "all") for s, d in zip(sections, domains, strict=True)]
+
+    def _own_statistics(self, state: Arrays, members: np.ndarray, key: tuple[str, str]) -> np.ndarray:
+        own = self.scorer.score_own(state)  # type: ignore[union-attr]  # knn only (checked in __init__)
+        own = own[np.isfinite(own)]
+        if len(own) < 2 or own.std() <= 1e-12:
+            log.warning(
+                "bank %s/%s: too few distinct member scores to scale it (%d clips); left unscaled",
+                key[0],
+                key[1],
+                len(members),
+            )
+            return np.array([0.0, 1.0])
+        return np.array([own.mean(), own.std()])
+
+    def _scaled(self, j: int, values: np.ndarray) -> np.ndarray:
+        stats = self.states[j].get(BANK_SCALE)
+        return values if stats is None else (values - stats[0]) / stats[1]
 
     def score_banks(self, E: np.ndarray) -> np.ndarray:
         """Every clip's score under every bank, [n_clips, n_banks] (columns in ``keys`` order)."""
         E = _matrix(E, "embeddings to score")
-        return np.stack([self.scorer.score(state, E) for state in self.states], axis=1)
+        return np.stack([self._scaled(j, self.scorer.score(s, E)) for j, s in enumerate(self.states)], axis=1)
 
     def score_training(self, E: np.ndarray, sections: Sequence[str], domains: Sequence[str]) -> np.ndarray:
         """Scores of the clips the banks were fitted on (same order), each left out of its own k-NN bank.
@@ -216,9 +254,7 @@ class DomainBanks:
         """
         per_bank = self.score_banks(E)
         if isinstance(self.scorer, KnnScorer):
-            keys = [
-                (s, d if self.domains == "min" else "all") for s, d in zip(sections, domains, strict=True)
-            ]
+            keys = self._bank_keys(sections, domains)
             for j, key in enumerate(self.keys):
                 rows = [i for i, k in enumerate(keys) if k == key]
                 if len(rows) != len(self.states[j]["bank"]):
@@ -226,7 +262,7 @@ class DomainBanks:
                         f"bank {key[0]}/{key[1]} holds {len(self.states[j]['bank'])} clips but {len(rows)} "
                         "were given: training scores need the very clips the banks were fitted on"
                     )
-                per_bank[rows, j] = self.scorer.score_own(self.states[j])
+                per_bank[rows, j] = self._scaled(j, self.scorer.score_own(self.states[j]))
         scores = self._section_min(per_bank, sections)
         if not np.all(np.isfinite(scores)):
             raise ModelError("a training clip has no other clip to be compared with (one clip per section?)")
