@@ -308,9 +308,8 @@ def test_the_spectrum_branch_finds_anomalies_that_only_the_spectrum_shows(tmp_pa
 def test_a_two_branch_model_without_spectra_is_a_clear_error():
     rng = np.random.default_rng(5)
     train = _with_spectra(_clips(10, SOURCE_PROFILE, rng), rng, {"00": 30})
-    ada = AdaCosDetector(inputs="spectrum+logmel", n_subclusters=2, **{**QUICK_NET, "epochs": 1})
-    ada.spectrum_fft = SPECTRUM_FFT
-    ada.fit(train)
+    quick = {**QUICK_NET, "epochs": 1, "spectrum_fft": SPECTRUM_FFT}
+    ada = AdaCosDetector(inputs="spectrum+logmel", n_subclusters=2, **quick).fit(train)
     bare = ClipFeatures(train.arrays, train.clips, CONFIG)
     with pytest.raises(ModelError, match="reads clip spectra beside the log-mel"):
         ada.anomaly_score(bare)
@@ -327,3 +326,8 @@ def test_an_ensemble_asks_for_its_members_spectrum():
     other = {"model": "adacos", "params": {"inputs": "spectrum+logmel", "spectrum_fft": 512}}
     with pytest.raises(ModelError, match="different clip spectra"):
         EnsembleDetector(members=[two, other]).spectrum_config(CONFIG)
+
+
+def test_an_ensemble_named_by_plain_strings_still_asks_for_proxy_machines():
+    assert EnsembleDetector(members=["knn", "arcface"]).wants_proxy_machines()
+    assert not EnsembleDetector(members=["knn", {"model": "mahalanobis"}]).wants_proxy_machines()

@@ -57,7 +57,7 @@ class EnsembleDetector(Detector):
 
     def wants_proxy_machines(self) -> bool:
         """True when a member to be trained here wants other machine types' clips."""
-        for spec in self._specs():
+        for spec in map(_spec_dict, self._specs()):
             if "model" in spec and getattr(get_detector_class(spec["model"]), "uses_proxy_machines", False):
                 return True
         return False
@@ -73,12 +73,10 @@ class EnsembleDetector(Detector):
             from asdkit.api import load_models
 
             members = []
-            for spec in self._specs():
-                if isinstance(spec, str):
-                    spec = {"path": spec} if Path(spec).exists() else {"model": spec}
-                if isinstance(spec, dict) and "model" in spec:
+            for spec in map(_spec_dict, self._specs()):
+                if "model" in spec:
                     members.append(create_detector(spec["model"], **dict(spec.get("params") or {})))
-                elif isinstance(spec, dict) and "path" in spec:
+                else:
                     members += list(load_models(Path(spec["path"])).values())[:1]
         wanted = {c for m in members if (c := m.spectrum_config(features)) is not None}
         if len(wanted) > 1:
@@ -98,16 +96,8 @@ class EnsembleDetector(Detector):
         return w / w.sum()
 
     def _member(self, spec: dict[str, Any] | str, X: ClipFeatures) -> tuple[Detector, bool]:
-        """The member for ``spec`` and whether it still has to be trained.
-
-        A plain string is a saved run or model folder when such a path exists, else a detector name.
-        """
-        if isinstance(spec, str):
-            spec = {"path": spec} if Path(spec).exists() else {"model": spec}
-        if not isinstance(spec, dict) or ("model" in spec) == ("path" in spec):
-            raise ModelError(
-                f'ensemble: a member is {{"model": NAME, "params": {{...}}}} or {{"path": DIR}}, got {spec!r}'
-            )
+        """The member for ``spec`` and whether it still has to be trained."""
+        spec = _spec_dict(spec)
         if "model" in spec:
             params = dict(spec.get("params") or {})
             cls = get_detector_class(spec["model"])
@@ -195,6 +185,18 @@ class EnsembleDetector(Detector):
             self.members_.append(member)
         self.train_scores_ = np.asarray(state["train_scores"], dtype=np.float64)
         self._assemble(ArrayStore(state["normalisation_shapes"]))
+
+
+def _spec_dict(spec: dict[str, Any] | str) -> dict[str, Any]:
+    """A member spec as ``{"model": ...}`` or ``{"path": ...}``: a plain string is a saved run or model
+    folder when such a path exists, else a detector name."""
+    if isinstance(spec, str):
+        spec = {"path": spec} if Path(spec).exists() else {"model": spec}
+    if not isinstance(spec, dict) or ("model" in spec) == ("path" in spec):
+        raise ModelError(
+            f'ensemble: a member is {{"model": NAME, "params": {{...}}}} or {{"path": DIR}}, got {spec!r}'
+        )
+    return spec
 
 
 def _member_stats(arrays: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:

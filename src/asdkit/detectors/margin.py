@@ -158,7 +158,7 @@ class MarginClassifierDetector(EmbeddingDetector):
 
     _proxy: ClipFeatures | None = None
 
-    def _head(self, n_classes: int) -> nn.Module:
+    def _head(self, dim: int, n_classes: int) -> nn.Module:
         raise NotImplementedError
 
     # -- proxy clips of other machine types (api.train hands them over) -----------------------------------
@@ -180,22 +180,16 @@ class MarginClassifierDetector(EmbeddingDetector):
         except ValueError as exc:
             raise ModelError(f"{self.name}: {exc}") from None
 
-    def _two_branch(self) -> bool:
-        return self.spectrum_config(FeatureConfig()) is not None
-
-    def _head_dim(self) -> int:
-        return 2 * self.embedding_dim if self._two_branch() else self.embedding_dim
-
     # -- the embedding ------------------------------------------------------------------------------------
     def _network(self, n_mels: int, n_classes: int) -> MarginClassifier:
         from asdkit.models.spectrum_cnn import SpectrumCnn
 
         backbone = make_backbone(self.backbone, n_mels, self.embedding_dim, self.base_channels)
-        spectrum_branch = None
-        if self._two_branch():
-            n_bins = self.spectrum_config(self.feature_config_).n_bins  # type: ignore[union-attr]
-            spectrum_branch = SpectrumCnn(n_bins, self.embedding_dim)
-        return MarginClassifier(n_mels, backbone, self._head(n_classes), spectrum_branch)
+        spectrum = self.spectrum_config(self.feature_config_)
+        if spectrum is None:
+            return MarginClassifier(n_mels, backbone, self._head(self.embedding_dim, n_classes))
+        head = self._head(2 * self.embedding_dim, n_classes)
+        return MarginClassifier(n_mels, backbone, head, SpectrumCnn(spectrum.n_bins, self.embedding_dim))
 
     def _label_mode(self, clips: Sequence[Clip]) -> str:
         if self.labels not in LABEL_MODES:
@@ -389,8 +383,8 @@ class ArcFaceDetector(MarginClassifierDetector):
         self.strategy = strategy
         self.progress = progress
 
-    def _head(self, n_classes: int) -> nn.Module:
-        return ArcFace(self._head_dim(), n_classes, self.scale, self.margin)
+    def _head(self, dim: int, n_classes: int) -> nn.Module:
+        return ArcFace(dim, n_classes, self.scale, self.margin)
 
 
 @register
@@ -455,5 +449,5 @@ class AdaCosDetector(MarginClassifierDetector):
         self.strategy = strategy
         self.progress = progress
 
-    def _head(self, n_classes: int) -> nn.Module:
-        return SubClusterAdaCos(self._head_dim(), n_classes, self.n_subclusters)
+    def _head(self, dim: int, n_classes: int) -> nn.Module:
+        return SubClusterAdaCos(dim, n_classes, self.n_subclusters)
