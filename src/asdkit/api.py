@@ -28,14 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: The evaluation scheme that matches each layout's test-set design.
-SCHEME_OF_LAYOUT = {
-    "dcase2020": "dcase2020",
-    "dcase2021": "dcase2021",
-    "dcase2022": "dcase2022",
-    "folder": "dcase2022",
-    "eval": "dcase2022",
-}
 MODELS_DIR = "models"
 SCORES_DIR = "scores"
 DEBUG_TRAIN_CLIPS_PER_SECTION = 12
@@ -296,25 +288,20 @@ def evaluate(
     scores_dir: Path | str,
     ground_truth: Path | str | None = None,
     out: Path | str | None = None,
+    *,
+    scheme: str | None = None,
+    allow_partial: bool = False,
 ) -> Any:
-    """Official metrics of a folder of submission files; writes ``result.csv`` into ``out`` if given."""
-    from asdkit.metrics import evaluate as evaluate_table
-    from asdkit.metrics import write_result_csv
-    from asdkit.reports.submission import read_scores_dir
+    """Official metrics of a folder of submission files; writes ``result.csv`` into ``out`` if given.
 
-    scores_dir = Path(scores_dir)
-    if (scores_dir / SCORES_DIR).is_dir():
-        scores_dir = scores_dir / SCORES_DIR
-    truth = None
-    if ground_truth is not None:
-        from asdkit.data.ground_truth import load_ground_truth
+    The rules follow the data's year (:mod:`asdkit.metrics.scheme`; ``scheme`` forces them). With a
+    ground truth, every clip it lists for the machine types scored must have a score, unless
+    ``allow_partial``. A run directory is evaluated with its own manifest's labels and layout unless a
+    ground truth is given, so that ``evaluate RUN`` repeats what ``run`` computed.
+    """
+    from asdkit.evaluation_paths import evaluate_scores
 
-        truth = load_ground_truth(Path(ground_truth))
-    table = read_scores_dir(scores_dir, ground_truth=truth)
-    evaluation = evaluate_table(table)
-    if out is not None:
-        write_result_csv(evaluation, Path(out) / "result.csv")
-    return evaluation
+    return evaluate_scores(scores_dir, ground_truth, out, scheme=scheme, allow_partial=allow_partial)
 
 
 def run(
@@ -335,6 +322,8 @@ def run(
     tracking: TrackingOptions | None = None,
     plots: bool = True,
     seeds: Sequence[int] | None = None,
+    scheme: str | None = None,
+    allow_partial: bool = False,
 ) -> RunResult | SeedsResult:
     """Train per machine type, score the test clips, write the challenge's files and evaluate them.
 
@@ -342,6 +331,8 @@ def run(
     models/<machine>/, scores/anomaly_score_*.csv and decision_result_*.csv, result.csv. Each file is
     written atomically; ``config.json`` says ``"status": "complete"`` only after the last one. Figures go
     to plots/ (unless ``plots`` is False) and the finished run is logged to MLflow (``tracking``).
+    The evaluation follows the data's year (``scheme`` forces it; see :func:`evaluate`); with a ground
+    truth, clips it lists that the tree or the scores lack are an error unless ``allow_partial``.
     With ``seeds``, one such run per seed in ``out/seed_<n>/`` and their mean/std (:mod:`asdkit.seeds`).
     """
     if seeds is not None:
@@ -364,6 +355,8 @@ def run(
             command_line=command_line,
             tracking=tracking,
             plots=plots,
+            scheme=scheme,
+            allow_partial=allow_partial,
         )
     tracking = tracking or TrackingOptions()
     out = Path(out)
@@ -371,6 +364,10 @@ def run(
     t0 = time.perf_counter()
     manifest = scan_data(data, layout, machines, ground_truth)
     _say(progress, manifest.summary())
+    from asdkit.evaluation_paths import RunEvaluation
+
+    judge = RunEvaluation.prepare(manifest, ground_truth, scheme, allow_partial=allow_partial or debug)
+    _say(progress, f"evaluation: {judge.rules}")
     out.mkdir(parents=True, exist_ok=True)
     config = {
         "status": "running",
@@ -383,6 +380,7 @@ def run(
         "seed": seed,
         "debug": debug,
         "ground_truth": str(ground_truth) if ground_truth else None,
+        "scheme": judge.rules.to_dict(),
         "environment": {
             **environment_versions(),
             "git_commit": _git_commit(),
@@ -446,7 +444,7 @@ def run(
         scores = np.concatenate(all_scores)
         decisions = np.concatenate(all_decisions)
         write_scores(out / SCORES_DIR, all_clips, scores, decisions)
-        evaluation = _evaluate_clips(all_clips, scores, decisions, manifest.layout, out)
+        evaluation = judge.evaluate(all_clips, scores, decisions, out)
     if plots:
         from asdkit.reports.plots import write_run_plots
 
@@ -514,31 +512,6 @@ def _demo_data(out: Path, seed: int, debug: bool, progress: Progress | None) -> 
         shutil.rmtree(data)
     fresh.rename(data)
     return data
-
-
-def _evaluate_clips(
-    clips: Sequence[Clip], scores: np.ndarray, decisions: np.ndarray, layout: str, out: Path
-) -> Any | None:
-    from asdkit.metrics import ScoreTable, write_result_csv
-    from asdkit.metrics import evaluate as evaluate_table
-
-    labelled = [i for i, c in enumerate(clips) if c.label is not None]
-    if len(labelled) < len(clips):
-        log.warning(
-            "%d of %d test clips have no label (give --ground-truth to evaluate an eval set); "
-            "wrote the submission files only",
-            len(clips) - len(labelled),
-            len(clips),
-        )
-        return None
-    table = ScoreTable.from_clips(clips, scores, decisions, scheme=SCHEME_OF_LAYOUT.get(layout, "dcase2022"))
-    try:
-        evaluation = evaluate_table(table)
-    except DataError as exc:
-        log.warning("cannot evaluate: %s", exc)
-        return None
-    write_result_csv(evaluation, out / "result.csv")
-    return evaluation
 
 
 def _score_clips(detector: Detector, X: ClipFeatures, show: bool, chunk: int = 256) -> np.ndarray:

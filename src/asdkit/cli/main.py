@@ -59,6 +59,20 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress outpu
 ChannelOpt = Annotated[
     str, typer.Option("--channel", help="Channel of multi-channel files: an index (default 0) or 'mix'.")
 ]
+SchemeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scheme",
+        help="Force the evaluation rules: 2020, 2021 or 2022 (2022-2025). Default: the data's year.",
+    ),
+]
+AllowPartialOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-partial",
+        help="Evaluate even if clips the ground truth lists have no score (coverage is reported).",
+    ),
+]
 NoTrackOpt = Annotated[bool, typer.Option("--no-track", help="Do not log the run to MLflow.")]
 TrackingUriOpt = Annotated[
     str | None,
@@ -159,6 +173,8 @@ def run(
             "--seeds", help="Run once per seed (0,1,2,3 or 0-3) in OUT/seed_N; report mean and std."
         ),
     ] = None,
+    scheme: SchemeOpt = None,
+    allow_partial: AllowPartialOpt = False,
 ) -> None:
     """Train per machine type, score the test clips, write the submission files and print the results.
 
@@ -171,6 +187,10 @@ def run(
         asdkit run --data dev_data --out runs/knn4 --model knn --seeds 0,1,2,3
 
         asdkit run --data eval_data --out runs/eval --ground-truth ground_truth/ --layout eval
+
+        asdkit run --data mimii/ --out runs/mimii --model knn --channel mix
+
+        asdkit run --data dev_data --out runs/ae2021 --scheme 2021
 
         asdkit run --data dev_data --out runs/ae --tensorboard --tracking-uri http://mlflow.lan:5000
     """
@@ -193,6 +213,8 @@ def run(
         tracking=_tracking(no_track, tracking_uri, tensorboard),
         plots=not no_plots,
         seeds=_seeds(seeds),
+        scheme=scheme,
+        allow_partial=allow_partial,
     )
     if seeds is None:
         _finish_run(result)
@@ -336,18 +358,28 @@ def evaluate(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write result.csv into this folder.")
     ] = None,
+    scheme: SchemeOpt = None,
+    allow_partial: AllowPartialOpt = False,
 ) -> None:
-    """Compute the official metrics of submission files (2020, 2021 or 2022+ naming, detected).
+    """Compute the official metrics of submission files, by the rules of the data's year.
+
+    The year comes from --scheme, else the ground truth's lists, else the score files' names (a run
+    directory: its own layout). Clips the ground truth lists without a score are an error unless
+    --allow-partial.
 
     Examples:
 
         asdkit evaluate runs/ae/scores
 
         asdkit evaluate my_submission/ --ground-truth dcase2023_task2_evaluator/ground_truth_data --out .
+
+        asdkit evaluate my_submission/ --ground-truth dcase2021_task2_evaluator --scheme 2021
     """
     from asdkit import api
 
-    evaluation = api.evaluate(scores_dir, ground_truth=ground_truth, out=out)
+    evaluation = api.evaluate(
+        scores_dir, ground_truth=ground_truth, out=out, scheme=scheme, allow_partial=allow_partial
+    )
     _print_evaluation(evaluation)
     if out is not None:
         typer.echo(f"results: {Path(out) / 'result.csv'}")

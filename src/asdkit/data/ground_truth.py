@@ -17,6 +17,11 @@ one file or a folder of them (searched recursively), and keys everything by ``(m
   and ``target_file_name`` (the name in the tree); the machine is the parent folder's name.
 - ``eval_data_list_YYYY.csv`` (every year): a machine-name line, then ``name,full name[,label]`` rows.
 
+A ``ground_truth_data/`` folder (or one file in it) brings its siblings ``ground_truth_domain/`` and
+``ground_truth_attributes/`` along when they exist: 2022-2024 labels say nothing about domains, and the
+2022+ rules need them. Every fact remembers the year of the list it came from (``years``), so an
+evaluation set is evaluated by the rules of the year whose lists label it.
+
 Explicit label and domain files win over what full names imply, so scores match the official
 evaluators; disagreements are logged (the 2022 ToyCar/ToyTrain evaluator lists disagree with the
 published full names for about half their clips).
@@ -27,6 +32,8 @@ from __future__ import annotations
 import csv
 import logging
 import re
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -61,9 +68,27 @@ class GroundTruth:
     full_names: dict[Key, str] = field(default_factory=dict)
     attributes: dict[Key, dict[str, str]] = field(default_factory=dict)
     sources: list[Path] = field(default_factory=list, compare=False)
+    years: dict[Key, int] = field(default_factory=dict, compare=False)
+    """The challenge year of the list each clip's facts came from (2022 also stands for 2022-2025)."""
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def year_of(self, keys: Iterable[Key]) -> int | None:
+        """The year of the lists that name most of ``keys`` (None when they name none)."""
+        counts = Counter(self.years[k] for k in keys if k in self.years)
+        return counts.most_common(1)[0][0] if counts else None
+
+    def listed(self, machines: Iterable[str], year: int | None = None) -> set[Key]:
+        """The labelled clips of ``machines`` (from ``year``'s lists only, if given): what must be scored."""
+        wanted = set(machines)
+        return {
+            k for k in self.labels if k[0] in wanted and (year is None or self.years.get(k, year) == year)
+        }
+
+    def describe(self) -> str:
+        """The path given, for messages."""
+        return self._describe()
 
     def machines(self) -> list[str]:
         return sorted({m for m, _ in self.labels} | {m for m, _ in self.full_names})
@@ -150,8 +175,11 @@ class _Collector:
         self.full_names: dict[Key, str] = {}
         self.pairs: dict[Key, dict[str, str]] = {}
         self.conflicts: list[str] = []
+        self.years: dict[Key, int] = {}
+        self.year: int | None = None  # the year of the file being read
 
     def _put(self, table: dict, key: Key, value: object, what: str, where: Path) -> None:
+        self._date(key)
         old = table.setdefault(key, value)
         if old != value:
             self.conflicts.append(f"{what} of {key[0]}/{key[1]}: {old!r} vs {value!r} in {where}")
@@ -164,6 +192,7 @@ class _Collector:
 
     def full_name(self, key: Key, full: str, where: Path, *, test: bool = True) -> None:
         """Record the real name; for test clips its words also imply label and domain."""
+        self._date(key)
         full = _with_wav(_basename(full))
         old = self.full_names.setdefault(key, full)
         if old != full:
@@ -179,6 +208,10 @@ class _Collector:
             self.implied_domains.setdefault(key, m["domain"].lower())
         elif m := DCASE2020_NAME.match(full):
             self.implied_labels.setdefault(key, label_from_word(m["label"]))
+
+    def _date(self, key: Key) -> None:
+        if self.year is not None:
+            self.years.setdefault(key, self.year)
 
     def attribute_pairs(self, key: Key, pairs: dict[str, str]) -> None:
         if pairs:
@@ -209,7 +242,7 @@ class _Collector:
                 attributes[key] = tail
         for key, pairs in self.pairs.items():
             attributes[key] = {**attributes.get(key, {}), **pairs}
-        return GroundTruth(labels, domains, dict(self.full_names), attributes, sources)
+        return GroundTruth(labels, domains, dict(self.full_names), attributes, sources, dict(self.years))
 
 
 def _rows(path: Path) -> list[list[str]]:
@@ -287,16 +320,53 @@ def _read_file(path: Path, out: _Collector) -> bool:
         return False
     header = [c.lower() for c in rows[0]]
     if m := _PER_SECTION.match(path.name):
+        out.year = 2021 if m["domain"] else _year_in_path(path, 2022)
         _read_per_section(path, rows, out, m)
     elif header[:2] == ["source_file_name", "target_file_name"]:
+        out.year = _year_in_path(path, 2024)
         _read_correspondence(path, rows, out)
     elif header and header[0] == "file_name" and any(c.startswith("file_name_with") for c in header):
+        out.year = 2022
         _read_attributes_2022(path, rows, out)
     elif len(rows[0]) == 1 and not header[0].endswith(_WAV) and any(len(r) >= 2 for r in rows):
+        out.year = _year_in_path(path, None)
         _read_eval_list(path, rows, out)
     else:
         return False
     return True
+
+
+_YEAR_IN_NAME = re.compile(r"(?:^|[^0-9])(20[2-9][0-9])(?:[^0-9]|$)")
+
+
+def _year_in_path(path: Path, default: int | None) -> int | None:
+    """The year a list's own name or its folders carry (``eval_data_list_2023.csv``, ``dcase2024t2/``).
+
+    Lists that never changed form between years (2022-2024 per-section labels) fall back to ``default``,
+    whose rules are the same as those of the years it stands for.
+    """
+    for part in reversed(path.parts[-4:]):  # the list and the evaluator's folders, not the user's
+        if m := _YEAR_IN_NAME.search(part):
+            return int(m.group(1))
+    return default
+
+
+def _companions(path: Path) -> list[Path]:
+    """``ground_truth_domain/`` and ``ground_truth_attributes/`` beside a ``ground_truth_data/`` given alone.
+
+    The evaluators keep labels, domains and full names in three sibling folders; the 2022+ rules need the
+    domains, so pointing at the labels folder (as the evaluators' READMEs do) must find them.
+    """
+    folder = path if path.is_dir() else path.parent
+    if folder.name.lower() != "ground_truth_data":
+        return []
+    found: list[Path] = []
+    for sibling in ("ground_truth_domain", "ground_truth_attributes"):
+        other = folder.parent / sibling
+        candidate = other if path.is_dir() else other / path.name
+        if candidate.exists():
+            found.append(candidate)
+    return found
 
 
 def load_ground_truth(path: Path | str) -> GroundTruth:
@@ -309,6 +379,14 @@ def load_ground_truth(path: Path | str) -> GroundTruth:
         raise DataError(f"{path}: no such ground-truth file or folder")
     out = _Collector()
     read: list[Path] = []
+    _load_into(path, out, read)
+    for companion in _companions(path):
+        log.info("%s: also reading %s beside it (domains and full names)", path, companion)
+        _load_into(companion, out, read)
+    return out.result(read)
+
+
+def _load_into(path: Path, out: _Collector, read: list[Path]) -> None:
     if path.is_dir():
         files = sorted(
             p
@@ -331,7 +409,6 @@ def load_ground_truth(path: Path | str) -> GroundTruth:
         if not _read_file(path, out):
             raise DataError(f"{path}: not an official ground-truth list ({_EXPECTED})")
         read.append(path)
-    return out.result(read)
 
 
 _EXPECTED = (

@@ -23,12 +23,24 @@ MAX_FPR: float = 0.1
 """The false-positive-rate limit of the challenge's pAUC."""
 
 
+class UnevaluableSet(DataError):
+    """A test set that lacks normal or anomalous clips: its AUC does not exist, so it is left out.
+
+    ``what`` names the set ("fan section 00"), ``reason`` says what it lacks ("no anomalous clip").
+    """
+
+    def __init__(self, what: str, reason: str) -> None:
+        super().__init__(f"{what}: {reason}")
+        self.what = what
+        self.reason = reason
+
+
 def _check_binary(y_true: np.ndarray, what: str) -> None:
     """roc_auc_score's own message ("Only one class present") does not say which set; ours does."""
     present = set(np.unique(y_true).tolist())
     if present != {0, 1}:
         missing = "anomalous" if 1 not in present else "normal"
-        raise DataError(f"{what}: AUC needs both normal and anomalous clips, but it has no {missing} clip")
+        raise UnevaluableSet(what, f"AUC needs both normal and anomalous clips, but it has no {missing} clip")
 
 
 def auc(

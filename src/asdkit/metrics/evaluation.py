@@ -13,19 +13,33 @@ Three schemes, because the test sets were built three ways:
   each domain's normals); pAUC on every clip of the section; precision/recall/F1 per domain on that
   domain's clips. The official score is the harmonic mean over all sections' AUC(source),
   AUC(target) and pAUC.
+
+A test set whose AUC does not exist (no normal or no anomalous clip; 2022+: no source or no target
+normals) is left out with one warning each and listed in ``Evaluation.left_out``; the rest are
+evaluated. The official evaluators would stop there, so a result with sets left out is not the
+official number for the whole test set, and result.csv says so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from asdkit.errors import DataError
-from asdkit.metrics.core import amean, auc, hmean, pauc, precision_recall_f1
-from asdkit.metrics.jackknife import JackknifeInterval, jackknife
+from asdkit.metrics.core import UnevaluableSet, amean, auc, hmean, pauc, precision_recall_f1
+from asdkit.metrics.jackknife import MIN_SECTIONS, JackknifeInterval, jackknife
 from asdkit.metrics.table import Scheme, ScoreRecord, ScoreTable, normalize_scheme
+
+if TYPE_CHECKING:
+    from asdkit.metrics.coverage import Coverage
+    from asdkit.metrics.scheme import Rules
+
+log = logging.getLogger(__name__)
 
 SOURCE, TARGET = "source", "target"
 DOMAINS: tuple[str, str] = (SOURCE, TARGET)
@@ -91,6 +105,12 @@ class Evaluation:
     official_score: float
     official_score_definition: str
     jackknife: JackknifeInterval | None
+    left_out: tuple[tuple[str, str], ...] = ()
+    """(test set, reason) of each set that could not be evaluated: ("fan section 00", "no anomalous clip")."""
+    rules: Rules | None = None
+    """Which year's rules were chosen and why (set by ``asdkit.api``; None when the caller chose)."""
+    coverage: Coverage | None = None
+    """How much of a ground truth's list was scored (None without a list)."""
 
     @property
     def rows(self) -> tuple[RowMetrics, ...]:
@@ -142,6 +162,7 @@ def _arrays(records: Sequence[ScoreRecord]) -> tuple[np.ndarray, np.ndarray, np.
 def _row_2020(machine: str, section: str, records: Sequence[ScoreRecord]) -> RowMetrics:
     y, s, _ = _arrays(records)
     what = _where(machine, section).replace("section", "id")
+    _require_both(y, what)
     values = {"AUC": auc(y, s, what), "pAUC": pauc(y, s, what=what)}
     return RowMetrics(machine, section, None, values, int(np.sum(y == 0)), int(np.sum(y == 1)))
 
@@ -151,6 +172,7 @@ def _row_2021(
 ) -> RowMetrics:
     y, s, d = _arrays(records)
     what = _where(machine, section, domain)
+    _require_both(y, what)
     values = {"AUC": auc(y, s, what), "pAUC": pauc(y, s, what=what)}
     if decisions:
         assert d is not None
@@ -169,6 +191,11 @@ def _row_2022(machine: str, section: str, records: Sequence[ScoreRecord], decisi
     is_source = domains == SOURCE
     is_target = domains == TARGET
     anomalous = y == 1
+    where = _where(machine, section)
+    _require_both(y, where)
+    for name, mask in (("source", is_source), ("target", is_target)):
+        if not np.any(mask & ~anomalous):
+            raise UnevaluableSet(where, f"no {name} normals (AUC ({name}) needs them)")
     src = is_source | anomalous
     tgt = is_target | anomalous
     values = {
@@ -184,6 +211,13 @@ def _row_2022(machine: str, section: str, records: Sequence[ScoreRecord], decisi
     return RowMetrics(machine, section, None, values, int(np.sum(y == 0)), int(np.sum(y == 1)))
 
 
+def _require_both(y: np.ndarray, what: str) -> None:
+    if not np.any(y == 1):
+        raise UnevaluableSet(what, "no anomalous clip")
+    if not np.any(y == 0):
+        raise UnevaluableSet(what, "no normal clip")
+
+
 def _means(rows: Sequence[RowMetrics], columns: tuple[str, ...]) -> tuple[dict[str, float], dict[str, float]]:
     # One 2-D array reduced along axis 0, like the official scripts: summing each column as its own
     # 1-D array uses numpy's pairwise summation and can differ in the last bit.
@@ -196,7 +230,23 @@ def _means(rows: Sequence[RowMetrics], columns: tuple[str, ...]) -> tuple[dict[s
     )
 
 
-def _rows_for(table: ScoreTable, scheme: Scheme, machine: str, decisions: bool) -> list[RowMetrics]:
+def _rows_for(
+    table: ScoreTable, scheme: Scheme, machine: str, decisions: bool, left_out: list[tuple[str, str]]
+) -> list[RowMetrics]:
+    """The rows of one machine type's test sets; sets that cannot be evaluated go to ``left_out``."""
+    rows: list[RowMetrics] = []
+    for compute in _row_makers(table, scheme, machine, decisions):
+        try:
+            rows.append(compute())
+        except UnevaluableSet as exc:
+            log.warning("%s left out of the evaluation: %s", exc.what, exc.reason)
+            left_out.append((exc.what, exc.reason))
+    return rows
+
+
+def _row_makers(
+    table: ScoreTable, scheme: Scheme, machine: str, decisions: bool
+) -> list[Callable[[], RowMetrics]]:
     by_set: dict[tuple[str, str], list[ScoreRecord]] = {}
     for r in table:
         if r.machine == machine:
@@ -204,15 +254,15 @@ def _rows_for(table: ScoreTable, scheme: Scheme, machine: str, decisions: bool) 
             by_set.setdefault(key, []).append(r)
     sections = sorted({k[0] for k in by_set})
     if scheme == "dcase2020":
-        return [_row_2020(machine, sec, by_set[(sec, "")]) for sec in sections]
+        return [partial(_row_2020, machine, sec, by_set[(sec, "")]) for sec in sections]
     if scheme == "dcase2022":
-        return [_row_2022(machine, sec, by_set[(sec, "")], decisions) for sec in sections]
+        return [partial(_row_2022, machine, sec, by_set[(sec, "")], decisions) for sec in sections]
     odd = sorted({k[1] for k in by_set} - set(DOMAINS))
     if odd:
         raise DataError(f"{machine}: clips with domain {odd[0]!r}; expected source or target")
     # The 2021 evaluator lists every section's source set first, then every section's target set.
     return [
-        _row_2021(machine, sec, dom, by_set[(sec, dom)], decisions)
+        partial(_row_2021, machine, sec, dom, by_set[(sec, dom)], decisions)
         for dom in DOMAINS
         for sec in sections
         if (sec, dom) in by_set
@@ -224,8 +274,9 @@ def evaluate(
 ) -> Evaluation:
     """All metrics of ``table`` under ``scheme`` (default: the scheme the table was read with).
 
-    Raises DataError for a table that cannot be evaluated (empty, a set without normal or without
-    anomalous clips, decisions for only some files).
+    Sets without normal or without anomalous clips are left out (one warning each, listed in
+    ``left_out``). Raises DataError for a table that cannot be evaluated at all (empty, every set left
+    out, decisions for only some files).
     """
     chosen = normalize_scheme(scheme) if scheme is not None else table.scheme
     if chosen is None:
@@ -239,11 +290,19 @@ def evaluate(
         columns = base + (DECISION_COLUMNS_2021 if chosen == "dcase2021" else DECISION_COLUMNS_2022)
 
     machines = []
+    left_out: list[tuple[str, str]] = []
     for machine in table.machines():
-        rows = _rows_for(table, chosen, machine, with_decisions)
+        rows = _rows_for(table, chosen, machine, with_decisions, left_out)
+        if not rows:
+            continue
         am, hm = _means(rows, columns)
         machines.append(MachineResult(machine, tuple(rows), am, hm))
     all_rows = [r for m in machines for r in m.rows]
+    if not all_rows:
+        what, reason = left_out[0]
+        raise DataError(
+            f"nothing to evaluate: all {len(left_out)} test set(s) were left out (first: {what}: {reason})"
+        )
     overall_am, overall_hm = _means(all_rows, columns)
 
     statistic = amean if chosen == "dcase2020" else hmean
@@ -256,6 +315,8 @@ def evaluate(
         lambda v: float(statistic(v)),
         confidence=confidence,
         units=list(units.keys()),
+        bounds=(0.0, 1.0),
+        min_units=MIN_SECTIONS,
     )
     return Evaluation(
         scheme=chosen,
@@ -266,4 +327,5 @@ def evaluate(
         official_score=official,
         official_score_definition=definition,
         jackknife=interval,
+        left_out=tuple(left_out),
     )

@@ -15,6 +15,11 @@ pseudo-values ``n·θ - (n-1)·θ₍ᵢ₎``). It is centred on the reported sco
 always contains the number printed next to it; the bias-corrected estimate (the mean of the
 pseudo-values) is reported beside it. With few sections this is rough, but it says how much the
 score would move with another draw of test sets, which a single number cannot.
+
+The official scores are AUC-like values in [0, 1], but ``estimate ± t·SE`` is not: with few sections
+it can reach -0.57 or 1.97. The evaluation therefore asks for ``bounds=(0, 1)``: the interval is
+clamped to them (``clamped`` says when that cut something off), and it asks for at least
+``MIN_SECTIONS`` sections, below which no interval is given at all.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+#: Fewer sections than this give no interval: two leave-one-out values say nothing about a spread.
+MIN_SECTIONS = 3
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,8 @@ class JackknifeInterval:
     pseudo_values: tuple[float, ...]
     units: tuple[tuple[str, str], ...] = ()
     """(machine type, section) of each unit, in the order of ``pseudo_values`` (when known)."""
+    clamped: bool = False
+    """True when ``estimate ± t·SE`` left the bounds and ``low``/``high`` were cut back to them."""
 
     def __str__(self) -> str:
         pct = round(100 * self.confidence)
@@ -55,17 +65,19 @@ def jackknife(
     statistic: Callable[[np.ndarray], float],
     confidence: float = 0.95,
     units: Sequence[tuple[str, str]] = (),
+    bounds: tuple[float, float] | None = None,
+    min_units: int = 2,
 ) -> JackknifeInterval | None:
     """Delete-one-unit jackknife of ``statistic`` over the pooled values of the units.
 
     ``unit_values[i]`` holds the values unit ``i`` contributes; ``statistic`` gets the flat array of
-    the values of the units kept. Returns None when there are fewer than 2 units (no spread to
-    estimate from).
+    the values of the units kept. Returns None when there are fewer than ``min_units`` units (at
+    least 2: no spread to estimate from). With ``bounds`` the interval is clamped into them.
     """
     from scipy.stats import t as student_t
 
     n = len(unit_values)
-    if n < 2:
+    if n < max(2, min_units):
         return None
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
@@ -79,14 +91,20 @@ def jackknife(
     pseudo = n * theta - (n - 1) * leave_out
     se = math.sqrt((n - 1) / n * float(np.sum((leave_out - leave_out.mean()) ** 2)))
     half = float(student_t.ppf(0.5 + confidence / 2.0, n - 1)) * se
+    low, high = theta - half, theta + half
+    clamped = False
+    if bounds is not None:
+        clamped = low < bounds[0] or high > bounds[1]
+        low, high = max(low, bounds[0]), min(high, bounds[1])
     return JackknifeInterval(
         estimate=theta,
         bias_corrected=float(pseudo.mean()),
         se=se,
-        low=theta - half,
-        high=theta + half,
+        low=low,
+        high=high,
         confidence=confidence,
         n_units=n,
         pseudo_values=tuple(float(p) for p in pseudo),
         units=tuple(units),
+        clamped=clamped,
     )

@@ -4,6 +4,12 @@ The layout is copied from the files the official test scripts wrote, so that a r
 asdkit can be compared line by line with a published one: ``\\n`` line ends, Python's shortest
 round-trip float text, one block per machine type followed by a blank line, and (2021+) two final
 rows over all machine types whose labels contain commas and are therefore quoted.
+
+What asdkit knows beyond the official rows comes after them, in a last block that no official file
+has (so the official rows stay byte-identical): ``evaluation rules,<scheme>,<data's year>`` when the
+rules were chosen by ``asdkit.api`` (the evidence for the year is in config.json and on the console),
+one ``left out,<test set>,<reason>`` row per set that could not be evaluated, and
+``coverage,<scored>,<listed>,<list>`` after a partial evaluation (``--allow-partial``).
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ from asdkit.utils.io import atomic_write_text
 
 OVERALL_AMEAN = "arithmetic mean over all machine types, sections, and domains"
 OVERALL_HMEAN = "harmonic mean over all machine types, sections, and domains"
+RULES_LABEL = "evaluation rules"
+LEFT_OUT_LABEL = "left out"
+COVERAGE_LABEL = "coverage"
 
 
 def _numbers(values: Mapping[str, float], columns: tuple[str, ...]) -> list[float]:
@@ -55,10 +64,22 @@ def result_csv_rows(evaluation: Evaluation) -> list[list[str | float]]:
     return out
 
 
+def notes_rows(evaluation: Evaluation) -> list[list[str | float]]:
+    """The rows after the official ones: rules used, sets left out, coverage (none: no rows at all)."""
+    ev = evaluation
+    out: list[list[str | float]] = []
+    if ev.rules is not None:
+        out.append([RULES_LABEL, ev.rules.scheme, ev.rules.data])
+    out.extend([LEFT_OUT_LABEL, what, reason] for what, reason in ev.left_out)
+    if ev.coverage is not None and not ev.coverage.complete:
+        out.append([COVERAGE_LABEL, str(ev.coverage.scored), str(ev.coverage.listed), ev.coverage.source])
+    return [*out, []] if out else []
+
+
 def result_csv_text(evaluation: Evaluation) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    for row in result_csv_rows(evaluation):
+    for row in result_csv_rows(evaluation) + notes_rows(evaluation):
         writer.writerow([repr(v) if isinstance(v, float) else v for v in row])
     return buf.getvalue()
 
@@ -68,6 +89,16 @@ def write_result_csv(evaluation: Evaluation, path: Path | str) -> Path:
     path = Path(path)
     atomic_write_text(path, result_csv_text(evaluation))
     return path
+
+
+def summary_lines(evaluation: Evaluation) -> list[str]:
+    """Rules, sets left out and coverage as lines for the terminal (what result.csv's last block says)."""
+    ev = evaluation
+    lines = [f"rules: {ev.rules}"] if ev.rules is not None else []
+    lines += [f"left out: {what} ({reason})" for what, reason in ev.left_out]
+    if ev.coverage is not None and not ev.coverage.complete:
+        lines.append(f"coverage: {ev.coverage} (--allow-partial: not the official score of the whole set)")
+    return lines
 
 
 def format_table(evaluation: Evaluation, digits: int = 4) -> str:
@@ -113,6 +144,8 @@ def format_table(evaluation: Evaluation, digits: int = 4) -> str:
         jk = ev.jackknife
         text.append(
             f"{round(100 * jk.confidence)}% jackknife interval: {fmt.format(jk.low)} - {fmt.format(jk.high)}"
-            f"  (SE {fmt.format(jk.se)}, {jk.n_units} machine/section units)"
+            f"  (SE {fmt.format(jk.se)}, {jk.n_units} machine/section units"
+            f"{', clamped to [0, 1]' if jk.clamped else ''})"
         )
+    text.extend(summary_lines(ev))
     return "\n".join(text) + "\n"

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from asdkit.metrics import Evaluation
+from asdkit.metrics.result_csv import summary_lines
 
 _SHOWN = ("AUC", "pAUC", "AUC (source)", "AUC (target)")
 
@@ -51,6 +52,9 @@ def print_evaluation(evaluation: Evaluation, console: Any | None = None) -> None
     line = f"official score: [bold]{evaluation.official_score:.4f}[/]"
     if evaluation.jackknife is not None:
         jk = evaluation.jackknife
-        line += f"  (95% CI {jk.low:.4f} to {jk.high:.4f}, jackknife over {jk.n_units} sections)"
+        clamped = ", clamped to [0, 1]" if jk.clamped else ""
+        line += f"  (95% CI {jk.low:.4f} to {jk.high:.4f}, jackknife over {jk.n_units} sections{clamped})"
     console.print(line, highlight=False)
     console.print(f"[dim]{evaluation.official_score_definition}[/]")
+    for text in summary_lines(evaluation):
+        console.print(text, highlight=False)
