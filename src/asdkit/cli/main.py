@@ -38,7 +38,7 @@ MachineOpt = Annotated[
 ]
 LayoutOpt = Annotated[
     str | None,
-    typer.Option("--layout", help="Force a layout: dcase2020, dcase2021, dcase2022, eval, folder."),
+    typer.Option("--layout", help="Force a layout: dcase2020, dcase2021, dcase2022, eval, folder, mimii."),
 ]
 SeedOpt = Annotated[
     int, typer.Option("--seed", help="Random seed (runs repeat exactly on the same machine).")

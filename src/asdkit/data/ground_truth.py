@@ -70,6 +70,8 @@ class GroundTruth:
     sources: list[Path] = field(default_factory=list, compare=False)
     years: dict[Key, int] = field(default_factory=dict, compare=False)
     """The challenge year of the list each clip's facts came from (2022 also stands for 2022-2025)."""
+    given: Path | None = field(default=None, compare=False)
+    """The file or folder the user named (messages name it rather than the files found in it)."""
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -139,6 +141,8 @@ class GroundTruth:
         return Manifest(out, manifest.layout, manifest.root)
 
     def _describe(self) -> str:
+        if self.given is not None:
+            return str(self.given)
         if not self.sources:
             return "(in memory)"
         if len(self.sources) == 1:
@@ -383,7 +387,7 @@ def load_ground_truth(path: Path | str) -> GroundTruth:
     for companion in _companions(path):
         log.info("%s: also reading %s beside it (domains and full names)", path, companion)
         _load_into(companion, out, read)
-    return out.result(read)
+    return replace(out.result(read), given=path)
 
 
 def _load_into(path: Path, out: _Collector, read: list[Path]) -> None:

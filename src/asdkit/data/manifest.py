@@ -11,8 +11,8 @@ from typing import Literal
 
 from asdkit.utils.io import atomic_write_text
 
-Layout = Literal["dcase2020", "dcase2021", "dcase2022", "eval", "folder"]
-LAYOUTS: tuple[str, ...] = ("dcase2020", "dcase2021", "dcase2022", "eval", "folder")
+Layout = Literal["dcase2020", "dcase2021", "dcase2022", "eval", "folder", "mimii"]
+LAYOUTS: tuple[str, ...] = ("dcase2020", "dcase2021", "dcase2022", "eval", "folder", "mimii")
 SOURCE, TARGET = "source", "target"
 TRAIN, TEST = "train", "test"
 NORMAL, ANOMALY = 0, 1

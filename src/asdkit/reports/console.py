@@ -57,4 +57,4 @@ def print_evaluation(evaluation: Evaluation, console: Any | None = None) -> None
     console.print(line, highlight=False)
     console.print(f"[dim]{evaluation.official_score_definition}[/]")
     for text in summary_lines(evaluation):
-        console.print(text, highlight=False)
+        console.print(text, highlight=False, soft_wrap=True)

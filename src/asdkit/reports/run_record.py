@@ -64,12 +64,12 @@ def load_run(run_dir: Path | str) -> RunRecord:
         )
     model_configs = {p.name: read_model_config(p) for p in model_dirs}
     config = _read_json(config_path) if config_path.is_file() else _config_from_models(model_configs)
-    table = _score_table(run_dir)
+    table = _score_table(run_dir, config)
     return RunRecord(
         run_dir=run_dir,
         config=config,
         table=table,
-        evaluation=evaluate(table) if table is not None else None,
+        evaluation=_evaluation(table),
         thresholds={m: float(c["threshold"]) for m, c in model_configs.items()},
         histories={m: list(c.get("history", [])) for m, c in model_configs.items()},
         model_configs=model_configs,
@@ -104,8 +104,21 @@ def _config_from_models(model_configs: dict[str, dict[str, Any]]) -> dict[str, A
     }
 
 
-def _score_table(run_dir: Path) -> ScoreTable | None:
-    """Scores with the labels and domains the manifest knows; None when there is nothing to evaluate."""
+def _evaluation(table: ScoreTable | None) -> Evaluation | None:
+    """The run's evaluation again; None when its scores cannot be evaluated (the run said so already)."""
+    if table is None:
+        return None
+    try:
+        return evaluate(table)
+    except DataError:
+        return None
+
+
+def _score_table(run_dir: Path, config: Mapping[str, Any]) -> ScoreTable | None:
+    """Scores with the labels and domains the manifest knows, under the rules the run evaluated them by.
+
+    None when there is nothing to evaluate.
+    """
     from asdkit.data.manifest import TEST, Manifest
     from asdkit.reports.submission import read_scores_dir
 
@@ -113,11 +126,24 @@ def _score_table(run_dir: Path) -> ScoreTable | None:
     manifest_path = run_dir / MANIFEST_FILE
     if not scores.is_dir() or not any(scores.glob("anomaly_score_*.csv")) or not manifest_path.is_file():
         return None
-    tests = [c for c in Manifest.from_csv(manifest_path) if c.split == TEST]
+    manifest = Manifest.from_csv(manifest_path, layout=str(config.get("layout") or "folder"))
+    tests = [c for c in manifest if c.split == TEST]
     truth = ManifestTruth(
         labels={(c.machine, c.name): c.label for c in tests if c.label is not None},
         domains={(c.machine, c.name): c.domain for c in tests},
     )
     if len(truth.labels) < len(tests):
         return None  # an unlabelled evaluation set: submission files only, as the run itself did
-    return read_scores_dir(scores, ground_truth=truth)
+    table = read_scores_dir(scores, ground_truth=truth)
+    return ScoreTable(table.records, _run_scheme(config, manifest))
+
+
+def _run_scheme(config: Mapping[str, Any], manifest: Any) -> str:
+    """The scheme config.json records (``asdkit run`` decides it from the data's year), else the layout's."""
+    from asdkit.metrics.scheme import choose_rules, year_of_manifest
+
+    recorded = config.get("scheme")
+    if isinstance(recorded, Mapping) and recorded.get("scheme"):
+        return str(recorded["scheme"])
+    year, source = year_of_manifest(manifest)
+    return choose_rules(data_year=year, data_source=source).scheme

@@ -1,4 +1,4 @@
-"""Dataset layouts: one scanner per DCASE Task 2 tree (2020, 2021, 2022-2025, evaluation sets, plain folders).
+"""Dataset layouts: one scanner per tree (DCASE 2020, 2021, 2022-2025, eval sets, plain folders, raw MIMII).
 
 ``scan(root)`` recognises the layout and returns a :class:`~asdkit.data.manifest.Manifest`;
 ``detect(root)`` only names the layout.

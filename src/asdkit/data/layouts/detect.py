@@ -13,16 +13,18 @@ from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
 
-from asdkit.data.layouts import dcase2020, dcase2021, dcase2022, evalset, folder
+from asdkit.data.layouts import dcase2020, dcase2021, dcase2022, evalset, folder, mimii
 from asdkit.data.layouts.common import SPLIT_DIR_NAMES, MachineScan, Tree
 from asdkit.data.manifest import Clip, Manifest
 from asdkit.errors import DataError
 
 log = logging.getLogger(__name__)
 
-SCANNERS: dict[str, ModuleType] = {m.NAME: m for m in (dcase2020, dcase2021, dcase2022, evalset, folder)}
+SCANNERS: dict[str, ModuleType] = {
+    m.NAME: m for m in (dcase2020, dcase2021, dcase2022, evalset, folder, mimii)
+}
 #: Order in which equally good DCASE layouts are preferred (a train-only tree is development data).
-_PREFERENCE = ("dcase2020", "dcase2022", "dcase2021", "eval")
+_PREFERENCE = ("dcase2020", "dcase2022", "dcase2021", "eval", "mimii")
 LAYOUT_PATTERNS: dict[str, str] = {name: m.PATTERN for name, m in SCANNERS.items()}
 
 Scans = list[tuple[str, Path, MachineScan]]
