@@ -45,7 +45,7 @@ class RunEvaluation:
 
     rules: Rules
     truth: GroundTruth | None
-    listed: set[tuple[str, str]]
+    listed: dict[tuple[str, str], tuple[str, str]]
     allow_partial: bool
 
     @classmethod
@@ -65,10 +65,15 @@ class RunEvaluation:
         rules = decide_rules(
             forced=scheme, truth=truth, keys=keys, data_year=data_year, data_source=data_source
         )
-        listed: set[tuple[str, str]] = set()
+        listed: dict[tuple[str, str], tuple[str, str]] = {}
         if truth is not None:
             listed = truth.listed(manifest.machines(), truth.year_of(keys))
-            check_coverage(listed, keys, f"{truth.describe()} (the data tree)", allow_partial=allow_partial)
+            check_coverage(
+                listed,
+                {truth.canonical(k) for k in keys},
+                f"{truth.describe()} (the data tree)",
+                allow_partial=allow_partial,
+            )
         return cls(rules, truth, listed, allow_partial)
 
     def evaluate(
@@ -91,7 +96,7 @@ class RunEvaluation:
         if self.truth is not None:
             coverage = check_coverage(
                 self.listed,
-                {(c.machine, c.name) for c in clips},
+                {self.truth.canonical((c.machine, c.name)) for c in clips},
                 self.truth.describe(),
                 allow_partial=self.allow_partial,
             )
@@ -144,7 +149,8 @@ def evaluate_scores(
     coverage: Coverage | None = None
     if truth is not None:
         listed = truth.listed(table.machines(), truth.year_of(keys))
-        coverage = check_coverage(listed, keys, truth.describe(), allow_partial=allow_partial)
+        scored = {truth.canonical(k) for k in keys}
+        coverage = check_coverage(listed, scored, truth.describe(), allow_partial=allow_partial)
     evaluation = replace(evaluate_table(table, rules.scheme), rules=rules, coverage=coverage)
     if out is not None:
         write_result_csv(evaluation, Path(out) / RESULT_CSV)

@@ -81,12 +81,29 @@ class GroundTruth:
         counts = Counter(self.years[k] for k in keys if k in self.years)
         return counts.most_common(1)[0][0] if counts else None
 
-    def listed(self, machines: Iterable[str], year: int | None = None) -> set[Key]:
-        """The labelled clips of ``machines`` (from ``year``'s lists only, if given): what must be scored."""
+    def canonical(self, key: Key) -> Key:
+        """One key per recording: ``(machine, full name)`` when the lists give it, else the key itself.
+
+        The 2024 evaluator names each clip twice (``section_00_0001.wav`` and, through its correspondence
+        tables, ``section_00_source_test_normal_0001_noAttribute.wav``); both have the same full name.
+        """
+        return (key[0], self.full_names.get(key, key[1]))
+
+    def listed(self, machines: Iterable[str], year: int | None = None) -> dict[Key, Key]:
+        """The labelled recordings of ``machines`` (from ``year``'s lists only, if given): what must be scored.
+
+        Keyed by :meth:`canonical`, each with the shortest of its names (the anonymised one) for messages.
+        """
         wanted = set(machines)
-        return {
-            k for k in self.labels if k[0] in wanted and (year is None or self.years.get(k, year) == year)
-        }
+        out: dict[Key, Key] = {}
+        for key in self.labels:
+            if key[0] not in wanted or (year is not None and self.years.get(key, year) != year):
+                continue
+            clip = self.canonical(key)
+            shown = out.get(clip)
+            if shown is None or (len(key[1]), key[1]) < (len(shown[1]), shown[1]):
+                out[clip] = key
+        return out
 
     def describe(self) -> str:
         """The path given, for messages."""

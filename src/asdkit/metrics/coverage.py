@@ -8,7 +8,7 @@ user asks for a partial evaluation, which then says its coverage wherever the sc
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from asdkit.errors import DataError
@@ -41,15 +41,21 @@ class Coverage:
 
 
 def check_coverage(
-    listed: Iterable[Key], scored: Iterable[Key], source: str, *, allow_partial: bool = False
+    listed: Iterable[Key] | Mapping[Key, Key],
+    scored: Iterable[Key],
+    source: str,
+    *,
+    allow_partial: bool = False,
 ) -> Coverage:
-    """Coverage of ``listed`` (machine, clip name) keys by ``scored`` ones.
+    """Coverage of ``listed`` (machine, clip) keys by ``scored`` ones.
 
-    Raises DataError when some are missing, unless ``allow_partial``, which logs a warning instead.
+    A mapping names each listed key in messages by its value (a recording's anonymised name). Raises
+    DataError when some are missing, unless ``allow_partial``, which logs a warning instead.
     """
-    wanted = set(listed)
+    shown = listed if isinstance(listed, Mapping) else {k: k for k in listed}
+    wanted = set(shown)
     have = set(scored) & wanted
-    missing = sorted(wanted - have)
+    missing = sorted(shown[k] for k in wanted - have)
     coverage = Coverage(len(wanted), len(have), source, tuple(f"{m}/{n}" for m, n in missing))
     if not missing:
         return coverage
