@@ -90,7 +90,7 @@ class GroundTruth:
         return (key[0], self.full_names.get(key, key[1]))
 
     def listed(self, machines: Iterable[str], year: int | None = None) -> dict[Key, Key]:
-        """The labelled recordings of ``machines`` (from ``year``'s lists only, if given): what must be scored.
+        """The labelled recordings of ``machines`` (only ``year``'s lists, if given): what must be scored.
 
         Keyed by :meth:`canonical`, each with the shortest of its names (the anonymised one) for messages.
         """
