@@ -250,3 +250,38 @@ def test_real_raw_mimii_sample_is_recognised(shared_data):
     assert manifest.machines() == ["0_dB_pump", "0_dB_valve"]
     # One normal and one abnormal clip per id: the normal stays for training, never all of them held out.
     assert len(manifest.filter(split="train")) == 4 and len(manifest.filter(split="test", label=1)) == 4
+
+
+def test_plot_run_draws_the_training_curve_of_one_model_folder(tmp_path, cache_dir):
+    data = make_tree(tmp_path / "d22", "dcase2022")
+    api.train(data, tmp_path / "trained", model="ae", debug=True, cache_dir=cache_dir)
+    model_folder = tmp_path / "trained" / "models" / "fan"
+    proc = cli("plot", "run", str(model_folder), "--out", str(tmp_path / "figs"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [str(tmp_path / "figs" / "loss_fan.png")]
+    assert (tmp_path / "figs" / "loss_fan.png").stat().st_size > 1000
+
+    api.train(data, tmp_path / "knn", model="knn", cache_dir=cache_dir)  # no training curve
+    proc = cli("plot", "run", str(tmp_path / "knn" / "models" / "fan"))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and "nothing to draw" in proc.stderr
+
+
+def test_compare_warns_when_runs_are_on_different_data_or_machines(tmp_path, cache_dir, caplog):
+    from asdkit.reports.compare import compare_runs
+
+    data = make_tree(tmp_path / "d22", "dcase2022")
+    other = make_tree(tmp_path / "other", "dcase2022")
+    both = knn_run(data, tmp_path / "both", cache_dir).run_dir
+    fan = knn_run(data, tmp_path / "fan", cache_dir, machines=["fan"]).run_dir
+    elsewhere = knn_run(other, tmp_path / "elsewhere", cache_dir).run_dir
+
+    caplog.clear()
+    compare_runs([both, both])
+    assert "not comparable" not in caplog.text
+    compare_runs([both, fan, elsewhere])
+    assert "the runs differ in machine types" in caplog.text and "fan: ['fan']" in caplog.text
+    assert "the runs differ in data" in caplog.text and str(other) in caplog.text
+    proc = cli("compare", str(both), str(fan))
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: the runs differ in machine types" in proc.stderr

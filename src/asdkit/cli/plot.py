@@ -55,7 +55,10 @@ def reconstruction(
 @plot_app.command("run")
 def run_plots(
     run: Annotated[
-        Path, typer.Argument(help="A run directory (or a model directory: training curves only).")
+        Path,
+        typer.Argument(
+            help="A run directory, or a model directory (asdkit train) or one model folder: training curves."
+        ),
     ],
     kind: Annotated[
         list[str] | None,
@@ -75,10 +78,18 @@ def run_plots(
         asdkit plot run runs/ae
 
         asdkit plot run runs/ae --kind roc --out roc_figures/
+
+        asdkit plot run runs/ae/models/fan --out fan_curve/
     """
+    from asdkit.errors import AsdkitError
     from asdkit.reports.plots import KINDS, write_run_plots
 
     paths = write_run_plots(run, out, kinds=kind or KINDS)
+    if not paths:
+        raise AsdkitError(
+            f"{run}: nothing to draw for --kind {','.join(kind or KINDS)}: no training curve "
+            "(only iteratively trained detectors record one) and no evaluated scores"
+        )
     for path in paths:
         typer.echo(str(path))
     typer.echo(f"{len(paths)} figure(s)", err=True)

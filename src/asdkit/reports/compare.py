@@ -101,9 +101,12 @@ def read_run(path: Path | str) -> RunRow:
 
 
 def compare_runs(paths: Sequence[Path | str]) -> list[RunRow]:
+    from asdkit.reports.comparable import warn_if_not_comparable
+
     rows = [read_run(p) for p in paths]
     if not rows:
         raise DataError("no runs to compare")
+    warn_if_not_comparable(paths)
     return rows
 
 

@@ -50,7 +50,8 @@ class RunRecord:
 
 
 def load_run(run_dir: Path | str) -> RunRecord:
-    """Read a run directory (``asdkit run``) or a model directory (``asdkit train``: models/ only)."""
+    """Read a run directory (``asdkit run``), a model directory (``asdkit train``: models/ only) or one
+    model folder (``models/<machine>/``, holding model.json)."""
     from asdkit.detectors.base import CONFIG_NAME, read_model_config
 
     run_dir = Path(run_dir)
@@ -58,9 +59,12 @@ def load_run(run_dir: Path | str) -> RunRecord:
         raise DataError(f"{run_dir}: no such run directory")
     model_dirs = sorted(p.parent for p in (run_dir / MODELS_DIR).glob(f"*/{CONFIG_NAME}"))
     config_path = run_dir / CONFIG_FILE
+    if not model_dirs and not config_path.is_file() and (run_dir / CONFIG_NAME).is_file():
+        model_dirs = [run_dir]  # one model folder: its training curve
     if not config_path.is_file() and not model_dirs:
         raise DataError(
-            f"{run_dir}: not a run directory (no {CONFIG_FILE} and no {MODELS_DIR}/*/{CONFIG_NAME})"
+            f"{run_dir}: not a run directory (no {CONFIG_FILE}, no {MODELS_DIR}/*/{CONFIG_NAME}, "
+            f"no {CONFIG_NAME})"
         )
     model_configs = {p.name: read_model_config(p) for p in model_dirs}
     config = _read_json(config_path) if config_path.is_file() else _config_from_models(model_configs)
