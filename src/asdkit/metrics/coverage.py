@@ -63,5 +63,5 @@ def check_coverage(
     message = f"{len(missing)} of {len(wanted)} clips listed in {source} have no score, e.g. {examples}"
     if not allow_partial:
         raise DataError(f"{message}; score them all, or pass --allow-partial to evaluate the rest")
-    log.warning("%s; evaluating the %d that have one (--allow-partial)", message, len(have))
+    log.warning("%s; evaluating the %d that have one (a partial evaluation)", message, len(have))
     return coverage
