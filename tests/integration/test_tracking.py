@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -19,7 +20,8 @@ from asdkit.tracking import STORE_FILE, TrackingOptions, local_store_uri, log_ru
 pytest.importorskip("mlflow", reason="MLflow is the optional 'tracking' extra (installed by .[dev])")
 from mlflow.tracking import MlflowClient
 
-SPEC = SyntheticSpec.tiny(machines=("fan",))
+# Three sections: an interval needs at least three (asdkit.metrics.jackknife.MIN_SECTIONS).
+SPEC = dataclasses.replace(SyntheticSpec.tiny(machines=("fan",)), sections=3)
 QUICK = {"accelerator": "cpu", "epochs": 3}
 
 
