@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from asdkit.data.ground_truth import load_ground_truth
-from asdkit.errors import DataError
+from asdkit.errors import AsdkitError, DataError
 from asdkit.metrics import ScoreRecord, ScoreTable, evaluate, jackknife, result_csv_text
 from asdkit.metrics.coverage import check_coverage
 from asdkit.metrics.scheme import choose_rules, scheme_of_year
@@ -33,7 +33,7 @@ def test_rules_come_from_scheme_flag_then_ground_truth_then_data(caplog):
     assert choose_rules(forced="dcase2024").scheme == "dcase2022"
     no_year = choose_rules(data_source="the folder layout")
     assert no_year.scheme == "dcase2021" and no_year.year is None
-    with pytest.raises(ValueError, match="unknown evaluation scheme"):
+    with pytest.raises(AsdkitError, match=r"--scheme 2019: expected 2020, 2021 or 2022"):
         choose_rules(forced="2019")
 
 

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from asdkit.errors import AsdkitError
 from asdkit.metrics.table import Scheme, normalize_scheme
 
 if TYPE_CHECKING:
@@ -85,7 +86,12 @@ def choose_rules(
     what labels the clips (and a 2020 or 2021 evaluation set is otherwise mistaken for a later one).
     """
     if forced is not None:
-        scheme = normalize_scheme(str(forced))
+        try:
+            scheme = normalize_scheme(str(forced))
+        except ValueError:
+            raise AsdkitError(
+                f"--scheme {forced}: expected 2020, 2021 or 2022 (2023-2025 follow the 2022 rules)"
+            ) from None
         return Rules(scheme, truth_year or data_year, f"forced by --scheme {forced}", forced=True)
     if truth_year is not None:
         if data_year is not None and scheme_of_year(data_year) != scheme_of_year(truth_year):
