@@ -163,7 +163,8 @@ def run_status(run_dir: Path | str) -> str | None:
 def _run_dir_of(path: Path) -> Path | None:
     """The run directory holding ``path`` (a run directory, its scores/ or models/, a model folder)."""
     for candidate in (path, path.parent, path.parent.parent):
-        if record_path(candidate) is not None:
+        record = read_record(candidate)
+        if record is not None and "status" in record:  # another tool's config.json is no run record
             return candidate
         if candidate.parent == candidate:
             break

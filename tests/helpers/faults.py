@@ -107,15 +107,20 @@ def cli(*args: str, prelude: str = "", timeout: float = 300, env: dict[str, str]
     return Outcome(proc.returncode, proc.stdout, proc.stderr)
 
 
-def interrupt(*args: str, prelude: str, marker: Path, timeout: float = 300) -> Outcome:
-    """``asdkit ARGS`` with ``prelude``; SIGINT (Ctrl-C) as soon as the prelude touches ``marker``."""
+def start_paused(*args: str, prelude: str, marker: Path, timeout: float = 300) -> subprocess.Popen[str]:
+    """``asdkit ARGS`` with ``prelude`` in the background, returned once the prelude touches ``marker``."""
     command = [sys.executable, "-c", _HEAD + prelude + _TAIL, *args]
     environ = {**os.environ, "ASDKIT_TEST_MARKER": str(marker)}
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ)
     deadline = time.monotonic() + timeout
     while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    if proc.poll() is None:
+    return proc
+
+
+def finish(proc: subprocess.Popen[str], signal_first: bool = True, timeout: float = 300) -> Outcome:
+    """SIGINT (Ctrl-C) to a running ``proc`` (unless it ended or not ``signal_first``), then its outcome."""
+    if signal_first and proc.poll() is None:
         proc.send_signal(signal.SIGINT)
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
@@ -123,6 +128,11 @@ def interrupt(*args: str, prelude: str, marker: Path, timeout: float = 300) -> O
         proc.kill()
         stdout, stderr = proc.communicate()
     return Outcome(proc.returncode, stdout, stderr)
+
+
+def interrupt(*args: str, prelude: str, marker: Path, timeout: float = 300) -> Outcome:
+    """``asdkit ARGS`` with ``prelude``; SIGINT (Ctrl-C) as soon as the prelude touches ``marker``."""
+    return finish(start_paused(*args, prelude=prelude, marker=marker, timeout=timeout), timeout=timeout)
 
 
 def error_lines(outcome: Outcome) -> list[str]:

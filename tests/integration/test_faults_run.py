@@ -24,10 +24,12 @@ from tests.helpers.faults import (
     PAUSE_IN_TRAINING,
     cli,
     dead_pid,
+    finish,
     free_port,
     interrupt,
     one_line_error,
     run_args,
+    start_paused,
     tiny_tree,
 )
 
@@ -74,6 +76,17 @@ def test_a_second_run_into_a_locked_directory_fails_naming_the_holder(tree, cach
         assert one_line_error(outcome, "in use", f"PID {os.getpid()}"), outcome.stderr
         assert not (out / "config.json").exists()
     assert not (out / LOCK_NAME).exists()  # released on exit
+
+
+def test_of_two_concurrent_runs_into_one_directory_the_second_refuses(tree, cache, tmp_path):
+    out = tmp_path / "run"
+    args = run_args(tree, out, cache)
+    first = start_paused(*args, prelude=PAUSE_AFTER_FIRST_MODEL, marker=tmp_path / "marker")
+    second = cli(*run_args(tree, out, cache, "--machine", "fan"))
+    first_outcome = finish(first)  # Ctrl-C to the first, still holding the directory
+    assert one_line_error(second, "in use", f"PID {first.pid}"), second.stderr
+    assert first_outcome.returncode == 130, first_outcome.stderr
+    assert status(out)["machines"] == ["fan", "valve"]  # the first run's record, untouched by the second
 
 
 def test_a_stale_lock_of_a_dead_process_is_taken_over_with_a_warning(tree, cache, tmp_path):
