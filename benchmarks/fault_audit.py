@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/fault_audit.py                  # every case of every case module
     python benchmarks/fault_audit.py --only resume    # the cases whose name holds "resume"
+    python benchmarks/fault_audit.py --skip tracking  # all but those
 
 It exits 1 when a case FAILs, so it can gate a release.
 
@@ -89,11 +90,16 @@ def table(rows: list[dict[str, object]], columns: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help="Run only the cases whose name contains this text.")
+    parser.add_argument("--skip", action="append", default=[], help="Leave out cases whose name has this.")
     args = parser.parse_args(argv)
     cases, missing = load_cases()
     for name in missing:
         print(f"(case module {name} is absent: its cases are not run)")
-    selected = [(module, case) for module, case in cases if args.only in case[0]]
+    selected = [
+        (module, case)
+        for module, case in cases
+        if args.only in case[0] and not any(text in case[0] for text in args.skip)
+    ]
     rows = []
     work = Path(tempfile.mkdtemp(prefix="asdkit-fault-audit-"))
     try:

@@ -245,7 +245,7 @@ class RunDirectory:
     def _prepare(self) -> None:
         present = outputs_present(self.out)
         record = read_record(self.out)
-        status = None if record is None else record.get("status", "unknown")
+        status = "unknown: no config.json" if record is None else record.get("status", "unknown")
         holds_run = any(name not in RECORDS for name in present)
         if self.resume:
             if record is None:
