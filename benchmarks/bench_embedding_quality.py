@@ -67,7 +67,7 @@ def main() -> None:
             print(f"{name}: kept {run_dir}", file=sys.stderr)
             continue
         start = time.perf_counter()
-        result = api.run(args.data, run_dir, model=model, params=params)
+        result = api.run(args.data, run_dir, model=model, params=params, overwrite=True)
         seconds = time.perf_counter() - start
         print(
             f"{name}: official score {result.evaluation.official_score:.4f} ({seconds:.0f} s)",

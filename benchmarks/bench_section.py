@@ -84,6 +84,7 @@ def main() -> None:
             params={**params, "accelerator": "cpu"},
             machines=args.machine,
             cache_dir=args.cache,
+            overwrite=True,  # a rerun of the benchmark retrains
         )
         runs[name] = result.run_dir
         rows.append(_row(name, result, time.perf_counter() - start))

@@ -76,7 +76,7 @@ def main() -> None:
         label = f"{model} {extra.get('proxy_outliers', '')}".strip()
         out = args.work / "runs" / label.replace(" ", "-")
         params = {"epochs": args.epochs, "accelerator": "cpu", **extra}
-        result = api.run(data, out, model=model, params=params, cache_dir=args.work / "cache")
+        result = api.run(data, out, model=model, params=params, cache_dir=args.work / "cache", overwrite=True)
         evaluation = result.evaluation
         hmean = evaluation.overall_hmean
         rows.append(

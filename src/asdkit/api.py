@@ -20,6 +20,7 @@ from asdkit.detectors.base import CONFIG_NAME, ClipFeatures, Detector, environme
 from asdkit.errors import AsdkitError, DataError, ModelError
 from asdkit.features.config import FeatureConfig
 from asdkit.features.spectrum import SpectrumConfig
+from asdkit.rundir import check_resume, kept_model, locked_run_directory
 from asdkit.tracking import TrackingOptions, log_run, tensorboard_logging
 from asdkit.utils.io import atomic_write_text
 
@@ -126,11 +127,13 @@ def load_features(
 def make_detector(
     model: str, params: dict[str, Any] | None = None, seed: int = 0, debug: bool = False
 ) -> Detector:
+    from asdkit.detectors.params import validate_params
     from asdkit.detectors.registry import create_detector, get_detector_class
 
     cls = get_detector_class(model)
     merged: dict[str, Any] = dict(getattr(cls, "debug_params", {})) if debug else {}
     merged.update(params or {})
+    merged = validate_params(model, merged)
     if "seed" in _init_params(cls):
         merged.setdefault("seed", seed)
     return create_detector(model, **merged)  # type: ignore[return-value]
@@ -175,10 +178,12 @@ def train(
     cache_dir: Path | None = None,
     progress: Progress | None = None,
     tracking: TrackingOptions | None = None,
+    resume: bool = False,
 ) -> dict[str, Detector]:
     """Train one detector per machine type on its normal training clips; saved under ``out/models/``.
 
-    With ``out``, the training is logged to MLflow (``tracking``; see :mod:`asdkit.tracking`).
+    With ``out``, the training is logged to MLflow (``tracking``; see :mod:`asdkit.tracking`). With
+    ``resume``, a machine type whose model an interrupted run completed in ``out`` is kept, not trained.
     """
     tracking = tracking or TrackingOptions()
     manifest = data if isinstance(data, Manifest) else scan_data(data, layout, machines)
@@ -195,6 +200,10 @@ def train(
         ]
         if not clips:
             raise DataError(f"{machine}: no normal training clips in {manifest.root or 'the data'}")
+        if resume and (kept := kept_model(out, machine)) is not None:
+            _say(progress, f"{machine}: keeping the model the interrupted run trained (--resume)")
+            detectors[machine] = kept
+            continue
         detector = make_detector(model, params, seed, debug)
         spectrum = detector.spectrum_config(features)
         _say(progress, f"{machine}: features of {len(clips)} training clips")
@@ -304,6 +313,7 @@ def evaluate(
     return evaluate_scores(scores_dir, ground_truth, out, scheme=scheme, allow_partial=allow_partial)
 
 
+@locked_run_directory
 def run(
     data: Path | str,
     out: Path | str,
@@ -324,6 +334,8 @@ def run(
     seeds: Sequence[int] | None = None,
     scheme: str | None = None,
     allow_partial: bool = False,
+    overwrite: bool = False,
+    resume: bool = False,
 ) -> RunResult | SeedsResult:
     """Train per machine type, score the test clips, write the challenge's files and evaluate them.
 
@@ -334,6 +346,8 @@ def run(
     The evaluation follows the data's year (``scheme`` forces it; see :func:`evaluate`); with a ground
     truth, clips it lists that the tree or the scores lack are an error unless ``allow_partial``.
     With ``seeds``, one such run per seed in ``out/seed_<n>/`` and their mean/std (:mod:`asdkit.seeds`).
+    ``out`` is locked while the run writes it; a run already there is refused unless ``overwrite`` (it is
+    removed first) or ``resume`` (its complete models are kept, the rest trained): :mod:`asdkit.rundir`.
     """
     if seeds is not None:
         from asdkit.seeds import run_seeds
@@ -357,6 +371,7 @@ def run(
             plots=plots,
             scheme=scheme,
             allow_partial=allow_partial,
+            resume=resume,
         )
     tracking = tracking or TrackingOptions()
     out = Path(out)
@@ -387,6 +402,8 @@ def run(
             "command_line": command_line or shlex.join(sys.argv),
         },
     }
+    if resume:
+        check_resume(out, config)
     _write_json(out / "config.json", config)
     manifest.to_csv(out / "manifest.csv")
     timings["scan"] = time.perf_counter() - t0
@@ -403,6 +420,7 @@ def run(
         cache_dir=cache_dir,
         progress=progress,
         tracking=replace(tracking, mlflow=False),  # the whole run is logged once, at its end
+        resume=resume,
     )
     timings["train"] = time.perf_counter() - t1
 
@@ -479,7 +497,14 @@ def demo(
     params = None if debug else dict(DEMO_PARAMS)
     _say(progress, f"dense AE with {params or 'debug settings'} (the official 100 epochs: asdkit run)")
     return run(
-        data, out / "run", params=params, seed=seed, debug=debug, cache_dir=cache_dir, progress=progress
+        data,
+        out / "run",
+        params=params,
+        seed=seed,
+        debug=debug,
+        cache_dir=cache_dir,
+        progress=progress,
+        overwrite=True,  # a demo run is a fresh one each time
     )
 
 

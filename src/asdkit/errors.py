@@ -15,3 +15,7 @@ class AudioError(DataError):
 
 class ModelError(AsdkitError):
     """A model file or run directory that cannot be loaded."""
+
+
+class DiskFullError(AsdkitError):
+    """No space left on the device an output is written to (the message names the file)."""

@@ -29,17 +29,27 @@ def seed_dir(out: Path, seed: int) -> Path:
     return out / f"seed_{seed}"
 
 
+#: Most seeds one command runs (each is a whole run); ranges are counted before any list is built.
+MAX_SEEDS = 100
+
+
 def parse_seeds(text: str) -> list[int]:
-    """``"0,1,2,3"`` or ``"0-3"`` -> [0, 1, 2, 3]."""
-    seeds: list[int] = []
+    """``"0,1,2,3"`` or ``"0-3"`` -> [0, 1, 2, 3]; at most :data:`MAX_SEEDS` of them."""
+    spans: list[tuple[int, int]] = []
     try:
         for part in (p.strip() for p in text.split(",")):
             if not part:
                 continue
             low, sep, high = part.partition("-")
-            seeds += list(range(int(low), int(high) + 1)) if sep else [int(part)]
+            spans.append((int(low), int(high)) if sep else (int(part), int(part)))
     except ValueError:
         raise AsdkitError(f"--seeds {text!r}: expected seeds such as 0,1,2,3 or 0-3") from None
+    if any(high < low for low, high in spans):
+        raise AsdkitError(f"--seeds {text!r}: a range must go up, e.g. 0-3")
+    count = sum(high - low + 1 for low, high in spans)
+    if count > MAX_SEEDS:
+        raise AsdkitError(f"--seeds {text!r}: {count} seeds, at most {MAX_SEEDS} per command (each is a run)")
+    seeds = [seed for low, high in spans for seed in range(low, high + 1)]
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise AsdkitError(f"--seeds {text!r}: give distinct non-negative seeds, e.g. 0,1,2,3")
     return seeds

@@ -117,6 +117,10 @@ def log_run(
     from asdkit.reports.run_record import load_run
 
     uri = tracking_uri(run_dir, options)
+    unreachable = _unreachable(uri)
+    if unreachable is not None:  # MLflow itself would retry for minutes
+        log.warning("experiment tracking failed (%s); the run itself is complete", unreachable)
+        return None
     record = load_run(run_dir)
     for name in ("mlflow.store.db.utils", "alembic"):  # "creating tables" chatter on a new store
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -132,6 +136,29 @@ def log_run(
         return None
     _tell(progress, f"tracked as MLflow run {run_id} in {uri}")
     return run_id
+
+
+#: Seconds to wait for a tracking server to accept a connection.
+CONNECT_TIMEOUT = 3.0
+
+
+def _unreachable(uri: str) -> str | None:
+    """Why an http(s) tracking server cannot be reached (no connection within seconds); None if it can."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return f"{uri}: not a valid port"
+    try:
+        socket.create_connection((parts.hostname, port), timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        return f"cannot reach {parts.hostname}:{port} ({exc.strerror or type(exc).__name__})"
+    return None
 
 
 def _experiment_id(client: Any, name: str, uri: str) -> str:

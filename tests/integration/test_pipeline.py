@@ -136,7 +136,7 @@ def test_interrupted_run_does_not_look_complete(tree_2022, cache_dir, tmp_path, 
     monkeypatch.setattr(submission, "write_scores", boom)
     with pytest.raises(KeyboardInterrupt):
         api.run(tree_2022, tmp_path / "run", params=QUICK, cache_dir=cache_dir, machines=["fan"])
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["status"] == "running"
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["status"] == "interrupted"
     assert not (tmp_path / "run" / "result.csv").exists()
 
 

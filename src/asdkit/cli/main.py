@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import logging
@@ -107,9 +108,10 @@ def _features(channel: str) -> Any:
 
 def _training_params(items: list[str] | None, quiet: bool, model: str) -> dict[str, Any]:
     """Detector parameters, plus a training progress bar unless --quiet (where the detector has one)."""
+    from asdkit.detectors.params import validate_params
     from asdkit.detectors.registry import get_detector_class
 
-    params = _params(items)
+    params = validate_params(model, _params(items))  # before any work: one line naming the parameter
     if not quiet and "progress" in get_detector_class(model)().get_params():
         params.setdefault("progress", True)
     return params
@@ -175,6 +177,16 @@ def run(
     ] = None,
     scheme: SchemeOpt = None,
     allow_partial: AllowPartialOpt = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace the run OUT holds (its outputs are removed first).")
+    ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue the interrupted run in OUT: keep its trained machine types, train the rest.",
+        ),
+    ] = False,
 ) -> None:
     """Train per machine type, score the test clips, write the submission files and print the results.
 
@@ -193,6 +205,10 @@ def run(
         asdkit run --data dev_data --out runs/ae2021 --scheme 2021
 
         asdkit run --data dev_data --out runs/ae --tensorboard --tracking-uri http://mlflow.lan:5000
+
+        asdkit run --data dev_data --out runs/ae --resume      (after Ctrl-C: same settings, plus --resume)
+
+        asdkit run --data dev_data --out runs/ae --overwrite   (start again in a folder that holds a run)
     """
     from asdkit import api
 
@@ -215,6 +231,8 @@ def run(
         seeds=_seeds(seeds),
         scheme=scheme,
         allow_partial=allow_partial,
+        overwrite=overwrite,
+        resume=resume,
     )
     if seeds is None:
         _finish_run(result)
@@ -376,7 +394,9 @@ def evaluate(
         asdkit evaluate my_submission/ --ground-truth dcase2021_task2_evaluator --scheme 2021
     """
     from asdkit import api
+    from asdkit.rundir import warn_if_incomplete
 
+    warn_if_incomplete(scores_dir, "evaluating")
     evaluation = api.evaluate(
         scores_dir, ground_truth=ground_truth, out=out, scheme=scheme, allow_partial=allow_partial
     )
@@ -403,7 +423,10 @@ def compare(
     from rich.console import Console
 
     from asdkit.reports.compare import compare_runs, comparison_table, write_comparison_csv
+    from asdkit.rundir import warn_if_incomplete
 
+    for run_dir in runs:
+        warn_if_incomplete(run_dir, "comparing")
     rows = compare_runs(runs)
     Console(width=None if sys.stdout.isatty() else 200).print(comparison_table(rows))
     if csv_out is not None:
@@ -491,23 +514,28 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
     logging.captureWarnings(True)
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except AsdkitError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        typer.echo("interrupted: no file was left half-written", err=True)
-        sys.exit(130)
+        code = 130
     except (typer.Exit, SystemExit) as exc:
         code = getattr(exc, "exit_code", getattr(exc, "code", 0))
-        sys.exit(code)
     except Exception as exc:
         import click
 
         if isinstance(exc, click.ClickException):
             exc.show()
             sys.exit(exc.exit_code)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            typer.echo(f"error: no space left on device writing {exc.filename or 'the output'}", err=True)
+            sys.exit(2)
         if os.environ.get("ASDKIT_TRACEBACK"):
             raise
         typer.echo(f"error: {type(exc).__name__}: {exc} (set ASDKIT_TRACEBACK=1 for the traceback)", err=True)
         sys.exit(1)
+    if code == 130:  # Typer turns Ctrl-C into exit code 130, which it returns in non-standalone mode
+        typer.echo("interrupted: no file was left half-written", err=True)
+    if code:
+        sys.exit(code)

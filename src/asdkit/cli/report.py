@@ -29,7 +29,9 @@ def report(
         asdkit report runs/ae -o ae-report.html
     """
     from asdkit.reports.html import write_report
+    from asdkit.rundir import warn_if_incomplete
 
+    warn_if_incomplete(run_dir, "reporting")
     typer.echo(f"report: {write_report(run_dir, out)}")
 
 
@@ -56,8 +58,10 @@ def dashboard(
     import importlib.util
     import shlex
 
+    from asdkit.cli.serve import check_port
     from asdkit.tracking import INSTALL_HINT, dashboard_command
 
+    check_port(port)
     command = dashboard_command(run_root, port)
     if print_only:
         typer.echo(shlex.join(command))

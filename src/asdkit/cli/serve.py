@@ -22,6 +22,12 @@ def _require(extra: str, *modules: str) -> None:
         raise AsdkitError(f"{', '.join(missing)} not installed: pip install 'asdkit[{extra}]'")
 
 
+def check_port(port: int) -> None:
+    """A TCP port number: 1-65535 (a larger one would wrap around to another port)."""
+    if not 1 <= port <= 65535:
+        raise AsdkitError(f"--port {port}: expected a TCP port from 1 to 65535")
+
+
 def _loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -64,9 +70,11 @@ def serve(
 
         curl -F file=@clip.wav 'http://127.0.0.1:8000/score?model=fan'
     """
+    check_port(port)
     _require("serve", "fastapi", "uvicorn", "multipart")
     import uvicorn
 
+    from asdkit.rundir import warn_if_incomplete
     from asdkit.service.app import create_app
     from asdkit.service.models import load_served_models
 
@@ -75,6 +83,7 @@ def serve(
             f"--host {host} exposes the service beyond this machine: give --token (or $ASDKIT_TOKEN)"
         )
     models = load_served_models(model)
+    warn_if_incomplete(model, "serving the models of")
     app = create_app(models, token=token, max_upload_mb=max_upload_mb, workers=workers)
     typer.echo(f"serving {', '.join(sorted(models))} on http://{host}:{port} (docs: /docs)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -51,7 +51,7 @@ def decode_audio(
             else:
                 data = f.read(dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
-        raise AudioError(f"{name}: not readable as audio ({_short(exc)})") from None
+        raise AudioError(f"{name}: not readable as audio ({_short(exc, source)})") from None
     if data.shape[0] == 0:
         raise AudioError(f"{name}: contains no samples")
     wave = _pick_channel(data, channel, name)
@@ -79,6 +79,7 @@ def _pick_channel(data: np.ndarray, channel: Channel, path: Path | str) -> np.nd
     return data[:, channel]
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+def _short(exc: BaseException, source: object = None) -> str:
+    """The last line of ``exc``, without soundfile's "Error opening <_io.BytesIO object at 0x...>: "."""
+    text = str(exc).replace(f"Error opening {source!r}: ", "").strip().splitlines()
     return text[-1] if text else type(exc).__name__

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import signal
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -95,6 +97,24 @@ def _tensorboard() -> Any:
         ) from None
 
 
+def _fit_interruptible(trainer: L.Trainer, module: L.LightningModule, *loaders: DataLoader | None) -> None:
+    """``trainer.fit``, but Ctrl-C stays a KeyboardInterrupt.
+
+    On Ctrl-C Lightning shuts down, ignores SIGINT from then on and calls ``sys.exit(1)``, which would read
+    as a failure and leave the rest of the run deaf to Ctrl-C: the handler is restored and the interrupt
+    raised again, so the run ends as "interrupted" with exit code 130.
+    """
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        trainer.fit(module, *loaders)
+    except SystemExit as exc:
+        if not isinstance(exc.__context__, KeyboardInterrupt):
+            raise
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, handler)
+        raise KeyboardInterrupt from None
+
+
 def fit_network(
     network: nn.Module,
     loss_fn: LossFn,
@@ -147,6 +167,6 @@ def fit_network(
         )
         train_loader = DataLoader(train_data, batch_size=None)
         val_loader = DataLoader(val_data, batch_size=None) if val_data is not None else None
-        trainer.fit(module, train_loader, val_loader)
+        _fit_interruptible(trainer, module, train_loader, val_loader)
     network.cpu().eval()
     return history.epochs

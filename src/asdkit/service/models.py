@@ -20,6 +20,7 @@ from asdkit.data.layouts.common import section_from_name
 from asdkit.data.manifest import Clip
 from asdkit.detectors.base import CONFIG_NAME, WEIGHTS_NAME, ClipFeatures, Detector, read_model_config
 from asdkit.errors import DataError, ModelError
+from asdkit.rundir import run_status
 
 
 @dataclass
@@ -32,10 +33,12 @@ class ServedModel:
     version: str
     config: dict[str, Any]
     metrics: dict[str, Any] | None = None
+    #: The status of the run directory the model came from ("complete", "interrupted", ...), if any.
+    run_status: str | None = None
 
     def describe(self) -> dict[str, Any]:
         """The model's configuration, threshold and (from its run directory) the results it reached."""
-        return {
+        described: dict[str, Any] = {
             "name": self.name,
             "detector": self.detector.name,
             "model_version": self.version,
@@ -47,7 +50,11 @@ class ServedModel:
             "saved_at": self.config.get("saved_at"),
             "path": str(self.folder),
             "metrics": self.metrics,
+            "run_status": self.run_status,
         }
+        if self.run_status not in (None, "complete"):
+            described["warning"] = f"the run this model came from is not complete (status: {self.run_status})"
+        return described
 
 
 def load_served_models(model_or_run: Path | str) -> dict[str, ServedModel]:
@@ -67,6 +74,7 @@ def load_served_models(model_or_run: Path | str) -> dict[str, ServedModel]:
             version=model_version(folder),
             config=read_model_config(folder),
             metrics=run_metrics(run_dir, name) if run_dir is not None else None,
+            run_status=run_status(run_dir) if run_dir is not None else None,
         )
     return served
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+from asdkit.errors import DiskFullError
 
 
 @contextlib.contextmanager
@@ -23,10 +26,19 @@ def atomic_open(path: Path, mode: str = "w", **kwargs: object) -> Iterator[IO]:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if _disk_full(exc):
+            raise DiskFullError(f"no space left on device writing {path}") from None
         raise
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """ENOSPC, also as torch.save reports it (a RuntimeError whose text carries the OS error)."""
+    if isinstance(exc, OSError):
+        return exc.errno == errno.ENOSPC
+    return isinstance(exc, RuntimeError) and os.strerror(errno.ENOSPC) in str(exc)
 
 
 def _read_umask() -> int:

@@ -1,0 +1,198 @@
+"""Detector parameters checked before any work: type from the typed ``__init__``, range from a table.
+
+A wrong value used to surface late and cryptically (``epochs=-1`` trained forever, ``epochs=0`` saved an
+untrained model, ``epochs=1.5`` ended in an empty AssertionError). :func:`validate_params` reads each
+detector's signature, so a new detector is covered without editing it; :data:`RANGES` says which values of a
+parameter name make sense (names mean the same thing in every detector that has them).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from asdkit.errors import AsdkitError
+
+
+@dataclass(frozen=True)
+class Range:
+    """Allowed values of a number: ``low``/``high`` bounds, each inclusive unless said otherwise."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def holds(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def describe(self) -> str:
+        if self.low is not None and self.high is not None:
+            left, right = ("(" if self.low_open else "["), (")" if self.high_open else "]")
+            return f"in {left}{self.low:g}, {self.high:g}{right}"
+        if self.low is not None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        if self.high is not None:
+            return f"{'<' if self.high_open else '<='} {self.high:g}"
+        return "any value"
+
+
+AT_LEAST_1 = Range(1)
+AT_LEAST_0 = Range(0)
+POSITIVE = Range(0, low_open=True)
+
+#: Allowed ranges by parameter name; types come from the signatures.
+RANGES: dict[str, Range] = {
+    **dict.fromkeys(
+        (
+            "epochs",
+            "batch_size",
+            "n_frames",
+            "hidden",
+            "bottleneck",
+            "n_hidden",
+            "n_layers",
+            "n_blocks",
+            "n_gaussians",
+            "n_components",
+            "n_subclusters",
+            "k",
+            "embedding_dim",
+            "base_channels",
+            "blocks_per_stage",
+            "n_stages",
+            "latent",
+            "patch_frames",
+            "snippet_frames",
+            "hop_frames",
+            "spectrum_fft",
+            "rho_t",
+            "rho_f",
+            "devices",
+        ),
+        AT_LEAST_1,
+    ),
+    **dict.fromkeys(
+        (
+            "seed",
+            "time_masks",
+            "freq_masks",
+            "time_mask_frames",
+            "freq_mask_bands",
+            "rampdown_start",
+            "rampdown_length",
+            "ccsa_weight",
+            "proxy_lambda",
+            "kl_weight",
+            "recon_weight",
+            "margin",
+            "mixup",
+        ),
+        AT_LEAST_0,
+    ),
+    **dict.fromkeys(("learning_rate", "width", "scale"), POSITIVE),
+    "validation_fraction": Range(0, 1, high_open=True),
+}
+
+
+def validate_params(model: str, params: dict[str, Any] | None) -> dict[str, Any]:
+    """``params`` checked against detector ``model``; returns them (numbers given for text made text).
+
+    Raises AsdkitError with one line naming the parameter and what it allows.
+    """
+    from asdkit.detectors.registry import get_detector_class
+
+    cls = get_detector_class(model)
+    signature = inspect.signature(cls.__init__)
+    known = [p for p in signature.parameters if p != "self"]
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except (NameError, TypeError):
+        hints = {}
+    checked: dict[str, Any] = {}
+    for key, value in (params or {}).items():
+        if key not in known:
+            raise AsdkitError(
+                f"--param {key}: detector {model!r} has no such parameter; it takes {', '.join(known)}"
+            )
+        annotation = hints.get(key, Any)
+        value = _coerce(value, annotation)
+        problem = _problem(value, annotation, RANGES.get(key))
+        if problem is not None:
+            raise AsdkitError(f"--param {key}={_show(value)}: {model} expects {problem}")
+        checked[key] = value
+    return checked
+
+
+def _members(annotation: Any) -> tuple[Any, ...]:
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return typing.get_args(annotation)
+    return (annotation,)
+
+
+def _coerce(value: Any, annotation: Any) -> Any:
+    """A number where only text is allowed (``--param quantiles=0.5``) is the text the user typed."""
+    members = _members(annotation)
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if numeric and str in members and not ({int, float} & set(members)):
+        return str(value)
+    return value
+
+
+def _problem(value: Any, annotation: Any, bounds: Range | None) -> str | None:
+    """None when ``value`` fits; else what would fit, e.g. ``an integer >= 1``."""
+    members = _members(annotation)
+    if any(m is Any for m in members):
+        return None
+    for member in members:
+        if _fits(value, member):
+            if _is_number(value) and bounds is not None and not bounds.holds(value):
+                return _expectation(members, bounds)
+            if isinstance(value, float) and not math.isfinite(value):
+                return _expectation(members, bounds)
+            return None
+    return _expectation(members, bounds)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _fits(value: Any, member: Any) -> bool:
+    origin = typing.get_origin(member) or member
+    if member is type(None):
+        return value is None
+    if member is bool:
+        return isinstance(value, bool)
+    if member is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if member is float:
+        return _is_number(value)
+    if isinstance(origin, type):
+        return isinstance(value, origin)
+    return True
+
+
+_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "text", type(None): "null"}
+
+
+def _expectation(members: tuple[Any, ...], bounds: Range | None) -> str:
+    names = []
+    for member in members:
+        name = _NAMES.get(member) or f"a {getattr(typing.get_origin(member) or member, '__name__', member)}"
+        if member in (int, float) and bounds is not None:
+            name = f"{name} {bounds.describe()}"
+        elif member is float:
+            name = "a finite number"
+        names.append(name)
+    return " or ".join(names)
+
+
+def _show(value: Any) -> str:
+    return value if isinstance(value, str) else repr(value)
