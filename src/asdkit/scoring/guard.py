@@ -10,13 +10,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from asdkit.errors import AsdkitError
-
 if TYPE_CHECKING:
     from asdkit.detectors.base import ClipFeatures, Detector
 
-#: What a detector raises for a clip it cannot score (too few frames for its window, an empty array).
-CLIP_ERRORS = (ValueError, RuntimeError, IndexError, AsdkitError)
+#: What a detector raises for a clip it cannot score (too few frames for its window, an empty array); an
+#: AsdkitError (e.g. an unknown section) concerns the whole request and is left to propagate.
+CLIP_ERRORS = (ValueError, RuntimeError, IndexError)
 
 
 def not_finite_reason(path: Path | str, value: float) -> str:
@@ -53,7 +52,7 @@ def score_guarded(
                         values[i] = detector.anomaly_score(X.subset([i]))[0]
                     except CLIP_ERRORS as exc:
                         frames = np.shape(X.arrays[i])[-1]
-                        hint = "" if isinstance(exc, AsdkitError) else "; shorter than its window?"
+                        hint = "; shorter than its window?"
                         detail = str(exc).splitlines()[0][:200] if str(exc) else repr(exc)
                         name = f"{X.clips[i].path}: cannot be scored by {detector.name}"
                         reasons[i] = f"{name} ({frames} frames{hint}): {detail}"
