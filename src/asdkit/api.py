@@ -21,6 +21,7 @@ from asdkit.errors import AsdkitError, DataError, ModelError
 from asdkit.features.config import FeatureConfig
 from asdkit.features.spectrum import SpectrumConfig
 from asdkit.rundir import check_resume, kept_model, locked_run_directory
+from asdkit.scoring.guard import score_guarded
 from asdkit.tracking import TrackingOptions, log_run, tensorboard_logging
 from asdkit.utils.io import atomic_write_text
 
@@ -55,6 +56,10 @@ class RunResult:
     scores: dict[str, np.ndarray] = field(default_factory=dict)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    #: clips scored although their wav header declares more frames than the file holds
+    truncated: list[tuple[Path, str]] = field(default_factory=list)
+    #: how many clips were skipped where: scan (the tree), training, test
+    skip_counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def result_csv(self) -> Path:
@@ -230,17 +235,16 @@ def train(
         with tensorboard_logging(_tensorboard_dir(out, machine, tracking)):
             detector.fit(X)
         detector.train_seconds_ = time.perf_counter() - start
+        detector.metadata_ = {
+            "machine": machine,
+            "n_train_clips": len(X),
+            "layout": manifest.layout,
+            "train_seconds": round(detector.train_seconds_, 3),
+            "seed": seed,
+            "skipped_train_clips": [[str(p), reason] for p, reason in skipped],
+        }
         if out is not None:
-            detector.save(
-                Path(out) / MODELS_DIR / machine,
-                metadata={
-                    "machine": machine,
-                    "n_train_clips": len(X),
-                    "layout": manifest.layout,
-                    "train_seconds": round(detector.train_seconds_, 3),
-                    "seed": seed,
-                },
-            )
+            detector.save(Path(out) / MODELS_DIR / machine, metadata=detector.metadata_)
         detectors[machine] = detector
     if out is not None:
         log_run(out, tracking, progress)
@@ -266,6 +270,7 @@ def score(
 
     models = model_or_run if isinstance(model_or_run, dict) else load_models(model_or_run)
     files = _expand_wavs(paths)
+    truncated_clips(files)
     by_machine: dict[str, list[Path]] = {}
     for f in files:
         by_machine.setdefault(_machine_for(f, models, machine), []).append(f)
@@ -285,10 +290,13 @@ def score(
         )
         skipped += bad
         if len(X):
-            values = detector.anomaly_score(X)
+            values, kept, unscored = score_guarded(detector, X)
+            skipped += unscored
             scored += [
-                ScoredClip(Path(c.path), name, float(s), int(s > detector.threshold_), detector.threshold_)
-                for c, s in zip(X.clips, values, strict=True)
+                ScoredClip(
+                    Path(X.clips[i].path), name, float(s), int(s > detector.threshold_), detector.threshold_
+                )
+                for i, s in zip(kept, values, strict=True)
             ]
     return scored, skipped
 
@@ -448,7 +456,10 @@ def run(
         )
         _warn_skipped(machine, "test", bad)
         skipped += bad
-        values = _score_clips(detector, X, show=progress is not None)
+        values, kept, unscored = score_guarded(detector, X, show=progress is not None)
+        _warn_skipped(machine, "unscorable test", unscored)
+        skipped += unscored
+        X = X.subset(kept)
         scores_by_machine[machine] = values
         all_clips += list(X.clips)
         all_scores.append(values)
@@ -471,16 +482,29 @@ def run(
         timings["plots"] = time.perf_counter() - t3
         _say(progress, f"{len(paths)} figures in {out / 'plots'}")
     timings["total"] = time.perf_counter() - t0
+    stages = {
+        "scan": list(manifest.skipped),
+        "training": [
+            (Path(p), r) for d in detectors.values() for p, r in d.metadata_.get("skipped_train_clips", [])
+        ],
+        "test": skipped,
+    }
+    skipped = [item for items in stages.values() for item in items]
+    truncated = truncated_clips([c.path for c in manifest])
     config.update(
         status="complete",
         timings={k: round(v, 3) for k, v in timings.items()},
         skipped=[[str(p), reason] for p, reason in skipped],
+        skipped_counts={stage: len(items) for stage, items in stages.items()},
+        truncated=[[str(p), reason] for p, reason in truncated],
     )
     if evaluation is not None:
         config["official_score"] = evaluation.official_score
     _write_json(out / "config.json", config)
     log_run(out, tracking, progress)
-    return RunResult(out, manifest, evaluation, scores_by_machine, skipped, timings)
+    return RunResult(
+        out, manifest, evaluation, scores_by_machine, skipped, timings, truncated, config["skipped_counts"]
+    )
 
 
 def demo(
@@ -539,16 +563,6 @@ def _demo_data(out: Path, seed: int, debug: bool, progress: Progress | None) -> 
     return data
 
 
-def _score_clips(detector: Detector, X: ClipFeatures, show: bool, chunk: int = 256) -> np.ndarray:
-    """Scores of ``X`` in chunks of clips (the same chunks whether shown or not) behind a rate bar."""
-    from tqdm.auto import tqdm
-
-    parts = []
-    with tqdm(total=len(X), unit="clip", desc="scoring", file=sys.stderr, disable=not show) as bar:
-        for start in range(0, len(X), chunk):
-            parts.append(detector.anomaly_score(X.subset(range(start, min(start + chunk, len(X))))))
-            bar.update(len(parts[-1]))
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float64)
 
 
 def _tensorboard_dir(out: Path | str | None, machine: str, tracking: TrackingOptions) -> Path | None:
@@ -590,6 +604,21 @@ def _debug_subset(manifest: Manifest, per_set: int) -> Manifest:
     return Manifest(kept, manifest.layout, manifest.root)
 
 
+def truncated_clips(paths: Sequence[Path | str]) -> list[tuple[Path, str]]:
+    """(path, reason) of the wav files whose header declares more frames than they hold, each named in a
+    warning: they are scored as the shorter clips they are, but a result built on them should say so."""
+    from asdkit.data.audio import wav_truncation
+
+    found = [(Path(p), why) for p in paths if (why := wav_truncation(p)) is not None]
+    for _, why in found:
+        log.warning("%s", why)
+    if found:
+        log.warning(
+            "%d of %d clip(s) are truncated (scored as the shorter clips they hold)", len(found), len(paths)
+        )
+    return found
+
+
 def _warn_skipped(machine: str, what: str, skipped: list[tuple[Path, str]]) -> None:
     if skipped:
         log.warning(
@@ -602,10 +631,12 @@ def _expand_wavs(paths: Sequence[Path | str]) -> list[Path]:
     for p in map(Path, paths):
         if p.is_dir():
             found = sorted(
-                q for q in p.rglob("*") if q.suffix.lower() == ".wav" and not q.name.startswith(".")
+                q
+                for q in p.rglob("*")
+                if q.suffix.lower() in (".wav", ".flac") and not q.name.startswith(".")
             )
             if not found:
-                raise DataError(f"{p}: folder holds no .wav files")
+                raise DataError(f"{p}: folder holds no .wav or .flac files")
             files += found
         elif p.is_file():
             files.append(p)

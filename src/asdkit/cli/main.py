@@ -263,7 +263,10 @@ def _finish_run(result: Any) -> None:
     if result.evaluation is not None:
         _print_evaluation(result.evaluation)
     if result.skipped:
-        typer.echo(f"skipped {len(result.skipped)} unreadable clip(s): see config.json", err=True)
+        counts = ", ".join(f"{k} {v}" for k, v in result.skip_counts.items() if v)
+        typer.echo(f"skipped {len(result.skipped)} clip(s) ({counts}): see config.json", err=True)
+    if result.truncated:
+        typer.echo(f"{len(result.truncated)} truncated clip(s) scored as shorter: see config.json", err=True)
     typer.echo(f"run directory: {result.run_dir}")
     typer.echo(f"  submission files: {result.run_dir / 'scores'}")
     if result.evaluation is not None:

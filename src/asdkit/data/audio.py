@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import BinaryIO, Literal
 
@@ -83,3 +84,38 @@ def _short(exc: BaseException, source: object = None) -> str:
     """The last line of ``exc``, without soundfile's "Error opening <_io.BytesIO object at 0x...>: "."""
     text = str(exc).replace(f"Error opening {source!r}: ", "").strip().splitlines()
     return text[-1] if text else type(exc).__name__
+
+
+def wav_truncation(path: Path | str) -> str | None:
+    """Why a WAV file is truncated (its header declares more frames than the file holds), else None.
+
+    Reads only the chunk headers. soundfile reads a truncated file as a shorter clip without a word, so a
+    half-copied or still-being-written file would pass for a complete one. Other formats give None.
+    """
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            pos, block_align = 12, 0
+            while pos + 8 <= size:
+                f.seek(pos)
+                chunk = f.read(16)
+                kind, length = chunk[:4], int.from_bytes(chunk[4:8], "little")
+                if kind == b"fmt " and len(chunk) >= 16:
+                    f.seek(pos + 8 + 12)
+                    block_align = int.from_bytes(f.read(2), "little")
+                if kind == b"data":
+                    present = size - pos - 8
+                    if length in (0, 0xFFFFFFFF) or length <= present:  # 0 / -1: a streamed header
+                        return None
+                    unit = max(block_align, 1)
+                    return (
+                        f"{path}: truncated: the header declares {length // unit} frames, "
+                        f"{present // unit} are present"
+                    )
+                pos += 8 + length + (length & 1)
+    except OSError:
+        return None
+    return None

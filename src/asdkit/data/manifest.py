@@ -50,6 +50,8 @@ class Manifest(Sequence[Clip]):
         self.clips: list[Clip] = list(clips)
         self.layout = layout
         self.root = root
+        #: (path, reason) of audio files in the tree that the scan could not take (set by ``scan``)
+        self.skipped: list[tuple[Path, str]] = []
 
     def __len__(self) -> int:
         return len(self.clips)

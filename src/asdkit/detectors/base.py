@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import platform
 import time
 from collections.abc import Sequence
@@ -22,11 +23,14 @@ import torch
 
 from asdkit import __version__
 from asdkit.data.manifest import Clip
-from asdkit.errors import ModelError
+from asdkit.detectors.model_file import check_model_config, load_failure
+from asdkit.errors import DataError, ModelError
 from asdkit.features.config import FeatureConfig
 from asdkit.features.spectrum import SpectrumConfig
 from asdkit.scoring.threshold import gamma_threshold
 from asdkit.utils.io import atomic_open, atomic_write_text
+
+log = logging.getLogger(__name__)
 
 MODEL_FORMAT = "asdkit-model"
 MODEL_FORMAT_VERSION = 1
@@ -112,7 +116,9 @@ class Detector:
         self._check_spectra(X)
         self.feature_config_ = X.config
         self._fit(X)
-        self.threshold_ = gamma_threshold(self._training_scores(X))
+        # kept (not saved) so that an ensemble combines its members' held-out scores without refitting
+        self._threshold_scores = self._training_scores(X)
+        self.threshold_ = gamma_threshold(self._threshold_scores)
         return self
 
     def anomaly_score(self, X: ClipFeatures) -> np.ndarray:
@@ -155,9 +161,28 @@ class Detector:
         return {name: getattr(self, name) for name in TRAINER_PARAMS}
 
     def _training_scores(self, X: ClipFeatures) -> np.ndarray:
-        """Normal scores that the threshold (and an ensemble's normaliser) are fitted to: the training clips'
-        ``X``, unless a detector holds some out (density) or leaves each out of its memory bank (k-NN)."""
-        return self._score(X)
+        """Held-out scores of the training clips ``X`` (one per clip; NaN for a clip no model held out).
+
+        The threshold (and an ensemble's normaliser) are fitted to them: a model scores the clips it was
+        fitted on lower than unseen normal ones, so in-sample scores give a threshold that flags most unseen
+        normals. Default: the scores of the clips that ``_fit`` held out of training (``_held_out_idx``, a
+        network's validation clips) when there are enough, else cross-fitting (:func:`cross_fit_scores`);
+        memory banks override it (leave-one-out or per-fold banks).
+        """
+        return self._held_out_or_cross_fit(X, getattr(self, "_held_out_idx", []))
+
+    def _held_out_or_cross_fit(self, X: ClipFeatures, held: Sequence[int]) -> np.ndarray:
+        """Scores of the clips ``held`` out of training (NaN for the others); every clip's cross-fitted
+        score when none was held out (e.g. ``validation_fraction=0``).
+
+        A network's own held-out clips come first: fold networks trained for a few epochs on part of the
+        clips score unlike the saved one (better or worse by chance), so their scores misplace its threshold.
+        """
+        if not len(held):
+            return cross_fit_scores(self, X)
+        scores = np.full(len(X), np.nan)
+        scores[list(held)] = self._score(X.subset(list(held)))
+        return scores
 
     def _extra_state(self) -> dict[str, Any]:
         """Learned non-tensor state to keep in model.json (JSON types only)."""
@@ -214,11 +239,23 @@ class Detector:
             raise ModelError(
                 f"{path}: parameters do not fit detector {config['detector']!r} ({exc})"
             ) from None
-        detector.feature_config_ = FeatureConfig.from_dict(config["features"])
+        try:
+            detector.feature_config_ = FeatureConfig.from_dict(config["features"])
+        except (TypeError, ValueError) as exc:
+            raise load_failure(path / CONFIG_NAME, "field 'features'", exc) from None
         detector.threshold_ = float(config["threshold"])
         detector.metadata_ = config.get("metadata", {})
         detector.history_ = list(config.get("history", []))
-        detector._load_extra_state(config.get("state", {}))
+        try:
+            detector._load_extra_state(config.get("state", {}))
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
+            raise load_failure(path / CONFIG_NAME, "field 'state'", exc) from None
+        n_mels_in = getattr(detector, "n_mels_in_", None)
+        if n_mels_in is not None and n_mels_in != detector.feature_config_.n_mels:
+            raise ModelError(
+                f"{path / CONFIG_NAME}: field 'features.n_mels' is {detector.feature_config_.n_mels} but the "
+                f"network was trained on {n_mels_in} mel bands"
+            )
         if detector.has_network:
             weights = path / WEIGHTS_NAME
             if not weights.is_file():
@@ -226,10 +263,97 @@ class Detector:
             try:
                 state = torch.load(weights, map_location="cpu", weights_only=True)
                 detector.network_.load_state_dict(state)
+            except RuntimeError as exc:  # shapes: e.g. features.n_mels edited after training
+                raise load_failure(
+                    path / CONFIG_NAME, f"{WEIGHTS_NAME} (check 'features' and 'params')", exc
+                ) from None
             except Exception as exc:
                 raise ModelError(f"{weights}: cannot be loaded ({exc})") from None
             detector.network_.eval()
         return detector
+
+
+#: Held-out clips a network keeps out of training at least (up to a quarter of its clips), so that its
+#: threshold's 90th percentile rests on a few dozen scores of the very model that is saved.
+MIN_HELD_OUT = 30
+#: Share of the training clips a network without a validation split holds out to fit its threshold on.
+HELD_OUT_FRACTION = 0.1
+#: Folds of the generic cross-fitting: each fold's clips are scored by a detector fitted on the others.
+CROSS_FIT_FOLDS = 3
+
+
+def cross_fit_scores(detector: Detector, X: ClipFeatures, folds: int = CROSS_FIT_FOLDS) -> np.ndarray:
+    """Each clip's score by a fresh detector of the same parameters fitted on the other folds (K-fold).
+
+    Folds are stratified by (section, domain), so every fold's detector knows every section with two or more
+    clips. Inputs handed over before ``fit`` (e.g. proxy clips: private attributes not ending in ``_``) go
+    to each fold's detector too; fold trainings write no TensorBoard logs. A clip whose fold could not be
+    fitted (a section with one clip) gets NaN, which the threshold ignores.
+    """
+    from asdkit.tracking import tensorboard_logging
+
+    fold_of = stratified_folds(X.clips, folds, int(getattr(detector, "seed", 0) or 0))
+    scores = np.full(len(X), np.nan)
+    for k in range(folds):
+        held, rest = np.flatnonzero(fold_of == k).tolist(), np.flatnonzero(fold_of != k).tolist()
+        if not held or not rest:
+            continue
+        clone = type(detector)(**detector.get_params())
+        for key, value in vars(detector).items():
+            if key.startswith("_") and not key.endswith("_"):
+                setattr(clone, key, value)
+        clone.feature_config_ = X.config
+        with tensorboard_logging(None):
+            try:
+                clone._fit(X.subset(rest))
+                scores[held] = clone._score(X.subset(held))
+            except (ModelError, DataError) as exc:
+                log.warning(
+                    "%s: cross-fitting fold %d/%d left unscored (%s)", detector.name, k + 1, folds, exc
+                )
+    if not np.any(np.isfinite(scores)):
+        raise ModelError(f"{detector.name}: too few training clips to score any of them held out")
+    return scores
+
+
+def held_out_count(n: int, fraction: float) -> int:
+    """How many of ``n`` training clips a network holds out: ``fraction`` of them, at least
+    ``MIN_HELD_OUT`` but at most a quarter; none when ``fraction`` is 0."""
+    return max(round(n * fraction), min(MIN_HELD_OUT, n // 4)) if fraction > 0 else 0
+
+
+def held_out_split(clips: Sequence[Clip], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Clips to train on and clips held out to fit the threshold on (:func:`held_out_count`), drawn in
+    proportion from each (section, domain) group, each group keeping a clip to train on."""
+    rng = np.random.default_rng(seed)
+    groups = _groups(clips)
+    share = held_out_count(len(clips), fraction) / max(len(clips), 1)
+    held: list[int] = []
+    for key in sorted(groups):
+        n_held = min(round(len(groups[key]) * share), len(groups[key]) - 1)
+        held += rng.permutation(groups[key])[:n_held].tolist()
+    chosen = set(held)
+    return [i for i in range(len(clips)) if i not in chosen], sorted(held)
+
+
+def _groups(clips: Sequence[Clip]) -> dict[tuple[str, str], list[int]]:
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, c in enumerate(clips):
+        groups.setdefault((c.section, c.domain), []).append(i)
+    return groups
+
+
+def stratified_folds(clips: Sequence[Clip], folds: int, seed: int) -> np.ndarray:
+    """A fold index per clip, dealt round robin within each (section, domain) group in a seeded order."""
+    rng = np.random.default_rng(seed)
+    groups = _groups(clips)
+    fold_of = np.zeros(len(clips), dtype=np.int64)
+    start = 0
+    for key in sorted(groups):
+        members = rng.permutation(groups[key])
+        fold_of[members] = (start + np.arange(len(members))) % folds
+        start += len(members)
+    return fold_of
 
 
 def read_model_config(path: Path) -> dict[str, Any]:
@@ -240,11 +364,15 @@ def read_model_config(path: Path) -> dict[str, Any]:
         config = json.loads(config_path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelError(f"{config_path}: unreadable ({exc})") from None
+    if not isinstance(config, dict):
+        check_model_config(config, config_path)  # names what the file holds instead of an object
     if config.get("format") != MODEL_FORMAT:
         raise ModelError(f"{config_path}: not an asdkit model file")
+    if not isinstance(config.get("format_version", 0), int):
+        raise ModelError(f"{config_path}: field 'format_version' must be a whole number")
     if config.get("format_version", 0) > MODEL_FORMAT_VERSION:
         raise ModelError(f"{config_path}: written by a newer asdkit (format {config['format_version']})")
-    return config
+    return check_model_config(config, config_path)
 
 
 def environment_versions() -> dict[str, str]:

@@ -283,7 +283,7 @@ class SectionDensityDetector(Detector):
             values = raw[ids == i]
             std = float(values.std()) if len(values) > 1 else 0.0
             self.section_stats_[s] = (float(values.mean()), std if std > 1e-12 else 1.0)
-        self._held_out_scores = self._normalise(raw, ids)  # not saved: only fit needs it
+        self._held_out_idx = basis if held_out else []  # not saved: only the threshold needs it
 
     # -- scoring ------------------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -317,11 +317,6 @@ class SectionDensityDetector(Detector):
 
     def _score(self, X: ClipFeatures) -> np.ndarray:
         return self._normalise(self.clip_nll(X), np.asarray(self._section_ids(X)))
-
-    def _training_scores(self, X: ClipFeatures) -> np.ndarray:
-        # the clips the section statistics came from, already scored: held-out ones when there were enough
-        basis = getattr(self, "_held_out_scores", None)
-        return basis if basis is not None else self._score(X)
 
     # -- persistence --------------------------------------------------------------------------------------
     def _extra_state(self) -> dict[str, Any]:

@@ -15,7 +15,13 @@ from typing import Any, ClassVar
 import numpy as np
 from torch import nn
 
-from asdkit.detectors.base import ClipFeatures, Detector
+from asdkit.detectors.base import (
+    HELD_OUT_FRACTION,
+    ClipFeatures,
+    Detector,
+    cross_fit_scores,
+    held_out_split,
+)
 from asdkit.detectors.registry import register
 from asdkit.errors import ModelError
 from asdkit.models.array_store import ArrayStore
@@ -35,6 +41,8 @@ class EmbeddingDetector(Detector):
     has_network: ClassVar[bool] = True
     #: the scorer of the detector when it has no ``scorer`` parameter
     scorer_kind: ClassVar[str] = "knn"
+    #: a trained embedding (a network) is trained without the clips its threshold is fitted on
+    learns_embedding: ClassVar[bool] = False
     domains: str
 
     # -- what an embedding provides ---------------------------------------------------------------------
@@ -59,7 +67,10 @@ class EmbeddingDetector(Detector):
 
     def _fit(self, X: ClipFeatures) -> None:
         scorer = self._make_scorer()  # bad scorer options fail before any training
-        embedder = self._fit_embedder(X)
+        fit_idx = list(range(len(X)))
+        if self.learns_embedding:
+            fit_idx, self._held_out_idx = held_out_split(X.clips, HELD_OUT_FRACTION, getattr(self, "seed", 0))
+        embedder = self._fit_embedder(X.subset(fit_idx))
         self.network_ = nn.ModuleDict({EMBEDDER: embedder})
         E = self.embed(X)
         banks = DomainBanks(scorer, self.domains).fit(
@@ -76,9 +87,19 @@ class EmbeddingDetector(Detector):
         return self._banks().score(self.embed(X), [c.section for c in X.clips])
 
     def _training_scores(self, X: ClipFeatures) -> np.ndarray:
-        return self._banks().score_training(
+        """Each clip scored by banks that do not hold it; a learned embedding's clips only where it held
+        them out of its training too (else the whole detector is cross-fitted)."""
+        held = list(range(len(X)))
+        if self.learns_embedding:
+            held = getattr(self, "_held_out_idx", [])
+            if not held:
+                return cross_fit_scores(self, X)
+        scores = self._banks().score_training(
             self.embed(X), [c.section for c in X.clips], [c.domain for c in X.clips]
         )
+        out = np.full(len(X), np.nan)
+        out[held] = scores[held]
+        return out
 
     def _extra_state(self) -> dict[str, Any]:
         return {"banks": self.bank_layout_, EMBEDDER: self._embedder_state()}
@@ -133,6 +154,8 @@ class StatisticsDetector(EmbeddingDetector):
         return {"shapes": self.network_[EMBEDDER].shapes()}
 
     def _new_embedder(self, state: dict[str, Any]) -> nn.Module:
+        # the mel bands the statistics were computed on, which Detector.load checks against the features
+        self.n_mels_in_ = int(state["shapes"]["center"][0]) // (2 + len(parse_quantiles(self.quantiles)))
         return ArrayStore(state["shapes"])
 
     def embed(self, X: ClipFeatures) -> np.ndarray:

@@ -3,8 +3,10 @@
 Members are detectors trained here (``{"model": "knn", "params": {...}}`` or just ``"knn"``) or trained
 models reused as they are (``{"path": "runs/arcface"}`` or just ``"runs/arcface"``: a run directory, whose
 model for the machine type being trained is taken, or a model folder). Each member's scores are
-normalised with its training clips' scores (z-score or rank, see :mod:`asdkit.scoring.normalise`), so
-members on different scales weigh alike.
+normalised with its held-out training scores (z-score or rank, see :mod:`asdkit.scoring.normalise`), so
+members on different scales weigh alike; the ensemble's threshold is fitted to their weighted mean. A
+reused model's scores of the training clips stand in for held-out ones, so reuse models trained on other
+clips (a model trained on these very clips scores them in-sample: list it as a model to be trained here).
 The saved ensemble holds every member (configuration in model.json, weights in weights.pt) and loads
 without the original runs.
 """
@@ -17,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 from torch import nn
 
-from asdkit.detectors.base import ClipFeatures, Detector
+from asdkit.detectors.base import ClipFeatures, Detector, cross_fit_scores
 from asdkit.detectors.registry import create_detector, get_detector_class, register
 from asdkit.errors import ModelError
 from asdkit.features.config import FeatureConfig
@@ -131,8 +133,10 @@ class EnsembleDetector(Detector):
             member, untrained = self._member(spec, X)
             if untrained:
                 member.fit(X)
-            train_scores = member._training_scores(X)
-            for name, a in fit_normaliser(self.normalise, train_scores).items():
+                train_scores = member._threshold_scores  # its held-out scores (NaN where none)
+            else:  # a saved member's scores stand in for held-out ones: it was trained on other clips
+                train_scores = member.anomaly_score(X)
+            for name, a in fit_normaliser(self.normalise, train_scores[np.isfinite(train_scores)]).items():
                 stats[f"m{i}__{name}"] = a
             total += weights[i] * normalise(self.normalise, _member_stats(stats, i), train_scores)
             self.members_.append(member)
@@ -147,7 +151,11 @@ class EnsembleDetector(Detector):
         self.network_ = nn.ModuleDict(modules)
 
     def _training_scores(self, X: ClipFeatures) -> np.ndarray:
-        return self.train_scores_ if len(self.train_scores_) == len(X) else self._score(X)
+        """The members' held-out scores combined (NaN where a member held no score out); cross-fitted
+        instead when no clip has every member's."""
+        if len(self.train_scores_) == len(X) and np.isfinite(self.train_scores_).any():
+            return self.train_scores_
+        return cross_fit_scores(self, X)
 
     def _score(self, X: ClipFeatures) -> np.ndarray:
         weights = self._member_weights(len(self.members_))
@@ -172,7 +180,7 @@ class EnsembleDetector(Detector):
                 for m in self.members_
             ],
             "normalisation_shapes": self.network_[NORM].shapes(),
-            "train_scores": self.train_scores_.tolist(),
+            "train_scores": [v if np.isfinite(v) else None for v in self.train_scores_.tolist()],
         }
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
@@ -183,7 +191,9 @@ class EnsembleDetector(Detector):
             member.threshold_ = float(config["threshold"])
             member._load_extra_state(config.get("state", {}))
             self.members_.append(member)
-        self.train_scores_ = np.asarray(state["train_scores"], dtype=np.float64)
+        self.train_scores_ = np.asarray(
+            [np.nan if v is None else v for v in state["train_scores"]], dtype=np.float64
+        )
         self._assemble(ArrayStore(state["normalisation_shapes"]))
 
 

@@ -135,6 +135,7 @@ class MarginClassifierDetector(EmbeddingDetector):
 
     uses_proxy_machines: ClassVar[bool] = True
     debug_params: ClassVar[dict[str, Any]] = {"epochs": 2}
+    learns_embedding: ClassVar[bool] = True
 
     snippet_frames: int
     hop_frames: int

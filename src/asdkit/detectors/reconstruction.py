@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from asdkit.detectors.base import ClipFeatures, Detector
+from asdkit.detectors.base import ClipFeatures, Detector, held_out_count
 from asdkit.detectors.frames import ItemStream
 
 
@@ -85,6 +85,7 @@ class ReconstructionDetector(Detector):
             mean, std = band_statistics(X.arrays)
             self.network_.scaler.set(torch.from_numpy(mean), std)
         train_idx, val_idx = split_clips(len(X), self.validation_fraction, self.seed)
+        self._held_out_idx = val_idx  # not saved: the threshold is fitted to their scores
         stream = ItemStream(
             [X.arrays[i] for i in train_idx], self._items, self._count, self.batch_size, seed=self.seed
         )
@@ -164,8 +165,9 @@ def band_statistics(arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, float]:
 
 
 def split_clips(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Clip-level hold-out (items of one clip never straddle training and validation)."""
-    n_val = round(n * fraction) if n >= 10 else 0
+    """Clip-level hold-out (items of one clip never straddle training and validation); the validation
+    clips also fit the threshold, so there are at least a few dozen of them where the data allows."""
+    n_val = held_out_count(n, fraction)
     order = np.random.default_rng(seed).permutation(n)
     return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
 

@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from asdkit.data.manifest import TARGET
-from asdkit.detectors.base import CONFIG_NAME, ClipFeatures, Detector
+from asdkit.detectors.base import CONFIG_NAME, HELD_OUT_FRACTION, ClipFeatures, Detector, held_out_split
 from asdkit.detectors.conv_ae import patch_starts
 from asdkit.detectors.frames import ItemStream
 from asdkit.detectors.reconstruction import band_statistics, scoring_device
@@ -171,6 +171,8 @@ class SectionClassifier(Detector):
                 f"{self.name}: {machine} has only section {sections[0]}; a section classifier needs at "
                 "least 2 sections (use a reconstruction detector such as ae)"
             )
+        fit_idx, self._held_out_idx = held_out_split(X.clips, HELD_OUT_FRACTION, self.seed)
+        X = X.subset(fit_idx)  # the held-out clips fit the threshold (Detector._training_scores)
         self._build_network(X.config.n_mels, sections)
         if self.init_from:
             self._load_initial_weights(Path(self.init_from), machine)

@@ -114,15 +114,19 @@ class FeatureCache:
         return f"FeatureCache({str(self.folder)!r}, device={self.device!r}, batch_size={self.batch_size})"
 
     def path_for(self, audio_path: Path) -> Path:
-        """The entry for ``audio_path`` as it is now (its resolved path, size and mtime)."""
-        path = Path(audio_path).resolve()
+        """The entry for ``audio_path`` as it is now: its resolved path, size, mtime and a content fingerprint
+        (a file rewritten in place within the same mtime tick gets a new entry)."""
         try:
+            path = Path(audio_path).resolve(strict=True)
             st = path.stat()
+            fingerprint = _fingerprint(path, st.st_size)
         except FileNotFoundError:
-            raise AudioError(f"{audio_path}: no such file") from None
+            raise AudioError(f"{audio_path}: no such file (or a dangling link)") from None
+        except RuntimeError:  # pathlib's "Symlink loop"
+            raise AudioError(f"{audio_path}: symlink loop") from None
         except OSError as exc:
             raise AudioError(f"{audio_path}: cannot be read ({exc.strerror})") from None
-        ident = f"{path}\0{st.st_size}\0{st.st_mtime_ns}".encode()
+        ident = f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{fingerprint}".encode()
         digest = hashlib.sha1(ident).hexdigest()[:20]
         return self.folder / f"{path.stem[:60]}-{digest}.npy"
 
@@ -313,6 +317,23 @@ def _read_clip(audio: Path, config: FrontEndConfig) -> np.ndarray:
     if isinstance(config, FeatureConfig) and not config.center and wave.shape[0] < config.n_fft:
         raise AudioError(f"{audio}: {wave.shape[0]} samples, shorter than one frame (n_fft={config.n_fft})")
     return wave
+
+
+#: Bytes read at each of the start (the header), the middle and the end of a file for its fingerprint.
+FINGERPRINT_BLOCK = 4096
+
+
+def _fingerprint(path: Path, size: int) -> str:
+    """A hash of three blocks of the file: cheap, and different for any rewrite that changes the header,
+    the length or the samples near the start, middle or end."""
+    h = hashlib.sha1()
+    with path.open("rb") as f:
+        for offset in sorted(
+            {0, max(size // 2 - FINGERPRINT_BLOCK // 2, 0), max(size - FINGERPRINT_BLOCK, 0)}
+        ):
+            f.seek(offset)
+            h.update(f.read(FINGERPRINT_BLOCK))
+    return h.hexdigest()[:16]
 
 
 def _atomic_save(path: Path, array: np.ndarray) -> None:

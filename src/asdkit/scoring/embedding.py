@@ -175,6 +175,8 @@ def make_scorer(kind: str, **options: object) -> Scorer:
 
 
 DOMAIN_MODES = ("min", "pooled", "min_scaled")
+#: Folds a Mahalanobis or mixture bank is cross-fitted in for its members' held-out (threshold) scores.
+BANK_FOLDS = 10
 #: Where ``domains="min_scaled"`` keeps a bank's own score statistics (mean, spread) in its state.
 BANK_SCALE = "bank_scale"
 
@@ -248,25 +250,41 @@ class DomainBanks:
         return np.stack([self._scaled(j, self.scorer.score(s, E)) for j, s in enumerate(self.states)], axis=1)
 
     def score_training(self, E: np.ndarray, sections: Sequence[str], domains: Sequence[str]) -> np.ndarray:
-        """Scores of the clips the banks were fitted on (same order), each left out of its own k-NN bank.
+        """Scores of the clips the banks were fitted on (same order), each by a bank that does not hold it.
 
-        Mahalanobis and mixture scores stay in-sample; a clip alone in its bank scores by the other banks.
+        A k-NN bank leaves each member out of its own search; a Mahalanobis or mixture bank is refitted
+        without each of ``BANK_FOLDS`` folds of its members to score that fold (in-sample distances understate
+        an unseen clip's by far). A clip alone in its bank scores by the other banks.
         """
         per_bank = self.score_banks(E)
-        if isinstance(self.scorer, KnnScorer):
-            keys = self._bank_keys(sections, domains)
-            for j, key in enumerate(self.keys):
-                rows = [i for i, k in enumerate(keys) if k == key]
+        E = _matrix(E, "training embeddings")
+        keys = self._bank_keys(sections, domains)
+        for j, key in enumerate(self.keys):
+            rows = [i for i, k in enumerate(keys) if k == key]
+            if isinstance(self.scorer, KnnScorer):
                 if len(rows) != len(self.states[j]["bank"]):
                     raise ModelError(
                         f"bank {key[0]}/{key[1]} holds {len(self.states[j]['bank'])} clips but {len(rows)} "
                         "were given: training scores need the very clips the banks were fitted on"
                     )
                 per_bank[rows, j] = self._scaled(j, self.scorer.score_own(self.states[j]))
+            else:
+                per_bank[rows, j] = self._cross_fitted(E[rows], j)
         scores = self._section_min(per_bank, sections)
         if not np.all(np.isfinite(scores)):
             raise ModelError("a training clip has no other clip to be compared with (one clip per section?)")
         return scores
+
+    def _cross_fitted(self, members: np.ndarray, j: int) -> np.ndarray:
+        """Bank ``j``'s members scored by the bank refitted on the other folds (inf for a lone member)."""
+        out = np.full(len(members), np.inf)
+        folds = min(BANK_FOLDS, len(members))
+        fold_of = np.random.default_rng(j).permutation(len(members)) % max(folds, 1)
+        for k in range(folds if len(members) > 1 else 0):
+            held = fold_of == k
+            state = self.scorer.fit(members[~held])
+            out[held] = self._scaled(j, self.scorer.score(state, members[held]))
+        return out
 
     def score(self, E: np.ndarray, sections: Sequence[str]) -> np.ndarray:
         if not self.states:

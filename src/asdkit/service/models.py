@@ -10,10 +10,13 @@ import csv
 import hashlib
 import io
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
+
+import numpy as np
 
 from asdkit.data.audio import decode_audio
 from asdkit.data.layouts.common import section_from_name
@@ -21,6 +24,7 @@ from asdkit.data.manifest import Clip
 from asdkit.detectors.base import CONFIG_NAME, WEIGHTS_NAME, ClipFeatures, Detector, read_model_config
 from asdkit.errors import DataError, ModelError
 from asdkit.rundir import run_status
+from asdkit.scoring.guard import not_finite_features_reason, not_finite_reason
 
 
 @dataclass
@@ -146,11 +150,15 @@ def score_audio(
     spectra = compute_spectrum([wave], spectrum) if spectrum is not None else None
     t2 = time.perf_counter()
     clip = Clip(path=Path(filename), machine=model.name, section=section or "")
+    if not np.all(np.isfinite(arrays[0])):
+        raise DataError(not_finite_features_reason(filename))
     try:
         features = ClipFeatures(arrays, [clip], config, spectra, spectrum)
         value = float(detector.anomaly_score(features)[0])
     except ValueError as exc:  # e.g. a clip shorter than the frames one network input needs
         raise DataError(f"{filename}: cannot be scored ({exc})") from None
+    if not math.isfinite(value):
+        raise DataError(not_finite_reason(filename, value))
     t3 = time.perf_counter()
     result: dict[str, Any] = {
         "file": filename,

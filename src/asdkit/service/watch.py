@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from asdkit.data.audio import wav_truncation
 from asdkit.errors import AsdkitError, DataError
 from asdkit.service.models import ServedModel
 
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 AUDIO_SUFFIXES = frozenset({".wav", ".flac"})
 TEMP_SUFFIXES = frozenset({".tmp", ".part", ".partial", ".crdownload", ".download", ".swp"})
 
+#: Seconds a settled but truncated wav is waited for (a writer may pause) before it gets an error line.
+TRUNCATED_WAIT = 60.0
 Key = tuple[str, int, int]  # path relative to the folder, size, mtime in ns
 
 
@@ -48,6 +51,7 @@ class FolderWatcher:
         log_path: Path,
         machine: str | None = None,
         settle: float = 2.0,
+        truncated_wait: float = TRUNCATED_WAIT,
     ) -> None:
         if not folder.is_dir():
             raise DataError(f"{folder}: no such folder to watch")
@@ -62,6 +66,9 @@ class FolderWatcher:
         self.settle = settle
         self.done: set[Key] = read_log_keys(log_path)
         self._last_look: dict[Path, tuple[int, int]] = {}
+        self.truncated_wait = truncated_wait
+        self._truncated_since: dict[Path, float] = {}  # settled but truncated: maybe still being written
+        self._gave_up: dict[Path, str] = {}
 
     def candidates(self) -> Iterator[Path]:
         for path in self.folder.rglob("*"):
@@ -88,6 +95,13 @@ class FolderWatcher:
             look = (st.st_size, st.st_mtime_ns)
             seen[path] = look
             if self._last_look.get(path) == look and now - st.st_mtime >= self.settle:
+                why = wav_truncation(path)
+                if why is not None:
+                    since = self._truncated_since.setdefault(path, now)
+                    if now - since < self.truncated_wait:
+                        waiting += 1  # a writer that pauses: wait for the rest
+                        continue
+                    self._gave_up[path] = f"{why} (still so after {now - since:.0f} s)"
                 ready.append((st.st_mtime, path, key))
             else:
                 waiting += 1
@@ -102,6 +116,8 @@ class FolderWatcher:
         for path, key in ready:
             record: dict[str, Any] = {"time": _now(), "file": key[0], "size": key[1], "mtime_ns": key[2]}
             try:
+                if path in self._gave_up:
+                    raise DataError(self._gave_up.pop(path))
                 model = self.models[_machine_for(path, detectors, self.machine)]
                 result = score_audio(model, str(path), path.name)
                 record |= {k: result[k] for k in ("score", "decision", "threshold", "model", "model_version")}

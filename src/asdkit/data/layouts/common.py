@@ -6,6 +6,7 @@ Scanning never opens audio: everything here works on names, so scanning a 30,000
 from __future__ import annotations
 
 import csv
+import errno
 import logging
 import os
 import re
@@ -17,26 +18,30 @@ from asdkit.data.manifest import ANOMALY, NORMAL, Clip
 log = logging.getLogger(__name__)
 
 WAV_SUFFIX = ".wav"
+#: Audio files a tree is read for (soundfile decodes both).
+AUDIO_SUFFIXES = (".wav", ".flac")
 #: Folder names that hold clips directly below a machine folder (any year).
 SPLIT_DIR_NAMES = ("train", "test", "source_test", "target_test")
 
 #: 2020 development names: ``normal_id_00_00000000.wav``.
-DCASE2020_NAME = re.compile(r"^(?P<label>normal|anomaly)_id_(?P<section>\d+)_(?P<number>\d+)\.wav$", re.I)
+DCASE2020_NAME = re.compile(
+    r"^(?P<label>normal|anomaly)_id_(?P<section>\d+)_(?P<number>\d+)\.(?:wav|flac)$", re.I
+)
 #: 2021+ development names, with the attribute tail of 2022+ (optional) and the split word optional
 #: because a few official full names (2024 RoboticArm) leave it out.
 SECTION_NAME = re.compile(
     r"^section_(?P<section>\d+)_(?P<domain>source|target)(?:_(?P<split>train|test))?"
-    r"_(?P<label>normal|anomaly)_(?P<number>\d+)(?:_(?P<tail>.*?))?\.wav$",
+    r"_(?P<label>normal|anomaly)_(?P<number>\d+)(?:_(?P<tail>.*?))?\.(?:wav|flac)$",
     re.I,
 )
 #: Anonymised evaluation names: 2020 ``id_01_00000000.wav``.
-EVAL2020_NAME = re.compile(r"^id_(?P<section>\d+)_(?P<number>\d+)\.wav$", re.I)
+EVAL2020_NAME = re.compile(r"^id_(?P<section>\d+)_(?P<number>\d+)\.(?:wav|flac)$", re.I)
 #: 2021 ``section_03_source_test_0000.wav`` (the domain stays visible).
 EVAL2021_NAME = re.compile(
-    r"^section_(?P<section>\d+)_(?P<domain>source|target)_test_(?P<number>\d+)\.wav$", re.I
+    r"^section_(?P<section>\d+)_(?P<domain>source|target)_test_(?P<number>\d+)\.(?:wav|flac)$", re.I
 )
 #: 2022-2025 ``section_00_0000.wav``.
-EVAL2022_NAME = re.compile(r"^section_(?P<section>\d+)_(?P<number>\d+)\.wav$", re.I)
+EVAL2022_NAME = re.compile(r"^section_(?P<section>\d+)_(?P<number>\d+)\.(?:wav|flac)$", re.I)
 
 #: The section (or 2020 machine id) anywhere in a DCASE-style name, for loose files scored outside a layout.
 _ANY_SECTION = re.compile(r"(?:^|_)(?:section|id)_(?P<section>\d+)_", re.I)
@@ -131,6 +136,8 @@ class Tree:
         self._files: dict[Path, list[Path]] = {}
         self._dirs: dict[Path, list[Path]] = {}
         self._all: dict[Path, list[Path]] = {}
+        #: audio names that cannot be opened (dangling symlinks, symlink loops), with the reason
+        self.broken: dict[Path, str] = {}
 
     def _list(self, folder: Path) -> None:
         files: list[Path] = []
@@ -145,9 +152,14 @@ class Tree:
             try:
                 if e.is_dir():
                     dirs.append(Path(e.path))
-                elif e.is_file() and e.name.lower().endswith(WAV_SUFFIX):
-                    files.append(Path(e.path))
+                elif e.name.lower().endswith(AUDIO_SUFFIXES):
+                    if e.is_file():
+                        files.append(Path(e.path))
+                    else:
+                        self.broken[Path(e.path)] = _why_unreadable(Path(e.path))
             except OSError:
+                if e.name.lower().endswith(AUDIO_SUFFIXES):
+                    self.broken[Path(e.path)] = _why_unreadable(Path(e.path))
                 continue
         self._files[folder] = files
         self._dirs[folder] = dirs
@@ -179,6 +191,17 @@ class Tree:
             if d.name == name:
                 return d
         return None
+
+
+def _why_unreadable(path: Path) -> str:
+    """Why an audio name in a tree is not a file: a dangling symlink, a symlink loop, or something else."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return f"dangling symlink to {os.readlink(path)}" if path.is_symlink() else "vanished"
+    except OSError as exc:
+        return "symlink loop" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
+    return "not a regular file"
 
 
 @dataclass

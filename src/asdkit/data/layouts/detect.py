@@ -179,10 +179,28 @@ def scan(
             )
     scans = [s for s in everything if s[0] in wanted]
     _report(chosen, path, scans, machines is not None, tree)
+    skipped = tree_skips(tree, chosen, [(p, s) for _, p, s in scans])
     clips = sorted((c for _, _, s in scans for c in s.clips), key=_sort_key)
     manifest = Manifest(clips, chosen, path)
     if ground_truth is not None:
         from asdkit.data.ground_truth import load_ground_truth
 
         manifest = load_ground_truth(Path(ground_truth)).label_manifest(manifest)
+    manifest.skipped = skipped
     return manifest
+
+
+def tree_skips(tree: Tree, layout: str, scans: list[tuple[Path, MachineScan]]) -> list[tuple[Path, str]]:
+    """Every audio file under the scanned machine folders that gives no clip, with the reason (named in a
+    warning here, and kept in the manifest so that a run records them in config.json)."""
+    skipped = [(p, f"matches no {layout} file name pattern") for _, s in scans for p in s.skipped]
+    broken = sorted(
+        (p, why) for p, why in tree.broken.items() if any(folder in p.parents for folder, _ in scans)
+    )
+    if broken:
+        log.warning(
+            "skipped %d audio file(s) that cannot be opened: %s",
+            len(broken),
+            "; ".join(f"{p} ({why})" for p, why in broken[:5]) + (" ..." if len(broken) > 5 else ""),
+        )
+    return skipped + broken

@@ -1,0 +1,248 @@
+"""Bad input that used to pass for a complete result (issue 14, items 9-13 and the cache fingerprint).
+
+Each test feeds one kind of bad input and checks that it ends as a named, counted skip or a one-line error
+naming the file and the field: never read as a "normal" score, never aborting the good clips beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from fastapi.testclient import TestClient
+from helpers.served import save_run, write_wav
+from helpers.trees import make_tree
+
+from asdkit import api
+from asdkit.detectors.base import CONFIG_NAME, Detector
+from asdkit.errors import ModelError
+from asdkit.features.cache import FeatureCache
+from asdkit.features.config import FeatureConfig
+from asdkit.service.app import create_app
+from asdkit.service.models import load_served_models
+from asdkit.service.watch import FolderWatcher, WatchCounts
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "asdkit", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def run_knn(tree: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    """``asdkit run`` with the k-NN detector (no training epochs), its cache beside the run."""
+    cache = out.parent / "cache"
+    return cli(
+        "run",
+        "--data",
+        str(tree),
+        "--out",
+        str(out),
+        "--model",
+        "knn",
+        "--no-plots",
+        "--cache-dir",
+        str(cache),
+    )
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """A run directory with an untrained (seeded) AE for "fan": scoring needs no training."""
+    return save_run(tmp_path_factory.mktemp("run"), {"fan": 100.0})
+
+
+def huge_wav(path: Path, peak: float = 1e18) -> Path:
+    """A float wav whose samples are finite but so large that the log-mel (and the score) overflow."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(16000) / 16000
+    sf.write(path, (peak * np.sin(2 * np.pi * 120 * t)).astype(np.float32), 16000, subtype="FLOAT")
+    return path
+
+
+def truncate(path: Path, keep: float = 0.6) -> Path:
+    """Cut the file's data short while its header still declares every frame (a half-copied wav)."""
+    with path.open("r+b") as f:
+        f.truncate(int(path.stat().st_size * keep))
+    return path
+
+
+# -- 9: a non-finite score is an error for that clip -----------------------------------------------------
+def test_non_finite_score_is_a_named_skip_in_score(run_dir, tmp_path):
+    good = write_wav(tmp_path / "clips" / "good.wav")
+    bad = huge_wav(tmp_path / "clips" / "huge.wav")
+    scored, skipped = api.score(run_dir, [good, bad], cache_dir=tmp_path / "cache")
+    assert [s.path.name for s in scored] == ["good.wav"] and np.isfinite(scored[0].score)
+    assert [p.name for p, _ in skipped] == ["huge.wav"]
+    assert "not finite" in skipped[0][1]
+
+
+def test_non_finite_score_is_a_400_json_error_and_batch_keeps_the_good_clip(run_dir, tmp_path):
+    good = write_wav(tmp_path / "good.wav")
+    bad = huge_wav(tmp_path / "huge.wav")
+    with TestClient(create_app(load_served_models(run_dir))) as client:
+        one = client.post("/score", files={"file": ("huge.wav", bad.read_bytes(), "audio/wav")})
+        assert one.status_code == 400 and "not finite" in one.json()["error"]
+        files = [("files", (p.name, p.read_bytes(), "audio/wav")) for p in (good, bad)]
+        batch = client.post("/score/batch", files=files)
+    assert batch.status_code == 200, batch.text
+    body = batch.json()
+    assert [r["file"] for r in body["results"]] == ["good.wav"]
+    assert [e["file"] for e in body["errors"]] == ["huge.wav"] and "not finite" in body["errors"][0]["error"]
+
+
+def test_non_finite_score_is_a_valid_json_error_line_in_the_watch_log(run_dir, tmp_path):
+    folder = tmp_path / "incoming"
+    bad = huge_wav(folder / "huge.wav")
+    past = time.time() - 60
+    os.utime(bad, (past, past))
+    log_path = tmp_path / "log.jsonl"
+    watcher = FolderWatcher(folder, load_served_models(run_dir), log_path, settle=0)
+    counts = watcher.run(once=True)
+    assert counts.failed == 1 and counts.scored == 0
+    (line,) = log_path.read_text().splitlines()
+    record = json.loads(line)  # NaN would not parse as strict JSON
+    assert "not finite" in record["error"] and "score" not in record
+
+
+# -- 10: clips shorter than the detector's window ---------------------------------------------------------
+@pytest.mark.parametrize("seconds", [0.1, 1 / 16000])
+def test_too_short_clips_are_named_skips_not_an_aborted_batch(run_dir, tmp_path, seconds):
+    good = write_wav(tmp_path / "clips" / "good.wav")
+    short = write_wav(tmp_path / "clips" / "short.wav", seconds=seconds)
+    proc = cli("score", str(run_dir), str(good), str(short), "--cache-dir", str(tmp_path / "cache"))
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "good.wav" in proc.stdout
+    assert any(line.startswith("skipped:") and "short.wav" in line for line in proc.stderr.splitlines())
+
+
+# -- 11: truncated wavs --------------------------------------------------------------------------------------
+def test_truncated_wav_is_scored_with_a_warning_and_counted_in_the_run(tmp_path):
+    tree = make_tree(tmp_path / "data", "dcase2022", machines=("fan",), n_train=4, n_test=2)
+    victim = sorted((tree / "fan" / "test").glob("*.wav"))[0]
+    truncate(victim)
+    out = tmp_path / "run"
+    proc = run_knn(tree, out)
+    assert proc.returncode == 0, proc.stderr
+    assert "truncated" in proc.stderr and victim.name in proc.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert [Path(p).name for p, _ in config["truncated"]] == [victim.name]
+
+
+def test_watcher_waits_for_a_truncated_wav_then_gives_up_with_an_error_line(run_dir, tmp_path):
+    folder = tmp_path / "incoming"
+    clip = truncate(write_wav(folder / "half.wav"))
+    past = time.time() - 60
+    os.utime(clip, (past, past))
+    log_path = tmp_path / "log.jsonl"
+    watcher = FolderWatcher(folder, load_served_models(run_dir), log_path, settle=0, truncated_wait=30)
+    now = time.time()
+    watcher.scan(now)
+    ready, waiting = watcher.scan(now + 1)
+    assert ready == [] and waiting == 1  # maybe still being written: no score yet
+    ready, _ = watcher.scan(now + 31)
+    assert [p.name for p, _ in ready] == ["half.wav"]
+    counts = WatchCounts()
+    watcher.process(ready, counts)
+    record = json.loads(log_path.read_text().splitlines()[0])
+    assert counts.failed == 1 and "truncated" in record["error"] and "score" not in record
+
+
+# -- 12: vanishing clips: dangling symlinks, symlink loops, flac ---------------------------------------------
+def test_tree_reads_flac_and_names_dangling_and_looping_links(tmp_path):
+    tree = make_tree(tmp_path / "data", "dcase2022", machines=("fan",), n_train=4, n_test=2)
+    test_dir, train_dir = tree / "fan" / "test", tree / "fan" / "train"
+    wav = sorted(test_dir.glob("*.wav"))[0]
+    data, rate = sf.read(wav)
+    sf.write(wav.with_suffix(".flac"), data, rate)
+    wav.unlink()
+    (test_dir / "section_00_source_test_normal_0900_x.wav").symlink_to(tmp_path / "gone.wav")
+    (train_dir / "loop_a.wav").symlink_to(train_dir / "loop_b.wav")
+    (train_dir / "loop_b.wav").symlink_to(train_dir / "loop_a.wav")
+    manifest = api.scan_data(tree)
+    assert wav.with_suffix(".flac") in {Path(c.path) for c in manifest}
+    reasons = {p.name: why for p, why in manifest.skipped}
+    assert "dangling" in reasons["section_00_source_test_normal_0900_x.wav"]
+    assert "loop" in reasons["loop_a.wav"] and "loop" in reasons["loop_b.wav"]
+    out = tmp_path / "run"
+    proc = run_knn(tree, out)
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert config["skipped_counts"]["scan"] == 3
+    assert {Path(p).name for p, _ in config["skipped"]} >= set(reasons)
+    assert "skipped 3 clip(s)" in proc.stderr
+    scores = "".join(p.read_text() for p in (out / "scores").glob("anomaly_score_*.csv"))
+    assert wav.with_suffix(".flac").name in scores
+
+
+def test_training_skips_are_recorded_in_config_json(tmp_path):
+    tree = make_tree(tmp_path / "data", "dcase2022", machines=("fan",), n_train=4, n_test=2)
+    broken = sorted((tree / "fan" / "train").glob("*.wav"))[0]
+    broken.write_bytes(b"RIFF not really a wav")
+    out = tmp_path / "run"
+    proc = run_knn(tree, out)
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert config["skipped_counts"]["training"] == 1
+    assert broken.name in {Path(p).name for p, _ in config["skipped"]}
+
+
+def test_a_symlink_loop_given_to_score_is_a_named_skip(run_dir, tmp_path):
+    folder = tmp_path / "clips"
+    write_wav(folder / "good.wav")
+    (folder / "a.wav").symlink_to(folder / "b.wav")
+    (folder / "b.wav").symlink_to(folder / "a.wav")
+    scored, skipped = api.score(run_dir, [folder], cache_dir=tmp_path / "cache")
+    assert [s.path.name for s in scored] == ["good.wav"]
+    assert {p.name for p, _ in skipped} == {"a.wav", "b.wav"}
+
+
+# -- 13: model.json valid JSON but wrong ---------------------------------------------------------------------
+def _model(tmp_path: Path) -> Path:
+    return save_run(tmp_path / "run", {"fan": 1.0}) / "models" / "fan"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda c: None, "JSON object"),
+        (lambda c: c | {"threshold": "abc"}, "'threshold'"),
+        (lambda c: {k: v for k, v in c.items() if k != "params"}, "'params'"),
+        (lambda c: c | {"state": {}}, "'state'"),
+        (lambda c: c | {"features": c["features"] | {"n_mels": 64}}, "n_mels"),
+        (lambda c: c | {"features": c["features"] | {"n_mels": "x"}}, "'features.n_mels'"),
+    ],
+    ids=["null", "threshold-abc", "missing-params", "missing-state", "n_mels-changed", "n_mels-text"],
+)
+def test_wrong_model_json_is_one_error_naming_the_file_and_field(tmp_path, change, field):
+    model = _model(tmp_path)
+    config_path = model / CONFIG_NAME
+    config_path.write_text(json.dumps(change(json.loads(config_path.read_text()))))
+    with pytest.raises(ModelError) as info:
+        Detector.load(model)
+    message = str(info.value)
+    assert str(config_path) in message and field in message and "\n" not in message
+    proc = cli("score", str(model), str(write_wav(tmp_path / "clip.wav")))
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert [line for line in proc.stderr.splitlines() if line.startswith("error:")] == [f"error: {message}"]
+
+
+# -- the feature cache's content fingerprint -----------------------------------------------------------------
+def test_a_file_rewritten_in_place_with_the_same_mtime_is_not_served_stale(tmp_path):
+    clip = write_wav(tmp_path / "clip.wav", seed=1)
+    cache = FeatureCache(FeatureConfig(n_mels=32), cache_dir=tmp_path / "cache")
+    before = np.array(cache.load(clip))
+    st = clip.stat()
+    write_wav(clip, seed=2, loud=True)  # same length, other samples
+    os.utime(clip, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert clip.stat().st_size == st.st_size and clip.stat().st_mtime_ns == st.st_mtime_ns
+    after = np.array(cache.load(clip))
+    assert not np.allclose(before, after)
