@@ -17,6 +17,7 @@ import typer
 from asdkit.cli import serve as serve_cli
 from asdkit.cli.plot import plot_app
 from asdkit.cli.report import dashboard, report
+from asdkit.cli.workflow import download, prepare
 from asdkit.errors import AsdkitError
 
 app = typer.Typer(
@@ -452,6 +453,8 @@ app.command()(dashboard)
 app.command()(serve_cli.serve)
 app.command()(serve_cli.watch)
 app.command()(serve_cli.export)
+app.command()(download)
+app.command()(prepare)
 
 
 def main() -> None:

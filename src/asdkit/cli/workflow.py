@@ -1,0 +1,112 @@
+"""``asdkit download``, ``prepare``, ``recipes`` and ``submit``: the challenge workflow around ``run``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def download(
+    dataset: Annotated[str, typer.Argument(help="2020, 2021, 2022, 2023, 2024, 2025 or mimii.")],
+    to: Annotated[Path, typer.Option("--to", help="Download root (the trees land in DIR/dcaseYEAR/...).")],
+    split: Annotated[
+        str | None,
+        typer.Option("--split", help="dev, additional (eval training) or eval (eval test); default all."),
+    ] = None,
+    machine: Annotated[
+        list[str] | None, typer.Option("--machine", help="Machine type(s) (repeat); default all.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would be fetched and how big; fetch nothing.")
+    ] = False,
+    base_url: Annotated[
+        str | None,
+        typer.Option("--base-url", help="Server instead of https://zenodo.org (or $ASDKIT_DOWNLOAD_URL)."),
+    ] = None,
+    retries: Annotated[int, typer.Option("--retries", help="Resumes after a cut connection.")] = 3,
+    keep_archives: Annotated[
+        bool, typer.Option("--keep-archives", help="Keep the zips in DIR/.asdkit-download.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Download a DCASE Task 2 data set (or MIMII) from Zenodo and unpack it where `asdkit scan` reads it.
+
+    Interrupted downloads resume (run the command again); each file is checked against the size and MD5
+    its Zenodo record publishes; a tree is only renamed into place once its archive unpacked completely.
+    Development sets land in DIR/dcaseYEAR/dev_data, the additional training and evaluation sets together
+    in DIR/dcaseYEAR/eval_data, MIMII in DIR/mimii/<snr>_dB_<machine>.
+
+    Examples:
+
+        asdkit download 2023 --split dev --to data --dry-run
+
+        asdkit download 2023 --split dev --machine fan --machine valve --to data
+
+        asdkit download 2024 --split additional --to data && asdkit download 2024 --split eval --to data
+    """
+    from asdkit.data import download as dl
+
+    selected = dl.select(dataset, split, machine)
+    base = dl.base_url(base_url)
+    if dry_run:
+        total = 0
+        unknown = 0
+        for a, remote in dl.describe(selected, base):
+            state = "complete" if dl.is_complete(to, a) else "to fetch"
+            typer.echo(
+                f"{a.split:10s} {a.machine:14s} {dl.size_text(remote.size):>12s}  {state:8s}  {a.url(base)}"
+            )
+            if remote.size is None:
+                unknown += 1
+            elif not dl.is_complete(to, a):
+                total += remote.size
+        more = f" (+{unknown} of unknown size)" if unknown else ""
+        typer.echo(f"{len(selected)} archive(s); to fetch: {dl.size_text(total)}{more} into {to}")
+        return
+    console = None if quiet else _say()
+    fetched = dl.fetch_all(
+        selected, to, base=base, retries=retries, keep_archives=keep_archives, progress=not quiet, say=console
+    )
+    new = [f for f in fetched if not f.skipped]
+    typer.echo(
+        f"{len(new)} archive(s) fetched, {len(fetched) - len(new)} already complete; "
+        f"data: {', '.join(sorted({str(f.path) for f in fetched}))}"
+    )
+
+
+def prepare(
+    year: Annotated[str, typer.Argument(help="The challenge year whose evaluation set this truth labels.")],
+    ground_truth: Annotated[
+        Path,
+        typer.Option(
+            "--ground-truth", help="The evaluator's ground-truth files (a folder or file the user has)."
+        ),
+    ],
+    to: Annotated[Path, typer.Option("--to", help="Download root used with `asdkit download`.")],
+) -> None:
+    """Copy an evaluator's ground-truth files beside the downloaded evaluation set, checked as readable.
+
+    They land in DIR/dcaseYEAR/ground_truth, the folder to give to `--ground-truth`.
+
+    Examples:
+
+        asdkit prepare 2023 --ground-truth dcase2023_task2_evaluator/ground_truth_data --to data
+
+        asdkit run --data data/dcase2023/eval_data --ground-truth data/dcase2023/ground_truth --out runs/eval
+    """
+    from asdkit.data.prepare import prepare_ground_truth
+
+    dest, n = prepare_ground_truth(year, ground_truth, to)
+    typer.echo(f"{n} ground-truth file(s) in {dest}: pass --ground-truth {dest}")
+
+
+def _say() -> object:
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    return lambda message: console.print(f"[bold cyan]asdkit[/] {message}", highlight=False)
+
+
+__all__ = ["download", "prepare"]
