@@ -17,7 +17,7 @@ import typer
 from asdkit.cli import serve as serve_cli
 from asdkit.cli.plot import plot_app
 from asdkit.cli.report import dashboard, report
-from asdkit.cli.workflow import download, prepare
+from asdkit.cli.workflow import ConfigOpt, download, prepare, recipes, run_features, run_params
 from asdkit.errors import AsdkitError
 
 app = typer.Typer(
@@ -136,6 +136,7 @@ def _print_evaluation(evaluation: Any) -> None:
 
 @app.command()
 def run(
+    ctx: typer.Context,
     data: DataOpt,
     out: OutOpt,
     model: ModelOpt = "ae",
@@ -160,6 +161,7 @@ def run(
             "--seeds", help="Run once per seed (0,1,2,3 or 0-3) in OUT/seed_N; report mean and std."
         ),
     ] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Train per machine type, score the test clips, write the submission files and print the results.
 
@@ -174,6 +176,10 @@ def run(
         asdkit run --data eval_data --out runs/eval --ground-truth ground_truth/ --layout eval
 
         asdkit run --data dev_data --out runs/ae --tensorboard --tracking-uri http://mlflow.lan:5000
+
+        asdkit run --config dcase2023_baseline_ae --data dev_data --out runs/ae --param epochs=20
+
+        asdkit run --config runs/ae/config.json --out runs/ae_again
     """
     from asdkit import api
 
@@ -181,8 +187,8 @@ def run(
         data,
         out,
         model=model,
-        params=_training_params(param, quiet, model),
-        features=_features(channel),
+        params=run_params(ctx, _training_params(param, quiet, model), model),
+        features=run_features(ctx, _features(channel)),
         machines=machine,
         layout=layout,
         ground_truth=ground_truth,
@@ -455,6 +461,7 @@ app.command()(serve_cli.watch)
 app.command()(serve_cli.export)
 app.command()(download)
 app.command()(prepare)
+app.command()(recipes)
 
 
 def main() -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -109,4 +110,72 @@ def _say() -> object:
     return lambda message: console.print(f"[bold cyan]asdkit[/] {message}", highlight=False)
 
 
-__all__ = ["download", "prepare"]
+# -- run --config ---------------------------------------------------------------------------------------
+CONFIG_META = "asdkit.run_config"
+
+
+def config_callback(ctx: typer.Context, value: Path | None) -> Path | None:
+    """Eager ``--config``: the file's settings become the defaults of the other options (flags win)."""
+    if value is None:
+        return None
+    from asdkit.runconfig import cli_defaults, load_run_config
+
+    config = load_run_config(value)
+    ctx.default_map = {**(ctx.default_map or {}), **cli_defaults(config)}
+    ctx.meta[CONFIG_META] = (str(value), config)
+    return value
+
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Recipe YAML, a run's config.json or a recipe name (`asdkit recipes`); flags override it.",
+        is_eager=True,
+        callback=config_callback,
+    ),
+]
+
+
+def run_params(ctx: typer.Context, cli_params: dict[str, Any], model: str) -> dict[str, Any]:
+    """The configuration's detector parameters, each overridden by the same ``--param``."""
+    if CONFIG_META not in ctx.meta:
+        return cli_params
+    from asdkit.runconfig import check_params
+
+    source, config = ctx.meta[CONFIG_META]
+    merged = {**config.params, **cli_params}
+    check_params(model, {k: merged[k] for k in config.params}, source)
+    return merged
+
+
+def run_features(ctx: typer.Context, features: Any) -> Any:
+    """The configuration's feature settings, with the channel the command line resolved."""
+    if CONFIG_META not in ctx.meta:
+        return features
+    config = ctx.meta[CONFIG_META][1]
+    configured = config.feature_config()
+    return features if configured is None else replace(configured, channel=features.channel)
+
+
+def recipes(
+    name: Annotated[str | None, typer.Argument(help="Print this recipe (to copy and edit).")] = None,
+) -> None:
+    """List the recipes shipped with asdkit, or print one.
+
+    Examples:
+
+        asdkit recipes
+
+        asdkit recipes dcase2023_baseline_ae > my_recipe.yaml
+
+        asdkit run --config dcase2023_baseline_ae --data data/dcase2023/dev_data --out runs/ae
+    """
+    from asdkit.runconfig import recipe_names, recipe_summary, recipe_text
+
+    if name is not None:
+        typer.echo(recipe_text(name), nl=False)
+        return
+    for recipe in recipe_names():
+        typer.echo(f"{recipe}: {recipe_summary(recipe_text(recipe))}")
