@@ -17,7 +17,7 @@ import typer
 from asdkit.cli import serve as serve_cli
 from asdkit.cli.plot import plot_app
 from asdkit.cli.report import dashboard, report
-from asdkit.cli.workflow import ConfigOpt, download, prepare, recipes, run_features, run_params
+from asdkit.cli.workflow import ConfigOpt, download, prepare, recipes, run_features, run_params, submit
 from asdkit.errors import AsdkitError
 
 app = typer.Typer(
@@ -462,6 +462,7 @@ app.command()(serve_cli.export)
 app.command()(download)
 app.command()(prepare)
 app.command()(recipes)
+app.command()(submit)
 
 
 def main() -> None:

@@ -179,3 +179,46 @@ def recipes(
         return
     for recipe in recipe_names():
         typer.echo(f"{recipe}: {recipe_summary(recipe_text(recipe))}")
+
+
+def submit(
+    runs: Annotated[
+        list[Path], typer.Argument(help="Run directories on the evaluation set (1 to 4 systems).")
+    ],
+    year: Annotated[int, typer.Option("--year", help="Challenge year: 2020 to 2025.")],
+    team: Annotated[str, typer.Option("--team", help="Submission label prefix, Lastname_INST.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write OUT/task2/ into.")],
+    dev_run: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--dev-run", help="Each system's development-set run, for the metadata (repeat, in order)."
+        ),
+    ] = None,
+    name: Annotated[
+        list[str] | None, typer.Option("--name", help="Each system's display name (repeat, in order).")
+    ] = None,
+    eval_list: Annotated[
+        Path | None,
+        typer.Option(
+            "--eval-list", help="The organisers' eval_data_list_YEAR.csv instead of the built-in list."
+        ),
+    ] = None,
+) -> None:
+    """Build the challenge's submission package: per-system score/decision files and metadata YAML.
+
+    Each run must score exactly the clips of the year's evaluation list (built in for 2020-2025); a
+    missing or extra file or clip is refused, naming them. Fill in the FILL IN fields of each
+    .meta.yaml (authors, report) before uploading.
+
+    Examples:
+
+        asdkit submit runs/eval_ae --year 2023 --team Doe_UNI --out submission --dev-run runs/dev_ae
+
+        asdkit submit runs/eval_ae runs/eval_knn --year 2024 --team Doe_UNI --out submission
+    """
+    from asdkit.reports.challenge import build_submission
+
+    packages = build_submission(runs, year, team, out, eval_list=eval_list, dev_runs=dev_run, names=name)
+    for p in packages:
+        typer.echo(f"{p.label}: {p.files} files, {p.clips} clips from {p.run} -> {p.folder}")
+    typer.echo(f"fill in the FILL IN fields of each {packages[0].label}.meta.yaml before uploading")
