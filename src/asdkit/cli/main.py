@@ -366,6 +366,9 @@ def compare(
     csv_out: Annotated[
         Path | None, typer.Option("--csv", help="Also write the table as CSV (means and stds).")
     ] = None,
+    html_out: Annotated[
+        Path | None, typer.Option("--html", help="Also write a self-contained HTML page (table, figure).")
+    ] = None,
 ) -> None:
     """Compare runs on one data set: official score and its parts, mean ± std over seeds, best marked.
 
@@ -374,6 +377,8 @@ def compare(
         asdkit compare runs/ae runs/knn runs/arcface
 
         asdkit compare runs/ae4 runs/arcface4 --csv comparison.csv
+
+        asdkit compare runs/ae4 runs/arcface4 --html comparison.html
     """
     from rich.console import Console
 
@@ -384,6 +389,10 @@ def compare(
     if csv_out is not None:
         write_comparison_csv(rows, csv_out)
         typer.echo(f"comparison: {csv_out}")
+    if html_out is not None:
+        from asdkit.reports.html_compare import write_comparison_html
+
+        typer.echo(f"comparison page: {write_comparison_html(rows, html_out)}")
 
 
 @app.command()
