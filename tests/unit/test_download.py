@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -202,3 +203,50 @@ def test_cli_without_network_says_so_in_one_line(tmp_path):
     )
     assert res.returncode == 2
     assert res.stderr.strip().count("\n") == 0 and res.stderr.startswith("error: cannot reach 127.0.0.1:9")
+
+
+def _zip_of(src: Path, parts: list[str]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for part in parts:
+            path = src / part
+            for f in sorted(path.rglob("*")) if path.is_dir() else [path]:
+                if f.is_file():
+                    z.write(f, f.relative_to(src).as_posix())
+    return buf.getvalue()
+
+
+def test_eval_training_and_test_archives_merge_into_one_eval_tree(tmp_path):
+    src = make_tree(tmp_path / "src", "eval", machines=("bandsaw",), year=2022, sections=("00",))
+    (src / "bandsaw" / "attributes_00.csv").write_text("file_name,d1p,d1v\n")
+    train = _zip_of(src, ["bandsaw/train", "bandsaw/attributes_00.csv"])
+    test = _zip_of(src, ["bandsaw/test", "bandsaw/attributes_00.csv"])
+    md5 = {"a": hashlib.md5(train).hexdigest(), "b": hashlib.md5(test).hexdigest()}
+    files = {
+        "/records/7830345/files/eval_data_bandsaw_train.zip": train,
+        "/records/7860847/files/eval_data_bandsaw_test.zip": test,
+        "/api/records/7830345": record_json(
+            {"eval_data_bandsaw_train.zip": train}, {"eval_data_bandsaw_train.zip": md5["a"]}
+        ),
+        "/api/records/7860847": record_json(
+            {"eval_data_bandsaw_test.zip": test}, {"eval_data_bandsaw_test.zip": md5["b"]}
+        ),
+    }
+    root = tmp_path / "data"
+    with serve(ServerState(files)) as base:
+        dl.fetch_all(archives("2023", "additional", ["bandsaw"]), root, base=base, progress=False)
+        dl.fetch_all(archives("2023", "eval", ["bandsaw"]), root, base=base, progress=False)
+    manifest = scan(root / "dcase2023" / "eval_data")
+    assert manifest.layout == "eval" and manifest.machines() == ["bandsaw"]
+    assert {c.split for c in manifest} == {"train", "test"}
+    # an archive that would overwrite a different file is refused, and leaves the tree as it was
+    (root / "dcase2023" / "eval_data" / "bandsaw" / "attributes_00.csv").write_text("changed\n")
+    (root / dl.STATE_DIR / "eval_data_bandsaw_test.zip.done").unlink()
+    shutil.rmtree(root / "dcase2023" / "eval_data" / "bandsaw" / "test")
+    with (
+        serve(ServerState(files)) as base,
+        pytest.raises(DataError, match=r"attributes_00\.csv: already exists"),
+    ):
+        dl.fetch_all(archives("2023", "eval", ["bandsaw"]), root, base=base, progress=False)
+    assert not (root / "dcase2023" / "eval_data" / "bandsaw" / "test").exists()
+    assert not list((root / dl.STATE_DIR).glob("*.staging"))

@@ -290,7 +290,7 @@ def _verify(part: Path, remote: Remote, url: str) -> None:
 
 
 def unpack(zip_path: Path, dest: Path, staging: Path) -> None:
-    """Extract into ``staging``, then rename its folders into ``dest`` (merging one level: machine folders).
+    """Extract into ``staging``, then rename its entries into ``dest`` (merging folders that exist).
 
     A bad zip or an entry escaping the folder leaves ``dest`` untouched. An existing file or folder in
     ``dest`` that the archive would overwrite is an error, never silently replaced.
@@ -311,7 +311,11 @@ def unpack(zip_path: Path, dest: Path, staging: Path) -> None:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    moves = _planned_moves(staging, dest)
+    try:
+        moves = _planned_moves(staging, dest)
+    except DataError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     dest.mkdir(parents=True, exist_ok=True)
     for src, dst in moves:
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -320,22 +324,24 @@ def unpack(zip_path: Path, dest: Path, staging: Path) -> None:
 
 
 def _planned_moves(staging: Path, dest: Path) -> list[tuple[Path, Path]]:
-    """Top-level entries move whole; a top-level folder that exists already is merged one level down."""
-    moves = []
+    """Entries new to ``dest`` move whole; existing folders are merged (an evaluation set's training and
+    test archives share each machine folder). A file that exists already is left alone when identical
+    (both archives carry it) and is an error when it differs; nothing moves until every entry is planned.
+    """
+    moves: list[tuple[Path, Path]] = []
     for entry in sorted(p for p in staging.iterdir() if p.name != "__MACOSX"):
         target = dest / entry.name
         if not target.exists():
             moves.append((entry, target))
-            continue
-        if not (entry.is_dir() and target.is_dir()):
+        elif entry.is_dir() and target.is_dir():
+            moves += _planned_moves(entry, target)
+        elif not (entry.is_file() and target.is_file() and _same_file(entry, target)):
             raise DataError(f"{target}: already exists; move it away or choose another --to folder")
-        for child in sorted(entry.iterdir()):
-            if (target / child.name).exists():
-                raise DataError(
-                    f"{target / child.name}: already exists; move it away or choose another --to folder"
-                )
-            moves.append((child, target / child.name))
     return moves
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    return a.stat().st_size == b.stat().st_size and a.read_bytes() == b.read_bytes()
 
 
 def _record_or_empty(record: str, base: str, timeout: float) -> dict[str, Remote]:
