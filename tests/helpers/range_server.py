@@ -46,6 +46,9 @@ def _handler(state: ServerState) -> type[BaseHTTPRequestHandler]:
             start = 0
             if rng and rng.startswith("bytes=") and not path.startswith("/api/"):
                 start = int(rng[6:].split("-", 1)[0])
+                if start >= len(body):
+                    self.send_error(416)
+                    return
                 self.send_response(206)
                 self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
             else:

@@ -250,3 +250,16 @@ def test_eval_training_and_test_archives_merge_into_one_eval_tree(tmp_path):
         dl.fetch_all(archives("2023", "eval", ["bandsaw"]), root, base=base, progress=False)
     assert not (root / "dcase2023" / "eval_data" / "bandsaw" / "test").exists()
     assert not list((root / dl.STATE_DIR).glob("*.staging"))
+
+
+def test_a_complete_part_file_of_unknown_size_is_unpacked_not_refetched(tmp_path):
+    zips = _zips(tmp_path, ("fan",))
+    state = _state(zips)
+    del state.files[f"/api/records/{RECORD}"]  # no published size: the Range request runs past the end
+    root = tmp_path / "data"
+    (root / dl.STATE_DIR).mkdir(parents=True)
+    (root / dl.STATE_DIR / "dev_fan.zip.part").write_bytes(zips["dev_fan.zip"])
+    with serve(state) as base:
+        got = dl.fetch_all(_selected(["fan"]), root, base=base, progress=False)
+    assert got[0].bytes_downloaded == 0
+    assert scan(root / "dcase2023" / "dev_data").machines() == ["fan"]

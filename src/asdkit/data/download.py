@@ -182,6 +182,8 @@ def download_file(
             break
         try:
             total, received = _get(url, part, have, timeout, progress, remote.size)
+        except _PastTheEnd:  # the partial file already holds every byte (size unknown beforehand)
+            break
         except _Resumable as exc:
             fetched += exc.received
             attempt += 1
@@ -200,6 +202,10 @@ def download_file(
         break
     _verify(part, remote, url)
     return fetched
+
+
+class _PastTheEnd(Exception):
+    """HTTP 416 to a Range request starting at the file's end."""
 
 
 class _Resumable(Exception):
@@ -262,6 +268,8 @@ def _open(url: str, headers: dict[str, str] | None = None, timeout: float = 60.0
     try:
         return urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
+        if exc.code == 416 and headers and "Range" in headers:
+            raise _PastTheEnd from None
         raise DataError(f"{url}: HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
         host = urllib.request.urlparse(url).netloc
