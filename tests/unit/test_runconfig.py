@@ -102,3 +102,16 @@ def test_feature_types_are_checked_and_yaml_exponents_become_numbers():
         ConfigFileError, match=r"r\.yaml: features: Value error, n_mels: Input should be a valid"
     ):
         parse_run_config("features: {n_mels: many}\n", "r.yaml")
+
+
+def test_debug_shrinks_a_recipe_but_param_still_wins():
+    from types import SimpleNamespace
+
+    from asdkit.cli.workflow import CONFIG_META, run_params
+
+    config = load_run_config("dcase2023_baseline_ae")
+    ctx = SimpleNamespace(meta={CONFIG_META: ("recipe", config)})
+    assert run_params(ctx, {}, "ae", debug=False)["epochs"] == 100
+    debug = run_params(ctx, {}, "ae", debug=True)
+    assert "epochs" not in debug and debug["batch_size"] == 256  # make_detector then applies epochs=2
+    assert run_params(ctx, {"epochs": 5}, "ae", debug=True)["epochs"] == 5

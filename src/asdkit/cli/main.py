@@ -187,7 +187,7 @@ def run(
         data,
         out,
         model=model,
-        params=run_params(ctx, _training_params(param, quiet, model), model),
+        params=run_params(ctx, _training_params(param, quiet, model), model, debug),
         features=run_features(ctx, _features(channel)),
         machines=machine,
         layout=layout,

@@ -138,16 +138,21 @@ ConfigOpt = Annotated[
 ]
 
 
-def run_params(ctx: typer.Context, cli_params: dict[str, Any], model: str) -> dict[str, Any]:
-    """The configuration's detector parameters, each overridden by the same ``--param``."""
+def run_params(ctx: typer.Context, cli_params: dict[str, Any], model: str, debug: bool) -> dict[str, Any]:
+    """The configuration's detector parameters, each overridden by the same ``--param``.
+
+    With ``--debug``, the detector's debug settings (few epochs, small network) win over the
+    configuration's, so a recipe's debug run takes seconds; ``--param`` still wins over both.
+    """
     if CONFIG_META not in ctx.meta:
         return cli_params
+    from asdkit.detectors.registry import get_detector_class
     from asdkit.runconfig import check_params
 
     source, config = ctx.meta[CONFIG_META]
-    merged = {**config.params, **cli_params}
-    check_params(model, {k: merged[k] for k in config.params}, source)
-    return merged
+    check_params(model, {k: {**config.params, **cli_params}[k] for k in config.params}, source)
+    shrunk = set(getattr(get_detector_class(model), "debug_params", {})) if debug else set()
+    return {**{k: v for k, v in config.params.items() if k not in shrunk}, **cli_params}
 
 
 def run_features(ctx: typer.Context, features: Any) -> Any:
