@@ -18,6 +18,7 @@ import typer
 from asdkit.cli import serve as serve_cli
 from asdkit.cli.plot import plot_app
 from asdkit.cli.report import dashboard, report
+from asdkit.cli.workflow import ConfigOpt, download, prepare, recipes, run_features, run_params, submit
 from asdkit.errors import AsdkitError
 
 app = typer.Typer(
@@ -151,6 +152,7 @@ def _print_evaluation(evaluation: Any) -> None:
 
 @app.command()
 def run(
+    ctx: typer.Context,
     data: DataOpt,
     out: OutOpt,
     model: ModelOpt = "ae",
@@ -187,6 +189,7 @@ def run(
             help="Continue the interrupted run in OUT: keep its trained machine types, train the rest.",
         ),
     ] = False,
+    config: ConfigOpt = None,
 ) -> None:
     """Train per machine type, score the test clips, write the submission files and print the results.
 
@@ -209,6 +212,10 @@ def run(
         asdkit run --data dev_data --out runs/ae --resume      (after Ctrl-C: same settings, plus --resume)
 
         asdkit run --data dev_data --out runs/ae --overwrite   (start again in a folder that holds a run)
+
+        asdkit run --config dcase2023_baseline_ae --data dev_data --out runs/ae --param epochs=20
+
+        asdkit run --config runs/ae/config.json --out runs/ae_again
     """
     from asdkit import api
 
@@ -216,8 +223,8 @@ def run(
         data,
         out,
         model=model,
-        params=_training_params(param, quiet, model),
-        features=_features(channel),
+        params=run_params(ctx, _training_params(param, quiet, model), model, debug),
+        features=run_features(ctx, _features(channel)),
         machines=machine,
         layout=layout,
         ground_truth=ground_truth,
@@ -414,6 +421,9 @@ def compare(
     csv_out: Annotated[
         Path | None, typer.Option("--csv", help="Also write the table as CSV (means and stds).")
     ] = None,
+    html_out: Annotated[
+        Path | None, typer.Option("--html", help="Also write a self-contained HTML page (table, figure).")
+    ] = None,
 ) -> None:
     """Compare runs on one data set: official score and its parts, mean ± std over seeds, best marked.
 
@@ -422,6 +432,8 @@ def compare(
         asdkit compare runs/ae runs/knn runs/arcface
 
         asdkit compare runs/ae4 runs/arcface4 --csv comparison.csv
+
+        asdkit compare runs/ae4 runs/arcface4 --html comparison.html
     """
     from rich.console import Console
 
@@ -435,6 +447,10 @@ def compare(
     if csv_out is not None:
         write_comparison_csv(rows, csv_out)
         typer.echo(f"comparison: {csv_out}")
+    if html_out is not None:
+        from asdkit.reports.html_compare import write_comparison_html
+
+        typer.echo(f"comparison page: {write_comparison_html(rows, html_out)}")
 
 
 @app.command()
@@ -510,6 +526,10 @@ app.command()(dashboard)
 app.command()(serve_cli.serve)
 app.command()(serve_cli.watch)
 app.command()(serve_cli.export)
+app.command()(download)
+app.command()(prepare)
+app.command()(recipes)
+app.command()(submit)
 
 
 def main() -> None:

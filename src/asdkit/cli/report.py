@@ -13,7 +13,9 @@ from asdkit.errors import AsdkitError
 
 
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="The run directory (written by `asdkit run`).")],
+    run_dir: Annotated[
+        Path, typer.Argument(help="The run directory (written by `asdkit run`) or a --seeds folder.")
+    ],
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="HTML file to write (default: RUN_DIR/report.html).")
     ] = None,
@@ -27,10 +29,16 @@ def report(
         asdkit report runs/ae
 
         asdkit report runs/ae -o ae-report.html
+
+        asdkit report runs/knn4   (a --seeds folder: every seed's values, mean and std)
     """
     from asdkit.reports.html import write_report
+    from asdkit.reports.html_compare import is_seeds_folder, write_seeds_report
     from asdkit.rundir import warn_if_incomplete
 
+    if is_seeds_folder(run_dir):
+        typer.echo(f"report: {write_seeds_report(run_dir, out)}")
+        return
     warn_if_incomplete(run_dir, "reporting")
     typer.echo(f"report: {write_report(run_dir, out)}")
 

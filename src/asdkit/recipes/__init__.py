@@ -1,0 +1,1 @@
+"""Recipes: YAML run configurations that follow published systems (``asdkit recipes`` lists them)."""

@@ -1,0 +1,155 @@
+"""Every DCASE Task 2 evaluation set's clip list (2020-2025), as facts: machines, sections, clip counts.
+
+The organisers' ``eval_data_list_<YEAR>.csv`` files follow one rule per year, so the lists are rebuilt
+here from a few numbers instead of being shipped: machine types, their sections (2020: machine ids;
+2021: section and domain), how many anonymised clips each has and the first clip index, and the year's
+name pattern. The tests regenerate each list and compare it with the published file where it is present.
+
+Submission groups and clip names per year:
+
+- 2020: ``anomaly_score_<machine>_id_<XX>.csv`` holding ``id_XX_NNNNNNNN.wav``;
+- 2021: ``anomaly_score_<machine>_section_<XX>_<domain>_test.csv`` holding
+  ``section_XX_<domain>_test_NNNN.wav``;
+- 2022-2025: ``anomaly_score_<machine>_section_<XX>_test.csv`` holding ``section_XX_NNNN.wav``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+YEARS = (2020, 2021, 2022, 2023, 2024, 2025)
+
+
+@dataclass(frozen=True)
+class EvalGroup:
+    """One submission file's worth of clips."""
+
+    machine: str
+    group: str  # the <group> of anomaly_score_<group>.csv
+    names: tuple[str, ...]
+
+
+def _seq(pattern: str, count: int, start: int = 0) -> tuple[str, ...]:
+    return tuple(pattern.format(i=i) for i in range(start, start + count))
+
+
+# 2020: clips per (machine, id).
+_2020 = {
+    "fan": {"01": 426, "03": 458, "05": 458},
+    "pump": {"01": 216, "03": 213, "05": 348},
+    "slider": {"01": 278, "03": 278, "05": 278},
+    "valve": {"01": 220, "03": 220, "05": 500},
+    "ToyCar": {"05": 515, "06": 515, "07": 515},
+    "ToyConveyor": {"04": 555, "05": 555, "06": 555},
+}
+# 2021: 200 clips per (machine, section 03-05, domain) except these.
+_2021_MACHINES = ("fan", "gearbox", "pump", "slider", "ToyCar", "ToyTrain", "valve")
+_2021_EXCEPTIONS = {
+    ("gearbox", "03", "source"): 234,
+    ("gearbox", "03", "target"): 286,
+    ("gearbox", "04", "source"): 252,
+    ("gearbox", "04", "target"): 234,
+    ("gearbox", "05", "source"): 210,
+    ("gearbox", "05", "target"): 212,
+    ("slider", "05", "source"): 204,
+    ("slider", "05", "target"): 203,
+}
+# 2022-2025: machine types; 200 clips per section (2022: sections 03-05, later: 00).
+_SECTION_YEARS: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    2022: (("bearing", "fan", "gearbox", "slider", "ToyCar", "ToyTrain", "valve"), ("03", "04", "05")),
+    2023: (("bandsaw", "grinder", "shaker", "ToyDrone", "ToyNscale", "ToyTank", "Vacuum"), ("00",)),
+    2024: (
+        (
+            "3DPrinter",
+            "AirCompressor",
+            "Scanner",
+            "ToyCircuit",
+            "HoveringDrone",
+            "HairDryer",
+            "ToothBrush",
+            "RoboticArm",
+            "BrushlessMotor",
+        ),
+        ("00",),
+    ),
+    2025: (
+        (
+            "AutoTrash",
+            "HomeCamera",
+            "ToyPet",
+            "ToyRCCar",
+            "BandSealer",
+            "CoffeeGrinder",
+            "Polisher",
+            "ScrewFeeder",
+        ),
+        ("00",),
+    ),
+}
+_CLIPS_PER_SECTION = 200
+#: 2024: three machine types number their clips from 1 (section_00_0001 ... section_00_0200).
+_FIRST_INDEX = {(2024, "3DPrinter"): 1, (2024, "AirCompressor"): 1, (2024, "Scanner"): 1}
+
+
+def eval_groups(year: int) -> list[EvalGroup]:
+    """The year's evaluation list as submission groups, machine types in the published order."""
+    if year == 2020:
+        return [
+            EvalGroup(m, f"{m}_id_{s}", _seq(f"id_{s}_{{i:08d}}.wav", n))
+            for m, ids in _2020.items()
+            for s, n in ids.items()
+        ]
+    if year == 2021:
+        return [
+            EvalGroup(
+                m,
+                f"{m}_section_{s}_{d}_test",
+                _seq(f"section_{s}_{d}_test_{{i:04d}}.wav", _2021_EXCEPTIONS.get((m, s, d), 200)),
+            )
+            for m in _2021_MACHINES
+            for s in ("03", "04", "05")
+            for d in ("source", "target")
+        ]
+    if year in _SECTION_YEARS:
+        machines, sections = _SECTION_YEARS[year]
+        return [
+            EvalGroup(
+                m,
+                f"{m}_section_{s}_test",
+                _seq(f"section_{s}_{{i:04d}}.wav", _CLIPS_PER_SECTION, _FIRST_INDEX.get((year, m), 0)),
+            )
+            for m in machines
+            for s in sections
+        ]
+    raise ValueError(f"year {year}: evaluation lists exist for {', '.join(map(str, YEARS))}")
+
+
+def groups_from_list_file(text: str, year: int) -> list[EvalGroup]:
+    """Groups from an ``eval_data_list_<YEAR>.csv`` (machine line, then ``name,...`` rows)."""
+    import re
+
+    by_group: dict[tuple[str, str], list[str]] = {}
+    machine = None
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.split(",")]
+        if not cells or not cells[0]:
+            continue
+        if len(cells) == 1:
+            machine = cells[0]
+            continue
+        if machine is None:
+            raise ValueError("the list starts with a clip row, not a machine-type line")
+        name = cells[0]
+        if year == 2020:
+            m = re.match(r"^id_(\d+)_\d+\.wav$", name)
+            group = f"{machine}_id_{m.group(1)}" if m else None
+        elif year == 2021:
+            m = re.match(r"^section_(\d+)_(source|target)_test_\d+\.wav$", name)
+            group = f"{machine}_section_{m.group(1)}_{m.group(2)}_test" if m else None
+        else:
+            m = re.match(r"^section_(\d+)_\d+\.wav$", name)
+            group = f"{machine}_section_{m.group(1)}_test" if m else None
+        if group is None:
+            raise ValueError(f"clip name {name!r} does not follow the {year} evaluation-set naming")
+        by_group.setdefault((machine, group), []).append(name)
+    return [EvalGroup(m, g, tuple(names)) for (m, g), names in by_group.items()]
