@@ -100,3 +100,10 @@ def test_covariance_items_per_bank_are_bounded():
 def test_unknown_score_is_refused(data):
     with pytest.raises(ModelError, match="score must be one of"):
         _ae("l1").fit(data[0])
+
+
+def test_onnx_export_refuses_error_mahalanobis(data, tmp_path):
+    from asdkit.export.onnx import export_onnx
+
+    with pytest.raises(ModelError, match="score=mse only"):
+        export_onnx(_ae("mahalanobis").fit(data[0]), tmp_path / "m.onnx")
