@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from asdkit.detectors.base import ClipFeatures
-from asdkit.detectors.reconstruction import ReconstructionDetector, scoring_device
+from asdkit.detectors.reconstruction import ReconstructionDetector, _item_chunks, scoring_device
 from asdkit.detectors.registry import register
 from asdkit.errors import ModelError
 from asdkit.features.logmel import stack_frames
@@ -100,15 +100,16 @@ class AutoencoderDetector(ReconstructionDetector):
         self.network_.error_banks = ArrayStore.of(banks.to_arrays())
 
     @torch.inference_mode()
-    def _error_vectors(self, logmel: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
-        """Input minus reconstruction of the clip's stacked-frame items (all, or those indices)."""
+    def _error_vectors(self, logmel: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Input minus reconstruction of those stacked-frame items of the clip."""
+        batch = self._items(np.asarray(logmel, dtype=np.float32))[items]
+        return self._errors_of(np.ascontiguousarray(batch))
+
+    @torch.inference_mode()
+    def _errors_of(self, items: np.ndarray) -> np.ndarray:
         device = scoring_device(self.accelerator)
-        network = self.network_.to(device).eval()
-        batch = self._items(np.asarray(logmel, dtype=np.float32))
-        if items is not None:
-            batch = batch[items]
-        x = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
-        return (x - network(x)).double().cpu().numpy()
+        x = torch.from_numpy(items).to(device)
+        return (x - self.network_.to(device).eval()(x)).double().cpu().numpy()
 
     def _error_banks(self) -> DomainBanks:
         mode = "min" if self.score == "selective_mahalanobis" else "pooled"
@@ -118,8 +119,12 @@ class AutoencoderDetector(ReconstructionDetector):
     def _score(self, X: ClipFeatures) -> np.ndarray:
         if self.score == "mse":
             return super()._score(X)
-        errors = [self._error_vectors(a) for a in X.arrays]
-        return clip_scores(self._error_banks(), errors, [c.section for c in X.clips])
+        banks, sections, scores = self._error_banks(), [c.section for c in X.clips], []
+        for items, counts in _item_chunks(X.arrays, self._items, 8192):  # batched like the MSE path
+            errors = np.split(self._errors_of(items), np.cumsum(counts)[:-1])
+            done = sum(len(s) for s in scores)
+            scores.append(clip_scores(banks, errors, sections[done : done + len(counts)]))
+        return np.concatenate(scores)
 
     def _extra_state(self) -> dict[str, Any]:
         state = super()._extra_state()

@@ -45,7 +45,7 @@ class ErrorCovariance:
 
     def score(self, state: Arrays, E: np.ndarray) -> np.ndarray:
         d = np.asarray(E, dtype=np.float64)
-        return np.einsum("ij,jk,ik->i", d, state["precision"], d)
+        return ((d @ state["precision"]) * d).sum(axis=1)
 
 
 def item_share(counts: Sequence[int], keys: Sequence[object]) -> list[np.ndarray]:
@@ -84,9 +84,12 @@ def clip_scores(banks: DomainBanks, errors: Sequence[np.ndarray], sections: Sequ
     """Each clip's mean item score under each of its section's banks, then the minimum over those banks
     (a clip of an unknown section: over every bank)."""
     bank_sections = [s for s, _ in banks.keys]
+    counts = [len(e) for e in errors]
+    per_item = banks.score_banks(np.concatenate(errors))  # one product per bank for all clips
     out = np.empty(len(errors))
-    for i, (e, section) in enumerate(zip(errors, sections, strict=True)):
-        per_bank = banks.score_banks(e).mean(axis=0)
+    for i, (rows, section) in enumerate(
+        zip(np.split(per_item, np.cumsum(counts)[:-1]), sections, strict=True)
+    ):
         mine = [j for j, s in enumerate(bank_sections) if s == section] or list(range(len(bank_sections)))
-        out[i] = per_bank[mine].min()
+        out[i] = rows.mean(axis=0)[mine].min()
     return out
