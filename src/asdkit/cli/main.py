@@ -137,7 +137,7 @@ def _print_evaluation(evaluation: Any) -> None:
 def run(
     data: DataOpt,
     out: OutOpt,
-    model: ModelOpt = "ae",
+    model: ModelOpt = "mahalanobis",
     machine: MachineOpt = None,
     layout: LayoutOpt = None,
     ground_truth: GroundTruthOpt = None,
@@ -237,7 +237,7 @@ def _finish_run(result: Any) -> None:
 def train(
     data: DataOpt,
     out: OutOpt,
-    model: ModelOpt = "ae",
+    model: ModelOpt = "mahalanobis",
     machine: MachineOpt = None,
     layout: LayoutOpt = None,
     seed: SeedOpt = 0,
@@ -389,7 +389,7 @@ def demo(
     cache_dir: CacheOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Generate synthetic machine sounds, train the dense AE, score, evaluate and print the results.
+    """Generate synthetic machine sounds, train the default detector, score, evaluate and print the results.
 
     Examples:
 
