@@ -17,6 +17,7 @@ import numpy as np
 
 from asdkit.data.manifest import TEST, TRAIN, Clip, Manifest
 from asdkit.detectors.base import CONFIG_NAME, ClipFeatures, Detector, environment_versions
+from asdkit.detectors.registry import DEFAULT_DETECTOR
 from asdkit.errors import AsdkitError, DataError, ModelError
 from asdkit.features.config import FeatureConfig
 from asdkit.features.spectrum import SpectrumConfig
@@ -43,9 +44,7 @@ DEBUG_TEST_CLIPS_PER_SET = 6
 #: The demo trains for minutes, not the official 100 epochs (tens of minutes on 2 cores);
 #: the synthetic data's difficulty was calibrated at this epoch count.
 DEMO_PARAMS: dict[str, Any] = {"epochs": 20}
-#: The detector of `asdkit run`/`train`/`demo` without ``--model``: best on average over the measured data
-#: sets, deterministic, seconds to train (README, "The default detector").
-DEFAULT_MODEL = "mahalanobis"
+DEFAULT_MODEL = DEFAULT_DETECTOR  # what the CLI and the demo use without --model
 
 
 @dataclass

@@ -17,6 +17,7 @@ import typer
 from asdkit.cli import serve as serve_cli
 from asdkit.cli.plot import plot_app
 from asdkit.cli.report import dashboard, report
+from asdkit.detectors.registry import DEFAULT_DETECTOR
 from asdkit.errors import AsdkitError
 
 app = typer.Typer(
@@ -137,7 +138,7 @@ def _print_evaluation(evaluation: Any) -> None:
 def run(
     data: DataOpt,
     out: OutOpt,
-    model: ModelOpt = "mahalanobis",
+    model: ModelOpt = DEFAULT_DETECTOR,
     machine: MachineOpt = None,
     layout: LayoutOpt = None,
     ground_truth: GroundTruthOpt = None,
@@ -237,7 +238,7 @@ def _finish_run(result: Any) -> None:
 def train(
     data: DataOpt,
     out: OutOpt,
-    model: ModelOpt = "mahalanobis",
+    model: ModelOpt = DEFAULT_DETECTOR,
     machine: MachineOpt = None,
     layout: LayoutOpt = None,
     seed: SeedOpt = 0,
