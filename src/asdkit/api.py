@@ -17,6 +17,7 @@ import numpy as np
 
 from asdkit.data.manifest import TEST, TRAIN, Clip, Manifest
 from asdkit.detectors.base import CONFIG_NAME, ClipFeatures, Detector, environment_versions
+from asdkit.detectors.registry import DEFAULT_DETECTOR
 from asdkit.errors import AsdkitError, DataError, ModelError
 from asdkit.features.config import FeatureConfig
 from asdkit.features.spectrum import SpectrumConfig
@@ -37,6 +38,7 @@ DEBUG_TEST_CLIPS_PER_SET = 6
 #: The demo trains for minutes, not the official 100 epochs (tens of minutes on 2 cores);
 #: the synthetic data's difficulty was calibrated at this epoch count.
 DEMO_PARAMS: dict[str, Any] = {"epochs": 20}
+DEFAULT_MODEL = DEFAULT_DETECTOR  # what the CLI and the demo use without --model
 
 
 @dataclass
@@ -515,15 +517,14 @@ def demo(
     cache_dir: Path | None = None,
     progress: Progress | None = None,
 ) -> RunResult:
-    """Generate the synthetic machine sounds (unless already there), then ``run`` the dense AE on them."""
+    """Generate the synthetic machine sounds (unless already there), then ``run`` the default detector."""
     out = Path(out)
     data = _demo_data(out, seed, debug, progress)
-    params = None if debug else dict(DEMO_PARAMS)
-    _say(progress, f"dense AE with {params or 'debug settings'} (the official 100 epochs: asdkit run)")
+    _say(progress, f"detector {DEFAULT_MODEL} (the default; any other: asdkit run --model NAME)")
     return run(
         data,
         out / "run",
-        params=params,
+        model=DEFAULT_MODEL,
         seed=seed,
         debug=debug,
         cache_dir=cache_dir,
@@ -561,8 +562,6 @@ def _demo_data(out: Path, seed: int, debug: bool, progress: Progress | None) -> 
         shutil.rmtree(data)
     fresh.rename(data)
     return data
-
-
 
 
 def _tensorboard_dir(out: Path | str | None, machine: str, tracking: TrackingOptions) -> Path | None:

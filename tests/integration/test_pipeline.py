@@ -159,6 +159,8 @@ def test_cli_run_mixes_channels_when_asked(tmp_path, cache_dir):
         "--channel",
         "mix",
         "--quiet",
+        "--model",
+        "ae",
         "--param",
         "epochs=1",
         "--param",

@@ -19,6 +19,7 @@ from asdkit.cli import serve as serve_cli
 from asdkit.cli.plot import plot_app
 from asdkit.cli.report import dashboard, report
 from asdkit.cli.workflow import ConfigOpt, download, prepare, recipes, run_features, run_params, submit
+from asdkit.detectors.registry import DEFAULT_DETECTOR
 from asdkit.errors import AsdkitError
 
 app = typer.Typer(
@@ -155,7 +156,7 @@ def run(
     ctx: typer.Context,
     data: DataOpt,
     out: OutOpt,
-    model: ModelOpt = "ae",
+    model: ModelOpt = DEFAULT_DETECTOR,
     machine: MachineOpt = None,
     layout: LayoutOpt = None,
     ground_truth: GroundTruthOpt = None,
@@ -287,7 +288,7 @@ def _finish_run(result: Any) -> None:
 def train(
     data: DataOpt,
     out: OutOpt,
-    model: ModelOpt = "ae",
+    model: ModelOpt = DEFAULT_DETECTOR,
     machine: MachineOpt = None,
     layout: LayoutOpt = None,
     seed: SeedOpt = 0,
@@ -463,7 +464,7 @@ def demo(
     cache_dir: CacheOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Generate synthetic machine sounds, train the dense AE, score, evaluate and print the results.
+    """Generate synthetic machine sounds, train the default detector, score, evaluate and print the results.
 
     Examples:
 

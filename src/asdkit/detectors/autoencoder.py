@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
+import torch
 from torch import nn
 
-from asdkit.detectors.reconstruction import ReconstructionDetector
+from asdkit.detectors.base import ClipFeatures
+from asdkit.detectors.reconstruction import ReconstructionDetector, _item_chunks, scoring_device
 from asdkit.detectors.registry import register
+from asdkit.errors import ModelError
 from asdkit.features.logmel import stack_frames
+from asdkit.models.array_store import ArrayStore
 from asdkit.models.dense_ae import DenseAutoencoder
+from asdkit.scoring.embedding import DomainBanks
+from asdkit.scoring.error_mahalanobis import ERROR_SCORES, ErrorCovariance, clip_scores, fit_error_banks
 
 
 @register
@@ -22,6 +28,12 @@ class AutoencoderDetector(ReconstructionDetector):
     several GPUs are ``devices=4, strategy="ddp"``. ``standardise=True`` scales each mel band by the
     training clips' statistics inside the network (errors stay in dB): the baseline's raw-dB input needs
     many epochs to learn the level, standardised input learns in a few.
+
+    ``score``: ``mse`` (the DCASE2020/2021 baseline), ``mahalanobis`` (the DCASE2023/2024 baseline's
+    Mahalanobis norm of the error vectors under their training covariance, one per section) or
+    ``selective_mahalanobis`` (one covariance per section and domain, the smaller clip score counts);
+    see :mod:`asdkit.scoring.error_mahalanobis`. The covariances are kept in the network's
+    ``error_banks`` buffers.
     """
 
     name: ClassVar[str] = "ae"
@@ -33,6 +45,7 @@ class AutoencoderDetector(ReconstructionDetector):
         bottleneck: int = 8,
         n_hidden: int = 4,
         standardise: bool = False,
+        score: str = "mse",
         epochs: int = 100,
         batch_size: int = 512,
         learning_rate: float = 1e-3,
@@ -48,6 +61,7 @@ class AutoencoderDetector(ReconstructionDetector):
         self.bottleneck = bottleneck
         self.n_hidden = n_hidden
         self.standardise = standardise
+        self.score = score
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -66,3 +80,65 @@ class AutoencoderDetector(ReconstructionDetector):
 
     def _count(self, n_frames: int) -> int:
         return n_frames - self.n_frames + 1
+
+    # -- Mahalanobis scoring of the error vectors (score != "mse") ----------------------------------------
+    def _fit(self, X: ClipFeatures) -> None:
+        if self.score not in ERROR_SCORES:
+            raise ModelError(f"ae: score must be one of {', '.join(ERROR_SCORES)}, got {self.score!r}")
+        super()._fit(X)
+        if self.score == "mse":
+            return
+        counts = [self._count(a.shape[1]) for a in X.arrays]
+        banks = fit_error_banks(
+            lambda i, items: self._error_vectors(X.arrays[i], items),
+            counts,
+            [c.section for c in X.clips],
+            [c.domain for c in X.clips],
+            self.score,
+        )
+        self.error_layout_ = banks.layout()
+        self.network_.error_banks = ArrayStore.of(banks.to_arrays())
+
+    @torch.inference_mode()
+    def _error_vectors(self, logmel: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Input minus reconstruction of those stacked-frame items of the clip."""
+        batch = self._items(np.asarray(logmel, dtype=np.float32))[items]
+        return self._errors_of(np.ascontiguousarray(batch))
+
+    @torch.inference_mode()
+    def _errors_of(self, items: np.ndarray) -> np.ndarray:
+        device = scoring_device(self.accelerator)
+        x = torch.from_numpy(items).to(device)
+        return (x - self.network_.to(device).eval()(x)).double().cpu().numpy()
+
+    def _error_banks(self) -> DomainBanks:
+        mode = "min" if self.score == "selective_mahalanobis" else "pooled"
+        arrays = self.network_.error_banks.arrays()
+        return DomainBanks.from_arrays(ErrorCovariance(), mode, self.error_layout_, arrays)
+
+    def _score(self, X: ClipFeatures) -> np.ndarray:
+        if self.score == "mse":
+            return super()._score(X)
+        banks, sections, scores = self._error_banks(), [c.section for c in X.clips], []
+        for items, counts in _item_chunks(X.arrays, self._items, 8192):  # batched like the MSE path
+            errors = np.split(self._errors_of(items), np.cumsum(counts)[:-1])
+            done = sum(len(s) for s in scores)
+            scores.append(clip_scores(banks, errors, sections[done : done + len(counts)]))
+        return np.concatenate(scores)
+
+    def _extra_state(self) -> dict[str, Any]:
+        state = super()._extra_state()
+        if self.score != "mse":
+            state["error_banks"] = self.error_layout_
+        return state
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        super()._load_extra_state(state)
+        if self.score != "mse":
+            self.error_layout_ = state["error_banks"]
+            shapes = {
+                f"bank{i}__{name}": shape
+                for i, bank in enumerate(self.error_layout_)
+                for name, shape in bank["shapes"].items()
+            }
+            self.network_.error_banks = ArrayStore(shapes)

@@ -32,6 +32,7 @@ from asdkit.detectors.embedding import EMBEDDER, EmbeddingDetector
 from asdkit.detectors.frames import ItemStream
 from asdkit.detectors.reconstruction import band_statistics, scoring_device
 from asdkit.detectors.registry import register
+from asdkit.detectors.seed_ensemble import SeedEnsembleMixin
 from asdkit.errors import ModelError
 from asdkit.features.config import FeatureConfig
 from asdkit.features.spectrum import SpectrumConfig
@@ -130,7 +131,7 @@ def class_key(clip: Clip, mode: str) -> tuple[str, ...]:
     return key
 
 
-class MarginClassifierDetector(EmbeddingDetector):
+class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector):
     """Shared fitting of the ArcFace and AdaCos detectors; subclasses build the head."""
 
     uses_proxy_machines: ClassVar[bool] = True
@@ -152,6 +153,7 @@ class MarginClassifierDetector(EmbeddingDetector):
     learning_rate: float
     scorer: str
     seed: int
+    n_models: int
     accelerator: str
     devices: int | str
     strategy: str
@@ -351,6 +353,7 @@ class ArcFaceDetector(MarginClassifierDetector):
         n_components: int = 2,
         covariance_type: str = "diag",
         seed: int = 0,
+        n_models: int = 1,
         accelerator: str = "auto",
         devices: int | str = 1,
         strategy: str = "auto",
@@ -379,6 +382,7 @@ class ArcFaceDetector(MarginClassifierDetector):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.seed = seed
+        self.n_models = n_models
         self.accelerator = accelerator
         self.devices = devices
         self.strategy = strategy
@@ -418,6 +422,7 @@ class AdaCosDetector(MarginClassifierDetector):
         n_components: int = 2,
         covariance_type: str = "diag",
         seed: int = 0,
+        n_models: int = 1,
         accelerator: str = "auto",
         devices: int | str = 1,
         strategy: str = "auto",
@@ -445,6 +450,7 @@ class AdaCosDetector(MarginClassifierDetector):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.seed = seed
+        self.n_models = n_models
         self.accelerator = accelerator
         self.devices = devices
         self.strategy = strategy

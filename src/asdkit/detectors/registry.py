@@ -6,6 +6,10 @@ from typing import TypeVar
 
 from asdkit.errors import AsdkitError
 
+#: The detector of `asdkit run`/`train`/`demo` without ``--model``: best on average over the measured data
+#: sets, deterministic, seconds to train (README, "The default detector").
+DEFAULT_DETECTOR = "mahalanobis"
+
 _REGISTRY: dict[str, type] = {}
 D = TypeVar("D", bound=type)
 

@@ -105,6 +105,8 @@ def export_onnx(
             f"{detector.name}: ONNX export supports {', '.join(EXPORTABLE)} only (models scored on "
             "stacked frames)"
         )
+    if detector.name == "ae" and getattr(detector, "score", "mse") != "mse":
+        raise ModelError("ae: ONNX export supports score=mse only (the graph has no error covariances)")
     detector._check_fitted()
     graph = ScoringGraph(detector, precision).eval()
     config = detector.feature_config_

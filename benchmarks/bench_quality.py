@@ -1,0 +1,132 @@
+"""Quality over seeds on any data tree: each configuration trained on each seed, one comparison table.
+
+Run::
+
+    .venv/bin/python benchmarks/bench_quality.py --data TREE --models ae mahalanobis knn \\
+        "ae:score=selective_mahalanobis" "patch_bank:bank_size=512,fraction=0.05" --seeds 0-4
+
+A configuration is ``NAME`` or ``NAME:KEY=VALUE,KEY=VALUE`` (values as ``--param`` reads them: JSON, else
+text). Each is run with :func:`asdkit.api.run` over all seeds (``OUT/<config>/seed_<n>/``, plus its
+``seeds.csv``), all sharing one feature cache (``OUT/cache``). The table is ``asdkit compare``'s (mean +-
+sample std over seeds of the official score and its parts, best per column marked) with the mean training
+and scoring seconds per run beside it; ``OUT/quality.csv`` holds the same numbers. ``--reuse`` keeps
+configurations whose multi-seed run already completed with the same detector, parameters and seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from asdkit import api
+from asdkit.reports.compare import RunRow, best_rows, columns, compare_runs, comparison_csv_text
+from asdkit.seeds import SEEDS_JSON, parse_seeds, seed_dir
+from asdkit.utils.io import atomic_write_text
+
+
+def parse_config(text: str) -> tuple[str, str, dict[str, Any]]:
+    """``"ae:score=mahalanobis,epochs=20"`` -> (folder name, detector, parameters)."""
+    model, _, rest = text.partition(":")
+    params: dict[str, Any] = {}
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise SystemExit(f"error: configuration {text!r}: expected NAME:KEY=VALUE,KEY=VALUE")
+        try:
+            params[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key] = raw
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text), model, params
+
+
+def _complete(out: Path, model: str, params: dict[str, Any], seeds: list[int]) -> bool:
+    path = out / SEEDS_JSON
+    if not path.is_file():
+        return False
+    record = json.loads(path.read_text())
+    same = record.get("model") == model and record.get("params") == params and record.get("seeds") == seeds
+    return record.get("status") == "complete" and same
+
+
+def run_seconds(out: Path, seeds: list[int]) -> dict[str, float]:
+    """Mean training and scoring seconds per seed run, from each run's config.json timings."""
+    timings = [json.loads((seed_dir(out, s) / "config.json").read_text())["timings"] for s in seeds]
+    return {part: float(np.mean([t.get(part, np.nan) for t in timings])) for part in ("train", "score")}
+
+
+def quality_table(rows: list[RunRow], seconds: list[dict[str, float]], n_seeds: int) -> Table:
+    """``compare``'s columns (mean +- std over seeds, best marked) plus the seconds per run."""
+    cols = columns(rows)
+    best = {c: best_rows(rows, c) for c in cols}
+    table = Table(title=f"Quality over {n_seeds} seeds (mean ± sample std; * best per column)")
+    for head in ("configuration", *cols, "train s/run", "score s/run"):
+        table.add_column(head, justify="left" if head == "configuration" else "right")
+    for i, (row, secs) in enumerate(zip(rows, seconds, strict=True)):
+        cells = []
+        for c in cols:
+            m = row.metrics[c]
+            cell = f"{m.mean:.4f} ± {m.std:.4f}"
+            cells.append(f"[bold]{cell} *[/]" if i in best[c] else cell)
+        table.add_row(Path(row.name).name, *cells, f"{secs['train']:.1f}", f"{secs['score']:.1f}")
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="a data tree (any layout asdkit reads)")
+    parser.add_argument("--models", nargs="+", default=["ae", "mahalanobis", "knn", "patch_bank"])
+    parser.add_argument("--seeds", default="0-4", help="e.g. 0-4 or 0,1,2")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench_quality"))
+    parser.add_argument("--machines", nargs="*", help="machine types to run (default: all)")
+    parser.add_argument("--ground-truth", type=Path, help="ground truth for an evaluation-set tree")
+    parser.add_argument("--debug", action="store_true", help="each detector's debug settings (fast)")
+    parser.add_argument("--reuse", action="store_true", help="keep completed configurations")
+    args = parser.parse_args()
+    if not args.data.is_dir():
+        raise SystemExit(f"error: --data {args.data}: no such directory")
+    seeds = parse_seeds(args.seeds)
+    configs = [parse_config(m) for m in args.models]
+    done: list[tuple[Path, dict[str, float]]] = []
+    for name, model, params in configs:
+        out = args.out / name
+        if not (args.reuse and _complete(out, model, params, seeds)):
+            start = time.perf_counter()
+            api.run(
+                args.data,
+                out,
+                model=model,
+                params=params,
+                machines=args.machines or None,
+                ground_truth=args.ground_truth,
+                debug=args.debug,
+                cache_dir=args.out / "cache",
+                plots=False,
+                seeds=seeds,
+            )
+            print(f"{name}: {len(seeds)} seeds in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+        done.append((out, run_seconds(out, seeds)))
+    rows = compare_runs([out for out, _ in done])
+    Console(width=220).print(quality_table(rows, [seconds for _, seconds in done], len(seeds)))
+    lines = list(csv.reader(io.StringIO(comparison_csv_text(rows))))
+    lines[0] += ["train s/run", "score s/run"]
+    for line, (_, seconds) in zip(lines[1:], done, strict=True):
+        line += [repr(seconds["train"]), repr(seconds["score"])]
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(lines)
+    atomic_write_text(args.out / "quality.csv", buf.getvalue())
+    print(f"table: {args.out / 'quality.csv'}")
+
+
+if __name__ == "__main__":
+    main()
