@@ -91,7 +91,13 @@ class Detector:
     history_: list[dict[str, float]]
 
     def get_params(self) -> dict[str, Any]:
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        # As scikit-learn: only named keyword arguments are parameters (a bare subclass has *args, **kwargs).
+        signature = inspect.signature(type(self).__init__)
+        names = [
+            name
+            for name, p in signature.parameters.items()
+            if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
         return {n: getattr(self, n) for n in names}
 
     def set_params(self, **params: Any) -> Self:
