@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from asdkit.data.catalogue import RELEASES
+
 YEARS = (2020, 2021, 2022, 2023, 2024, 2025)
 
 
@@ -56,35 +58,9 @@ _2021_EXCEPTIONS = {
 }
 # 2022-2025: machine types; 200 clips per section (2022: sections 03-05, later: 00).
 _SECTION_YEARS: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    2022: (("bearing", "fan", "gearbox", "slider", "ToyCar", "ToyTrain", "valve"), ("03", "04", "05")),
-    2023: (("bandsaw", "grinder", "shaker", "ToyDrone", "ToyNscale", "ToyTank", "Vacuum"), ("00",)),
-    2024: (
-        (
-            "3DPrinter",
-            "AirCompressor",
-            "Scanner",
-            "ToyCircuit",
-            "HoveringDrone",
-            "HairDryer",
-            "ToothBrush",
-            "RoboticArm",
-            "BrushlessMotor",
-        ),
-        ("00",),
-    ),
-    2025: (
-        (
-            "AutoTrash",
-            "HomeCamera",
-            "ToyPet",
-            "ToyRCCar",
-            "BandSealer",
-            "CoffeeGrinder",
-            "Polisher",
-            "ScrewFeeder",
-        ),
-        ("00",),
-    ),
+    # the machine types come from the download catalogue, so that the two never disagree
+    year: (RELEASES[year].eval_machines, ("03", "04", "05") if year == 2022 else ("00",))
+    for year in (2022, 2023, 2024, 2025)
 }
 _CLIPS_PER_SECTION = 200
 #: 2024: three machine types number their clips from 1 (section_00_0001 ... section_00_0200).
