@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,14 +13,9 @@ import soundfile as sf
 from asdkit import api
 from asdkit.data.synthetic import SyntheticSpec, generate
 from asdkit.errors import DataError
+from tests.helpers.cli import asdkit_cli as cli
 
 QUICK = {"epochs": 1, "batch_size": 256, "accelerator": "cpu"}
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "asdkit", *args], capture_output=True, text=True, timeout=300
-    )
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ from sklearn.metrics import roc_auc_score
 from asdkit import api
 from asdkit.errors import DataError
 from asdkit.metrics.result_csv import COVERAGE_LABEL, LEFT_OUT_LABEL, RULES_LABEL
+from tests.helpers.cli import asdkit_cli as cli
 from tests.helpers.eval_trees import make_mimii_tree, make_year_eval_tree
 from tests.helpers.trees import make_tree
 
@@ -36,12 +35,6 @@ SCHEME_OF_YEAR = {
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cache")
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "asdkit", *args], capture_output=True, text=True, timeout=300
-    )
 
 
 def notes(result_csv: Path) -> list[list[str]]:

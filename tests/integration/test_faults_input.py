@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -28,12 +27,7 @@ from asdkit.features.config import FeatureConfig
 from asdkit.service.app import create_app
 from asdkit.service.models import load_served_models
 from asdkit.service.watch import FolderWatcher, WatchCounts
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "asdkit", *args], capture_output=True, text=True, timeout=300
-    )
+from tests.helpers.cli import asdkit_cli as cli
 
 
 def run_knn(tree: Path, out: Path) -> subprocess.CompletedProcess[str]:

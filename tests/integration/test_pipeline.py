@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,7 @@ import pytest
 from asdkit import api
 from asdkit.data.synthetic import SyntheticSpec, generate
 from asdkit.detectors.base import Detector
+from tests.helpers.cli import asdkit_cli as cli
 
 QUICK = {"epochs": 2, "batch_size": 256, "accelerator": "cpu"}
 SPEC = SyntheticSpec.tiny(machines=("pump", "fan"))
@@ -32,12 +31,6 @@ def cache_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def run_2022(tree_2022, cache_dir, tmp_path_factory) -> api.RunResult:
     return api.run(tree_2022, tmp_path_factory.mktemp("run") / "r", params=QUICK, cache_dir=cache_dir)
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "asdkit", *args], capture_output=True, text=True, timeout=300
-    )
 
 
 def test_run_writes_every_challenge_file(run_2022):

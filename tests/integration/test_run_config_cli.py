@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from asdkit.data.synthetic import SyntheticSpec, generate
+from tests.helpers.cli import asdkit_cli as cli
 
 SPEC = SyntheticSpec.tiny(machines=("pump", "fan"))
 
@@ -17,12 +16,6 @@ SPEC = SyntheticSpec.tiny(machines=("pump", "fan"))
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory) -> Path:
     return generate(tmp_path_factory.mktemp("d22") / "data", layout="dcase2022", spec=SPEC)
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "asdkit", *args], capture_output=True, text=True, timeout=300
-    )
 
 
 def test_recipe_flags_override_and_config_json_repeats(tree, tmp_path):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +22,7 @@ from asdkit.reports.compare import (
     overall_metrics,
 )
 from asdkit.seeds import OFFICIAL, parse_seeds
+from tests.helpers.cli import asdkit_cli as cli
 
 SPEC = SyntheticSpec.tiny(machines=("pump", "fan"))
 
@@ -36,12 +35,6 @@ def tree(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cache")
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "asdkit", *args], capture_output=True, text=True, timeout=300
-    )
 
 
 def test_parse_seeds():

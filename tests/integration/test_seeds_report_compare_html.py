@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ import pytest
 from asdkit import api
 from asdkit.data.synthetic import SyntheticSpec, generate
 from asdkit.reports.compare import compare_runs
+from tests.helpers.cli import asdkit_cli as cli
 
 SPEC = SyntheticSpec.tiny(machines=("pump", "fan"))
 
@@ -27,12 +26,6 @@ def runs(tmp_path_factory) -> tuple[Path, Path]:
         tree, root / "knn_cos", model="knn", params={"k": 2, "metric": "cosine"}, cache_dir=cache, plots=False
     )
     return root / "knn3", root / "knn_cos"
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "asdkit", *args], capture_output=True, text=True, timeout=300
-    )
 
 
 def _self_contained(page: str) -> None:
