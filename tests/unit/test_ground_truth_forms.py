@@ -15,7 +15,7 @@ import pytest
 
 from asdkit import api
 from asdkit.data.ground_truth import load_ground_truth
-from asdkit.data.layouts.common import EVAL2020_NAME, EVAL2021_NAME, EVAL2022_NAME
+from asdkit.data.naming import evalset
 from asdkit.errors import DataError
 
 GT = "evaluator_ground_truth"
@@ -38,13 +38,11 @@ def _root(shared_data: Path, name: str) -> Path:
 
 
 def _group(machine: str, name: str) -> str:
-    if m := EVAL2021_NAME.match(name):
-        return f"{machine}_section_{m['section']}_{m['domain'].lower()}_test"
-    if m := EVAL2022_NAME.match(name):
-        return f"{machine}_section_{m['section']}_test"
-    if m := EVAL2020_NAME.match(name):
-        return f"{machine}_id_{m['section']}"
-    raise AssertionError(f"not an evaluation-set name: {name}")
+    parsed = evalset.parse_name(name)
+    if parsed is None:
+        raise AssertionError(f"not an evaluation-set name: {name}")
+    year, fields = parsed
+    return evalset.group(year, machine, fields.section, fields.domain)
 
 
 def write_submission(folder: Path, keys: list[tuple[str, str]], seed: int = 0) -> Path:

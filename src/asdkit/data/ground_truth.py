@@ -37,22 +37,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from asdkit.data.layouts.common import (
-    DCASE2020_NAME,
-    SECTION_NAME,
-    label_from_word,
-    parse_attribute_tail,
-)
 from asdkit.data.manifest import SOURCE, TARGET, TEST, Clip, Manifest
+from asdkit.data.naming import dcase2020, dcase2021, dcase2022
 from asdkit.errors import DataError
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
 
-_PER_SECTION = re.compile(
-    r"^ground_truth_(?P<machine>.+?)_section_(?P<section>\d+)_(?:(?P<domain>source|target)_)?test\.csv$", re.I
-)
+_LIST_PREFIX = "ground_truth_"
 _DOMAIN_CODES = {"0": SOURCE, "1": TARGET}
 _LABEL_CODES = {"0": 0, "1": 1}
 _WAV = ".wav"
@@ -170,10 +163,22 @@ class GroundTruth:
 def _regroup(clip: Clip, domain: str) -> str:
     """A 2021-style group names the domain; keep it in step when the ground truth corrects it."""
     old = clip.domain
-    suffix = f"_{old}_test"
-    if clip.split == TEST and old and domain != old and clip.group.endswith(suffix):
-        return f"{clip.group[: -len(suffix)]}_{domain}_test"
+    parsed = dcase2021.parse_group(clip.group) if clip.split == TEST and old and domain != old else None
+    if parsed is not None and parsed[2] == old:
+        return dcase2021.group(parsed[0], parsed[1], domain)
     return clip.group
+
+
+def _per_section_list(name: str) -> tuple[str, str] | None:
+    """``(machine, domain)`` of ``ground_truth_<group>.csv`` (domain "" for 2022+ groups), else None."""
+    if not (name.lower().startswith(_LIST_PREFIX) and name.lower().endswith(".csv")):
+        return None
+    group = name[len(_LIST_PREFIX) : -len(".csv")]
+    if parsed := dcase2021.parse_group(group):
+        return parsed[0], parsed[2]
+    if found := dcase2022.parse_group(group):
+        return found[0], ""
+    return None
 
 
 def _with_wav(name: str) -> str:
@@ -224,11 +229,11 @@ class _Collector:
                 log.debug("%s: %s/%s already maps to %s, not %s", where, key[0], key[1], old, full)
         if not test:
             return
-        if m := SECTION_NAME.match(full):
-            self.implied_labels.setdefault(key, label_from_word(m["label"]))
-            self.implied_domains.setdefault(key, m["domain"].lower())
-        elif m := DCASE2020_NAME.match(full):
-            self.implied_labels.setdefault(key, label_from_word(m["label"]))
+        if fields := dcase2022.parse_name(full):
+            self.implied_labels.setdefault(key, fields.label)
+            self.implied_domains.setdefault(key, fields.domain)
+        elif fields := dcase2020.parse_name(full):
+            self.implied_labels.setdefault(key, fields.label)
 
     def _date(self, key: Key) -> None:
         if self.year is not None:
@@ -257,8 +262,8 @@ class _Collector:
             )
         attributes: dict[Key, dict[str, str]] = {}
         for key, full in self.full_names.items():
-            m = SECTION_NAME.match(full)
-            tail = parse_attribute_tail(m["tail"]) if m else {}
+            fields = dcase2022.parse_name(full)
+            tail = fields.attributes if fields else {}
             if tail:
                 attributes[key] = tail
         for key, pairs in self.pairs.items():
@@ -286,9 +291,9 @@ def _read_eval_list(path: Path, rows: list[list[str]], out: _Collector) -> None:
             out.label(key, _LABEL_CODES[row[2]], path)
 
 
-def _read_per_section(path: Path, rows: list[list[str]], out: _Collector, m: re.Match[str]) -> None:
-    machine = m["machine"]
-    domain_in_name = (m["domain"] or "").lower()
+def _read_per_section(
+    path: Path, rows: list[list[str]], out: _Collector, machine: str, domain_in_name: str
+) -> None:
     is_domain_list = "domain" in path.parent.name.lower()
     for line, row in enumerate(rows, start=1):
         if len(row) < 2:
@@ -327,8 +332,8 @@ def _read_correspondence(path: Path, rows: list[list[str]], out: _Collector) -> 
         if len(row) < 2:
             continue
         full, name = _basename(row[0]), _basename(row[1])
-        m = SECTION_NAME.match(full)
-        is_test = m is not None and (m["split"] or "").lower() == TEST
+        fields = dcase2022.parse_name(full)
+        is_test = fields is not None and fields.split == TEST
         out.full_name((machine, name), full, path, test=is_test)
 
 
@@ -340,9 +345,10 @@ def _read_file(path: Path, out: _Collector) -> bool:
     if not rows:
         return False
     header = [c.lower() for c in rows[0]]
-    if m := _PER_SECTION.match(path.name):
-        out.year = 2021 if m["domain"] else _year_in_path(path, 2022)
-        _read_per_section(path, rows, out, m)
+    if listed := _per_section_list(path.name):
+        machine, domain = listed
+        out.year = 2021 if domain else _year_in_path(path, 2022)
+        _read_per_section(path, rows, out, machine, domain)
     elif header[:2] == ["source_file_name", "target_file_name"]:
         out.year = _year_in_path(path, 2024)
         _read_correspondence(path, rows, out)

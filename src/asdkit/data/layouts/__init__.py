@@ -4,7 +4,8 @@
 ``detect(root)`` only names the layout.
 """
 
-from asdkit.data.layouts.common import parse_attribute_tail, read_attributes_csv
+from asdkit.data.layouts.common import read_attributes_csv
 from asdkit.data.layouts.detect import LAYOUT_PATTERNS, detect, machine_dirs, scan
+from asdkit.data.naming import parse_attribute_tail
 
 __all__ = ["LAYOUT_PATTERNS", "detect", "machine_dirs", "parse_attribute_tail", "read_attributes_csv", "scan"]

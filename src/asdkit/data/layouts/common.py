@@ -1,6 +1,7 @@
-"""Pieces every layout shares: cached directory listings, DCASE file-name patterns and attribute parsing.
+"""Pieces every layout shares: cached directory listings and the official attribute tables.
 
-Scanning never opens audio: everything here works on names, so scanning a 30,000-clip set is fast.
+Scanning never opens audio: everything works on names (the rules are in :mod:`asdkit.data.naming`), so
+scanning a 30,000-clip set is fast.
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ import csv
 import errno
 import logging
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asdkit.data.manifest import ANOMALY, NORMAL, Clip
+from asdkit.data.manifest import Clip
+
+# Loose files scored outside a layout (api, service) take their section from the name this way.
+from asdkit.data.naming import section_from_name as section_from_name
 
 log = logging.getLogger(__name__)
 
@@ -22,78 +25,6 @@ WAV_SUFFIX = ".wav"
 AUDIO_SUFFIXES = (".wav", ".flac")
 #: Folder names that hold clips directly below a machine folder (any year).
 SPLIT_DIR_NAMES = ("train", "test", "source_test", "target_test")
-
-#: 2020 development names: ``normal_id_00_00000000.wav``.
-DCASE2020_NAME = re.compile(
-    r"^(?P<label>normal|anomaly)_id_(?P<section>\d+)_(?P<number>\d+)\.(?:wav|flac)$", re.I
-)
-#: 2021+ development names, with the attribute tail of 2022+ (optional) and the split word optional
-#: because a few official full names (2024 RoboticArm) leave it out.
-SECTION_NAME = re.compile(
-    r"^section_(?P<section>\d+)_(?P<domain>source|target)(?:_(?P<split>train|test))?"
-    r"_(?P<label>normal|anomaly)_(?P<number>\d+)(?:_(?P<tail>.*?))?\.(?:wav|flac)$",
-    re.I,
-)
-#: Anonymised evaluation names: 2020 ``id_01_00000000.wav``.
-EVAL2020_NAME = re.compile(r"^id_(?P<section>\d+)_(?P<number>\d+)\.(?:wav|flac)$", re.I)
-#: 2021 ``section_03_source_test_0000.wav`` (the domain stays visible).
-EVAL2021_NAME = re.compile(
-    r"^section_(?P<section>\d+)_(?P<domain>source|target)_test_(?P<number>\d+)\.(?:wav|flac)$", re.I
-)
-#: 2022-2025 ``section_00_0000.wav``.
-EVAL2022_NAME = re.compile(r"^section_(?P<section>\d+)_(?P<number>\d+)\.(?:wav|flac)$", re.I)
-
-#: The section (or 2020 machine id) anywhere in a DCASE-style name, for loose files scored outside a layout.
-_ANY_SECTION = re.compile(r"(?:^|_)(?:section|id)_(?P<section>\d+)_", re.I)
-
-_GLUED = re.compile(r"^(?P<key>[A-Za-z][A-Za-z-]*?)(?P<value>\d+(?:\.\d+)?)$")
-
-
-def section_from_name(name: str) -> str | None:
-    """The section a DCASE file name carries (``section_01_...``, ``id_02_...``), or None."""
-    match = _ANY_SECTION.search(name)
-    return match.group("section") if match else None
-
-
-def label_from_word(word: str) -> int:
-    return ANOMALY if word.lower() == "anomaly" else NORMAL
-
-
-def parse_attribute_tail(tail: str | None) -> dict[str, str]:
-    """Key/value pairs from a name tail such as ``car_C2_spd_34V_mic_1`` (never raises).
-
-    Tokens pair up as key, value. Tails that do not pair cleanly are kept rather than lost: a key glued
-    to its number (``spd1000``, ``weight15``) is split, and a token left without a value is stored with an
-    empty value. ``noAttribute`` (2024/2025 evaluation sets) means no attributes.
-    """
-    if not tail:
-        return {}
-    tokens = [t for t in tail.split("_") if t]
-    if not tokens or tokens == ["noAttribute"]:
-        return {}
-    out: dict[str, str] = {}
-    i = 0
-    while i < len(tokens):
-        key = tokens[i]
-        following = tokens[i + 1] if i + 1 < len(tokens) else ""
-        glued = _GLUED.match(key)
-        # "spd1000_BckgC": a key glued to its number is split when plain pairing would leave a token over
-        # or would pair it with something that is no value.
-        if glued and ((len(tokens) - i) % 2 == 1 or not _looks_like_value(following)):
-            out.setdefault(glued["key"], glued["value"])
-            i += 1
-        elif following:
-            out.setdefault(key, following)
-            i += 2
-        else:
-            out.setdefault(key, "")
-            i += 1
-    return out
-
-
-def _looks_like_value(token: str) -> bool:
-    """Values in DCASE tails are short codes or numbers: ``C2``, ``34V``, ``0.11``, ``W``, ``05``, ``Mb``."""
-    return token != "" and re.fullmatch(r"[A-Z]{0,2}\d*(?:\.\d+)?[A-Za-z]{0,2}", token) is not None
 
 
 def read_attributes_csv(path: Path) -> dict[str, dict[str, str]]:

@@ -2,57 +2,45 @@
 
 2021 scored every section and domain on its own test files, so a test clip's group (its submission
 file ``anomaly_score_<group>.csv``) carries the domain: ``<machine>_section_XX_<domain>_test``.
-A plain ``test/`` folder is accepted too, for trees whose two test folders were merged.
+A plain ``test/`` folder is accepted too, for trees whose two test folders were merged. The name rules
+are :mod:`asdkit.data.naming.dcase2021`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from asdkit.data.layouts.common import (
-    SECTION_NAME,
-    MachineScan,
-    Tree,
-    finish_machine,
-    label_from_word,
-    parse_attribute_tail,
-)
+from asdkit.data.layouts.common import MachineScan, Tree, finish_machine
 from asdkit.data.manifest import TEST, TRAIN, Clip
+from asdkit.data.naming import dcase2021 as naming
 
 NAME = "dcase2021"
 PATTERN = (
     "<machine>/{train,source_test,target_test}/"
     "section_XX_{source,target}_{train,test}_{normal,anomaly}_NNNN.wav"
 )
-TEST_DIRS = ("source_test", "target_test", "test")
-
-
-def group_2021(machine: str, section: str, domain: str) -> str:
-    """The 2021 submission group: one file per section and domain."""
-    return f"{machine}_section_{section}_{domain}_test"
 
 
 def parse_clip(path: Path, machine: str, split: str) -> Clip | None:
-    m = SECTION_NAME.match(path.name)
-    if m is None:
+    fields = naming.parse_name(path.name)
+    if fields is None:
         return None
-    section, domain = m["section"], m["domain"].lower()
     return Clip(
         path=path,
         name=path.name,  # given, so Clip need not build another Path
         machine=machine,
-        section=section,
-        domain=domain,
+        section=fields.section,
+        domain=fields.domain,
         split=split,
-        label=label_from_word(m["label"]),
-        attributes=parse_attribute_tail(m["tail"]),
-        group=group_2021(machine, section, domain) if split == TEST else "",
+        label=fields.label,
+        attributes=fields.attributes,
+        group=naming.group(machine, fields.section, fields.domain) if split == TEST else "",
     )
 
 
 def scan_machine(tree: Tree, machine: str, machine_dir: Path) -> MachineScan:
     clips: list[Clip] = []
-    for folder_name in (TRAIN, *TEST_DIRS):
+    for folder_name in naming.FOLDERS:
         folder = tree.child(machine_dir, folder_name)
         if folder is None:
             continue

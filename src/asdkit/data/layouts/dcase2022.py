@@ -2,23 +2,17 @@
 
 From 2022 on, one test set per section holds both domains, so the group is ``<machine>_section_XX_test``.
 Attributes come from the name tail and, where the machine folder holds the official
-``attributes_XX.csv``, from that table too (its pairs win where both name the same key).
+``attributes_XX.csv``, from that table too (its pairs win where both name the same key). The name rules
+(and where the years differ) are :mod:`asdkit.data.naming.dcase2022`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from asdkit.data.layouts.common import (
-    SECTION_NAME,
-    MachineScan,
-    Tree,
-    finish_machine,
-    label_from_word,
-    machine_attributes,
-    parse_attribute_tail,
-)
+from asdkit.data.layouts.common import MachineScan, Tree, finish_machine, machine_attributes
 from asdkit.data.manifest import TEST, TRAIN, Clip
+from asdkit.data.naming import dcase2022 as naming
 
 NAME = "dcase2022"
 PATTERN = (
@@ -26,28 +20,22 @@ PATTERN = (
 )
 
 
-def group_2022(machine: str, section: str) -> str:
-    """The 2022+ submission group: one file per section, both domains together."""
-    return f"{machine}_section_{section}_test"
-
-
 def parse_clip(path: Path, machine: str, split: str, table: dict[str, dict[str, str]]) -> Clip | None:
-    m = SECTION_NAME.match(path.name)
-    if m is None:
+    fields = naming.parse_name(path.name)
+    if fields is None:
         return None
-    section = m["section"]
-    attributes = parse_attribute_tail(m["tail"])
+    attributes = fields.attributes
     attributes.update(table.get(path.name, {}))
     return Clip(
         path=path,
         name=path.name,  # given, so Clip need not build another Path
         machine=machine,
-        section=section,
-        domain=m["domain"].lower(),
+        section=fields.section,
+        domain=fields.domain,
         split=split,
-        label=label_from_word(m["label"]),
+        label=fields.label,
         attributes=attributes,
-        group=group_2022(machine, section) if split == TEST else "",
+        group=naming.group(machine, fields.section) if split == TEST else "",
     )
 
 
@@ -55,7 +43,7 @@ def scan_machine(tree: Tree, machine: str, machine_dir: Path) -> MachineScan:
     table = machine_attributes(machine_dir)
     clips: list[Clip] = []
     for split in (TRAIN, TEST):
-        folder = tree.child(machine_dir, split)
+        folder = tree.child(machine_dir, naming.folder(split))
         if folder is None:
             continue
         for path in tree.wavs(folder):

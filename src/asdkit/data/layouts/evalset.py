@@ -9,7 +9,8 @@ Test names and their groups (the submission file each score goes in), by year:
 - 2022-2025 ``<machine>/test/section_XX_NNNN.wav``: domain "" until ground truth gives it, group
   ``<machine>_section_XX_test`` (both domains in one file, so the group never waits for the domain).
 
-Labels stay None; ``scan(root, ground_truth=...)`` fills them from the official lists.
+Labels stay None; ``scan(root, ground_truth=...)`` fills them from the official lists. The name rules
+are :mod:`asdkit.data.naming.evalset`.
 """
 
 from __future__ import annotations
@@ -17,19 +18,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from asdkit.data.layouts import dcase2020, dcase2022
-from asdkit.data.layouts.common import (
-    EVAL2020_NAME,
-    EVAL2021_NAME,
-    EVAL2022_NAME,
-    MachineScan,
-    Tree,
-    finish_machine,
-    machine_attributes,
-)
-from asdkit.data.layouts.dcase2020 import group_2020
-from asdkit.data.layouts.dcase2021 import group_2021
-from asdkit.data.layouts.dcase2022 import group_2022
-from asdkit.data.manifest import SOURCE, TEST, TRAIN, Clip
+from asdkit.data.layouts.common import MachineScan, Tree, finish_machine, machine_attributes
+from asdkit.data.manifest import TEST, TRAIN, Clip
+from asdkit.data.naming import evalset as naming
 
 NAME = "eval"
 PATTERN = (
@@ -37,41 +28,26 @@ PATTERN = (
     "<machine>/{source,target}_test/section_XX_{source,target}_test_NNNN.wav (2021), "
     "beside a dev-style train/ folder"
 )
-TEST_DIRS = ("test", "source_test", "target_test")
 
 
 def parse_test_clip(path: Path, machine: str, table: dict[str, dict[str, str]]) -> Clip | None:
     """One anonymised test clip, or None when the name is no evaluation-set name."""
-    name = path.name
-    if m := EVAL2022_NAME.match(name):
-        section = m["section"]
-        return Clip(
-            path,
-            machine,
-            section,
-            domain="",
-            split=TEST,
-            label=None,
-            name=name,
-            attributes=dict(table.get(name, {})),
-            group=group_2022(machine, section),
-        )
-    if m := EVAL2021_NAME.match(name):
-        section, domain = m["section"], m["domain"].lower()
-        return Clip(
-            path,
-            machine,
-            section,
-            domain=domain,
-            split=TEST,
-            label=None,
-            name=name,
-            group=group_2021(machine, section, domain),
-        )
-    if m := EVAL2020_NAME.match(name):
-        section = m["section"]
-        return Clip(path, machine, section, SOURCE, TEST, None, name=name, group=group_2020(machine, section))
-    return None
+    parsed = naming.parse_name(path.name)
+    if parsed is None:
+        return None
+    year, fields = parsed
+    return Clip(
+        path,
+        machine,
+        fields.section,
+        domain=fields.domain,
+        split=TEST,
+        label=None,
+        name=path.name,
+        # 2022+ attribute tables name anonymised clips too; 2020 and 2021 had none.
+        attributes=dict(table.get(path.name, {})) if year == 2022 else {},
+        group=naming.group(year, machine, fields.section, fields.domain),
+    )
 
 
 def parse_train_clip(path: Path, machine: str, table: dict[str, dict[str, str]]) -> Clip | None:
@@ -89,7 +65,7 @@ def scan_machine(tree: Tree, machine: str, machine_dir: Path) -> MachineScan:
             clip = parse_train_clip(path, machine, table)
             if clip is not None:
                 clips.append(clip)
-    for folder_name in TEST_DIRS:
+    for folder_name in naming.TEST_DIRS:
         folder = tree.child(machine_dir, folder_name)
         if folder is None:
             continue

@@ -14,19 +14,18 @@ import logging
 from pathlib import Path
 
 from asdkit.data.layouts.common import MachineScan, Tree, finish_machine
-from asdkit.data.layouts.dcase2022 import group_2022
 from asdkit.data.manifest import ANOMALY, NORMAL, SOURCE, TEST, TRAIN, Clip
+from asdkit.data.naming import folder as naming
 from asdkit.errors import DataError
 
 log = logging.getLogger(__name__)
 
 NAME = "folder"
 PATTERN = "<root>/train/*.wav and <root>/test/{normal,anomaly}/*.wav or <root>/test/*.wav [+ labels.csv]"
-SECTION = "00"
-LABELS_FILE = "labels.csv"
+SECTION = naming.SECTION
+LABELS_FILE = naming.LABELS_FILE
 _LABEL_WORDS = {"0": NORMAL, "1": ANOMALY, "normal": NORMAL, "anomaly": ANOMALY, "abnormal": ANOMALY}
 _FILE_COLUMNS = ("file", "filename", "file_name", "name", "path")
-_TEST_CLASS_DIRS = {"normal": NORMAL, "anomaly": ANOMALY, "abnormal": ANOMALY}
 
 
 def read_labels_csv(path: Path) -> dict[str, int]:
@@ -64,7 +63,7 @@ def _labels_for(machine_dir: Path) -> tuple[dict[str, int], Path | None]:
 
 
 def scan_machine(tree: Tree, machine: str, machine_dir: Path) -> MachineScan:
-    group = group_2022(machine, SECTION)
+    group = naming.group(machine)
     clips: list[Clip] = []
     train = tree.child(machine_dir, TRAIN)
     if train is not None:
@@ -75,8 +74,9 @@ def scan_machine(tree: Tree, machine: str, machine_dir: Path) -> MachineScan:
     if test is not None:
         tests: list[tuple[Path, int | None]] = []
         for sub in tree.subdirs(test):
-            if sub.name.lower() in _TEST_CLASS_DIRS:
-                tests.extend((p, _TEST_CLASS_DIRS[sub.name.lower()]) for p in tree.wavs(sub))
+            label = naming.label_of_dir(sub.name)
+            if label is not None:
+                tests.extend((p, label) for p in tree.wavs(sub))
         loose = tree.wavs(test)
         if loose:
             labels, labels_path = _labels_for(machine_dir)

@@ -16,32 +16,30 @@ rules. The channel is chosen when features are computed (``--channel``: 0 by def
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 
 from asdkit.data.layouts.common import MachineScan, Tree, finish_machine
-from asdkit.data.layouts.dcase2020 import group_2020
 from asdkit.data.manifest import ANOMALY, NORMAL, SOURCE, TEST, TRAIN, Clip
+from asdkit.data.naming import dcase2020
+from asdkit.data.naming import mimii as naming
 
 NAME = "mimii"
 PATTERN = "<snr>_<machine>/<machine>/id_XX/{normal,abnormal}/*.wav (raw MIMII)"
 SPLIT_SEED = 0
-_ID_DIR = re.compile(r"^id_(?P<section>\d+)$")
-_CLASS_DIRS = {"normal": NORMAL, "abnormal": ANOMALY}
 
 
 def _id_dirs(tree: Tree, machine_dir: Path) -> list[tuple[str, Path]]:
     """``(section, folder)`` of the ``id_XX`` folders directly below, or one level further down."""
-    direct = [(m["section"], d) for d in tree.subdirs(machine_dir) if (m := _ID_DIR.match(d.name))]
+    direct = [(s, d) for d in tree.subdirs(machine_dir) if (s := naming.section_of_dir(d.name)) is not None]
     if direct:
         return direct
     return [
-        (m["section"], d)
+        (s, d)
         for inner in tree.subdirs(machine_dir)
         for d in tree.subdirs(inner)
-        if (m := _ID_DIR.match(d.name))
+        if (s := naming.section_of_dir(d.name)) is not None
     ]
 
 
@@ -52,8 +50,7 @@ def held_out(n_normal: int, n_anomaly: int) -> np.ndarray:
     return np.sort(order[:n_test])
 
 
-def _clip(path: Path, machine: str, section: str, split: str, label: int) -> Clip:
-    word = "anomaly" if label == ANOMALY else "normal"
+def _clip(path: Path, machine: str, section: str, split: str, label: int, index: int) -> Clip:
     return Clip(
         path=path,
         machine=machine,
@@ -61,22 +58,27 @@ def _clip(path: Path, machine: str, section: str, split: str, label: int) -> Cli
         domain=SOURCE,
         split=split,
         label=label,
-        name=f"{word}_id_{section}_{path.stem}.wav",
-        group=group_2020(machine, section) if split == TEST else "",
+        name=naming.clip_name(section, label, index),
+        group=dcase2020.group(machine, section) if split == TEST else "",
     )
+
+
+def _numbered(paths: list[Path]) -> list[tuple[Path, int]]:
+    """The files named by a clip number (all of a raw MIMII tree); others are left to be reported."""
+    return [(p, i) for p in paths if (i := naming.index_of_raw_name(p.name)) is not None]
 
 
 def scan_machine(tree: Tree, machine: str, machine_dir: Path) -> MachineScan:
     clips: list[Clip] = []
     for section, id_dir in _id_dirs(tree, machine_dir):
         found = {
-            label: tree.wavs(d)
-            for name, label in _CLASS_DIRS.items()
+            label: _numbered(tree.wavs(d))
+            for name, label in naming.CLASS_DIRS.items()
             if (d := tree.child(id_dir, name)) is not None
         }
         normals, anomalies = found.get(NORMAL, []), found.get(ANOMALY, [])
         test_idx = set(held_out(len(normals), len(anomalies)).tolist())
-        for i, path in enumerate(normals):
-            clips.append(_clip(path, machine, section, TEST if i in test_idx else TRAIN, NORMAL))
-        clips.extend(_clip(path, machine, section, TEST, ANOMALY) for path in anomalies)
+        for i, (path, index) in enumerate(normals):
+            clips.append(_clip(path, machine, section, TEST if i in test_idx else TRAIN, NORMAL, index))
+        clips.extend(_clip(path, machine, section, TEST, ANOMALY, index) for path, index in anomalies)
     return finish_machine(tree, machine_dir, clips)
