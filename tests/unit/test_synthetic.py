@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asdkit.data import synthetic
 from asdkit.data.synthetic import (
     ANOMALY_KINDS,
     MACHINE_TYPES,
@@ -24,6 +23,7 @@ from asdkit.data.synthetic import (
     clip_rng,
     generate,
     synthesize_clip,
+    writer,
 )
 
 TINY = SyntheticSpec.tiny()
@@ -282,7 +282,7 @@ def test_no_temporary_files_left_and_interrupted_runs_leave_only_complete_files(
     tmp_path: Path, tiny_2022: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert not [p for p in tiny_2022.rglob("*") if p.is_file() and p.name.startswith(".")]
-    real_render = synthetic._render
+    real_render = writer._render
     calls = {"n": 0}
 
     def failing_render(*args: object, **kwargs: object) -> object:
@@ -291,7 +291,7 @@ def test_no_temporary_files_left_and_interrupted_runs_leave_only_complete_files(
             raise KeyboardInterrupt
         return real_render(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(synthetic, "_render", failing_render)
+    monkeypatch.setattr(writer, "_render", failing_render)
     with pytest.raises(KeyboardInterrupt):
         generate(tmp_path, "dcase2022", TINY)
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
