@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from asdkit.data.manifest import ANOMALY, NORMAL, SOURCE, TARGET, TEST
+from asdkit.data.naming import ClipName, dcase2022, evalset, mimii
 from tests.helpers.trees import _tail, _write_csv, make_tree, write_clip
 
 GT_FOLDER = {
@@ -49,10 +51,10 @@ def make_year_eval_tree(
         for machine in machines:
             rows.append([machine])
             for i in range(4 * n_test):
-                word = "anomaly" if i % 2 == 1 else "normal"
-                domain = "target" if (i // 2) % 2 == 1 else "source"
-                full = f"section_00_{domain}_test_{word}_{i:04d}_{_tail(machine)}.wav"
-                rows.append([f"section_00_{i:04d}.wav", full])
+                label = ANOMALY if i % 2 == 1 else NORMAL
+                domain = TARGET if (i // 2) % 2 == 1 else SOURCE
+                full = dcase2022.format_name(ClipName("00", i, label, domain, TEST, _tail(machine)))
+                rows.append([evalset.format_name(ClipName("00", i), 2022), full])
         gt = root / "lists" / "eval_data_list_2025.csv"
         _write_csv(gt, rows)
         return data, gt
@@ -72,13 +74,12 @@ def make_mimii_tree(
     count = 0
     for mi, machine in enumerate(machines):
         for section in ids:
-            base = root / f"{snr}_{machine}" / machine / f"id_{section}"
-            for folder, n, anomaly in (("normal", n_normal, False), ("abnormal", n_abnormal, True)):
+            for label, n in ((NORMAL, n_normal), (ANOMALY, n_abnormal)):
                 for i in range(n):
                     count += 1
                     write_clip(
-                        base / folder / f"{i:08d}.wav",
-                        anomaly=anomaly,
+                        root / mimii.clip_path(snr, machine, section, label, i),
+                        anomaly=label == ANOMALY,
                         seed=count,
                         base_hz=180.0 + 60.0 * mi,
                         channels=channels,

@@ -22,9 +22,13 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import soundfile as sf
+
+from asdkit.data.manifest import ANOMALY, NORMAL, SOURCE, TARGET, TEST, TRAIN
+from asdkit.data.naming import ClipName, dcase2020, dcase2021, dcase2022, evalset, folder
 
 SAMPLE_RATE = 16000
 DURATION = 0.5
@@ -39,6 +43,7 @@ TAILS = {
     "gearbox": "volt_1.5_wt_150",
 }
 FOLDER_VARIANTS = ("subfolders", "labels_csv", "labels_csv_in_test", "unlabelled")
+DOMAINS = (SOURCE, TARGET)
 
 
 def write_clip(
@@ -64,17 +69,18 @@ def write_clip(
 
 
 class _Writer:
-    """Numbers clips so every file gets its own deterministic noise."""
+    """Writes clips at paths relative to the root, numbered so every file gets its own deterministic noise."""
 
-    def __init__(self, duration: float, sample_rate: int) -> None:
+    def __init__(self, root: Path, duration: float, sample_rate: int) -> None:
+        self.root = root
         self.count = 0
         self.duration = duration
         self.sample_rate = sample_rate
 
-    def __call__(self, path: Path, anomaly: bool, machine_index: int) -> None:
+    def __call__(self, rel: str, anomaly: bool, machine_index: int) -> Path:
         self.count += 1
-        write_clip(
-            path,
+        return write_clip(
+            self.root / rel,
             anomaly=anomaly,
             seed=self.count,
             base_hz=180.0 + 60.0 * machine_index,
@@ -87,26 +93,35 @@ def _tail(machine: str) -> str:
     return TAILS.get(machine, "noAttribute")
 
 
-def _dcase2020(mdir: Path, mi: int, sections: tuple[str, ...], n_train: int, n_test: int, w: _Writer) -> None:
+def _label(anomaly: bool) -> int:
+    return ANOMALY if anomaly else NORMAL
+
+
+def _dcase2020(
+    machine: str, mi: int, sections: tuple[str, ...], n_train: int, n_test: int, w: _Writer
+) -> None:
     for sec in sections:
         for i in range(n_train):
-            w(mdir / "train" / f"normal_id_{sec}_{i:08d}.wav", False, mi)
+            w(dcase2020.clip_path(machine, ClipName(sec, i, NORMAL, SOURCE, TRAIN)), False, mi)
         for i in range(n_test):
-            w(mdir / "test" / f"normal_id_{sec}_{i:08d}.wav", False, mi)
-            w(mdir / "test" / f"anomaly_id_{sec}_{i:08d}.wav", True, mi)
+            w(dcase2020.clip_path(machine, ClipName(sec, i, NORMAL, SOURCE, TEST)), False, mi)
+            w(dcase2020.clip_path(machine, ClipName(sec, i, ANOMALY, SOURCE, TEST)), True, mi)
 
 
 def _section_train(
-    mdir: Path, machine: str, mi: int, sec: str, n_train: int, n_target: int, tail: str, w: _Writer
-) -> None:
-    for i in range(n_train):
-        w(mdir / "train" / f"section_{sec}_source_train_normal_{i:04d}{tail}.wav", False, mi)
-    for i in range(n_target):
-        w(mdir / "train" / f"section_{sec}_target_train_normal_{i:04d}{tail}.wav", False, mi)
+    naming: ModuleType, machine: str, mi: int, sec: str, n_train: int, n_target: int, tail: str, w: _Writer
+) -> list[str]:
+    """Source then target training clips of one section (2021+ names); their file names."""
+    written = []
+    for domain, n in ((SOURCE, n_train), (TARGET, n_target)):
+        for i in range(n):
+            written.append(
+                w(naming.clip_path(machine, ClipName(sec, i, NORMAL, domain, TRAIN, tail)), False, mi).name
+            )
+    return written
 
 
 def _dcase2021(
-    mdir: Path,
     machine: str,
     mi: int,
     sections: tuple[str, ...],
@@ -116,15 +131,19 @@ def _dcase2021(
     w: _Writer,
 ) -> None:
     for sec in sections:
-        _section_train(mdir, machine, mi, sec, n_train, n_target, "", w)
-        for domain in ("source", "target"):
+        _section_train(dcase2021, machine, mi, sec, n_train, n_target, "", w)
+        for domain in DOMAINS:
             for i in range(n_test):
-                w(mdir / f"{domain}_test" / f"section_{sec}_{domain}_test_normal_{i:04d}.wav", False, mi)
-                w(mdir / f"{domain}_test" / f"section_{sec}_{domain}_test_anomaly_{i:04d}.wav", True, mi)
+                for anomaly in (False, True):
+                    w(
+                        dcase2021.clip_path(machine, ClipName(sec, i, _label(anomaly), domain, TEST)),
+                        anomaly,
+                        mi,
+                    )
 
 
 def _dcase2022(
-    mdir: Path,
+    root: Path,
     machine: str,
     mi: int,
     sections: tuple[str, ...],
@@ -134,20 +153,20 @@ def _dcase2022(
     attributes_csv: bool,
     w: _Writer,
 ) -> None:
-    tail = "_" + _tail(machine)
+    tail = _tail(machine)
     for sec in sections:
-        _section_train(mdir, machine, mi, sec, n_train, n_target, tail, w)
-        for domain in ("source", "target"):
+        train = _section_train(dcase2022, machine, mi, sec, n_train, n_target, tail, w)
+        test = []
+        for domain in DOMAINS:
             for i in range(n_test):
-                w(mdir / "test" / f"section_{sec}_{domain}_test_normal_{i:04d}{tail}.wav", False, mi)
-                w(mdir / "test" / f"section_{sec}_{domain}_test_anomaly_{i:04d}{tail}.wav", True, mi)
+                for anomaly in (False, True):
+                    clip = ClipName(sec, i, _label(anomaly), domain, TEST, tail)
+                    test.append(w(dcase2022.clip_path(machine, clip), anomaly, mi).name)
         if attributes_csv:
             rows = [["file_name", "d1p", "d1v", "d2p", "d2v"]]
-            for path in sorted((mdir / "train").glob(f"section_{sec}_*.wav")) + sorted(
-                (mdir / "test").glob(f"section_{sec}_*.wav")
-            ):
-                rows.append([f"{machine}/{path.parent.name}/{path.name}", "rec", f"r{sec}", "", ""])
-            _write_csv(mdir / f"attributes_{sec}.csv", rows)
+            for split, names in ((TRAIN, train), (TEST, test)):
+                rows += [[f"{machine}/{split}/{name}", "rec", f"r{sec}", "", ""] for name in sorted(names)]
+            _write_csv(root / machine / f"attributes_{sec}.csv", rows)
 
 
 def _write_csv(path: Path, rows: list[list[str]]) -> None:
@@ -157,7 +176,6 @@ def _write_csv(path: Path, rows: list[list[str]]) -> None:
 
 
 def _eval(
-    mdir: Path,
     machine: str,
     mi: int,
     year: int,
@@ -172,38 +190,39 @@ def _eval(
     for sec in sections:
         if year == 2020:
             for i in range(n_train):
-                w(mdir / "train" / f"normal_id_{sec}_{i:08d}.wav", False, mi)
+                w(dcase2020.clip_path(machine, ClipName(sec, i, NORMAL, SOURCE, TRAIN)), False, mi)
             for i in range(4 * n_test):
                 anomaly = i % 2 == 1
-                name = f"id_{sec}_{i:08d}.wav"
-                w(mdir / "test" / name, anomaly, mi)
-                full = f"{'anomaly' if anomaly else 'normal'}_id_{sec}_{100 + i:08d}.wav"
+                name = w(
+                    evalset.clip_path(machine, ClipName(sec, i, None, SOURCE, TEST), 2020), anomaly, mi
+                ).name
+                full = dcase2020.format_name(ClipName(sec, 100 + i, _label(anomaly), SOURCE))
                 eval_list.append([name, full, str(int(anomaly))])
         elif year == 2021:
-            _section_train(mdir, machine, mi, sec, n_train, 1, "", w)
-            for domain in ("source", "target"):
+            _section_train(dcase2021, machine, mi, sec, n_train, 1, "", w)
+            for domain in DOMAINS:
                 rows = []
                 for i in range(2 * n_test):
                     anomaly = i % 2 == 1
-                    name = f"section_{sec}_{domain}_test_{i:04d}.wav"
-                    w(mdir / f"{domain}_test" / name, anomaly, mi)
+                    clip = ClipName(sec, i, None, domain, TEST)
+                    name = w(evalset.clip_path(machine, clip, 2021), anomaly, mi).name
                     rows.append([name, str(int(anomaly))])
                 if gt is not None:
-                    _write_csv(gt / f"ground_truth_{machine}_section_{sec}_{domain}_test.csv", rows)
+                    _write_csv(gt / f"ground_truth_{dcase2021.group(machine, sec, domain)}.csv", rows)
         else:
-            tail = "_" + _tail(machine)
-            _section_train(mdir, machine, mi, sec, n_train, 1, tail, w)
+            tail = _tail(machine)
+            _section_train(dcase2022, machine, mi, sec, n_train, 1, tail, w)
             labels, domains, names = [], [], []
             for i in range(4 * n_test):
                 anomaly, target = i % 2 == 1, (i // 2) % 2 == 1
-                name = f"section_{sec}_{i:04d}.wav"
-                w(mdir / "test" / name, anomaly, mi)
+                name = w(evalset.clip_path(machine, ClipName(sec, i, None, "", TEST), 2022), anomaly, mi).name
                 labels.append([name, str(int(anomaly))])
                 domains.append([name, str(int(target))])
-                word, dom = ("anomaly" if anomaly else "normal"), ("target" if target else "source")
-                names.append([name, f"section_{sec}_{dom}_test_{word}_{i:04d}{tail}"])
+                # the attribute lists give full names without the extension
+                full = ClipName(sec, i, _label(anomaly), DOMAINS[target], TEST, tail, suffix="")
+                names.append([name, dcase2022.format_name(full)])
             if gt is not None:
-                base = f"ground_truth_{machine}_section_{sec}_test.csv"
+                base = f"ground_truth_{dcase2022.group(machine, sec)}.csv"
                 _write_csv(gt / "ground_truth_data" / base, labels)
                 _write_csv(gt / "ground_truth_domain" / base, domains)
                 _write_csv(gt / "ground_truth_attributes" / base, names)
@@ -216,24 +235,26 @@ def _eval(
         _write_csv(path, [*old, [machine], *eval_list])
 
 
-def _folder(mdir: Path, mi: int, variant: str, n_train: int, n_test: int, w: _Writer) -> None:
+def _folder(machine: str, mi: int, variant: str, n_train: int, n_test: int, w: _Writer) -> None:
+    """Names are the user's own here (any name is read); the folders say split and label."""
     for i in range(n_train):
-        w(mdir / "train" / f"rec_{i:03d}.wav", False, mi)
+        w(folder.file_path(machine, TRAIN, NORMAL, f"rec_{i:03d}.wav"), False, mi)
     if variant == "subfolders":
         for i in range(n_test):
-            w(mdir / "test" / "normal" / f"ok_{i:03d}.wav", False, mi)
-            w(mdir / "test" / "anomaly" / f"bad_{i:03d}.wav", True, mi)
+            w(folder.file_path(machine, TEST, NORMAL, f"ok_{i:03d}.wav"), False, mi)
+            w(folder.file_path(machine, TEST, ANOMALY, f"bad_{i:03d}.wav"), True, mi)
         return
     rows = [["file", "label"]]
     for i in range(2 * n_test):
         anomaly = i % 2 == 1
-        w(mdir / "test" / f"clip_{i:03d}.wav", anomaly, mi)
-        rows.append([f"clip_{i:03d}.wav", "anomaly" if anomaly else "normal"])
+        name = w(folder.file_path(machine, TEST, None, f"clip_{i:03d}.wav"), anomaly, mi).name
+        rows.append([name, "anomaly" if anomaly else "normal"])
+    mdir = w.root / machine
     if variant == "labels_csv":
-        _write_csv(mdir / "labels.csv", rows)
+        _write_csv(mdir / folder.LABELS_FILE, rows)
     elif variant == "labels_csv_in_test":
         _write_csv(
-            mdir / "test" / "labels.csv",
+            mdir / TEST / folder.LABELS_FILE,
             [[r[0], {"anomaly": "1", "normal": "0"}.get(r[1], r[1])] for r in rows],
         )
 
@@ -278,23 +299,22 @@ def make_tree(
         raise ValueError("eval trees come in year 2020, 2021 or 2022 (2022 stands for 2022-2025)")
     root = Path(root)
     machines = tuple(machines[:1] if single_machine else machines)
-    w = _Writer(duration, sample_rate)
+    w = _Writer(root, duration, sample_rate)
     defaults = {"dcase2020": ("00", "02"), "eval": ("03", "04")}
     secs = sections or defaults.get(layout, ("00", "01"))
     if layout == "eval" and ground_truth is not None:
         ground_truth.mkdir(parents=True, exist_ok=True)
     for mi, machine in enumerate(machines):
-        mdir = root / machine
         if layout == "dcase2020":
-            _dcase2020(mdir, mi, secs, n_train, n_test, w)
+            _dcase2020(machine, mi, secs, n_train, n_test, w)
         elif layout == "dcase2021":
-            _dcase2021(mdir, machine, mi, secs, n_train, n_target_train, n_test, w)
+            _dcase2021(machine, mi, secs, n_train, n_target_train, n_test, w)
         elif layout == "dcase2022":
-            _dcase2022(mdir, machine, mi, secs, n_train, n_target_train, n_test, attributes_csv, w)
+            _dcase2022(root, machine, mi, secs, n_train, n_target_train, n_test, attributes_csv, w)
         elif layout == "eval":
-            _eval(mdir, machine, mi, year, secs, n_train, n_test, ground_truth, w)
+            _eval(machine, mi, year, secs, n_train, n_test, ground_truth, w)
         else:
-            _folder(mdir, mi, variant, n_train, n_test, w)
+            _folder(machine, mi, variant, n_train, n_test, w)
         if junk:
-            _junk(mdir, layout)
+            _junk(root / machine, layout)
     return root / machines[0] if single_machine else root
