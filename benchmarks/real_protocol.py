@@ -14,12 +14,11 @@ scores: the split is fixed by file names alone.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections import defaultdict
 from pathlib import Path
 
-NAME = re.compile(r"^(normal|anomaly)_id_(\d+)_\d+\.wav$")
+from asdkit.data.naming import dcase2020, label_word
 
 
 def build(source: Path, out: Path, test_normals: int) -> dict[str, tuple[str, int, int]]:
@@ -28,9 +27,9 @@ def build(source: Path, out: Path, test_normals: int) -> dict[str, tuple[str, in
     for machine_dir in sorted(p for p in source.iterdir() if (p / "test").is_dir()):
         by_id: dict[str, dict[str, list[Path]]] = defaultdict(lambda: defaultdict(list))
         for wav in sorted((machine_dir / "test").glob("*.wav")):
-            match = NAME.match(wav.name)
-            if match:
-                by_id[match.group(2)][match.group(1)].append(wav)
+            fields = dcase2020.parse_name(wav.name)
+            if fields is not None:
+                by_id[fields.section][label_word(fields.label)].append(wav)
         evaluated = max(sorted(by_id), key=lambda i: len(by_id[i]["normal"]))
         normals = by_id[evaluated]["normal"]
         if len(normals) <= test_normals or not by_id[evaluated]["anomaly"]:
