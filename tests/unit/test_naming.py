@@ -22,6 +22,8 @@ from asdkit.data.naming import (
     folder,
     mimii,
 )
+from tests.helpers.eval_trees import make_mimii_tree
+from tests.helpers.trees import write_clip
 
 N_CASES = 400
 TAILS = ("car_C2_spd_34V_mic_1", "vel_730_ac_0.11", "pat_01", "m-n_W", "noAttribute", "volt_1.5_wt_150")
@@ -270,3 +272,14 @@ def test_real_2021_ground_truth_names_round_trip(shared_data: Path) -> None:
                 assert evalset.group(2021, machine, section, domain) == path.stem.removeprefix(
                     "ground_truth_"
                 )
+
+
+def test_a_raw_mimii_file_that_is_no_clip_number_is_skipped_and_named(tmp_path: Path) -> None:
+    root = make_mimii_tree(
+        tmp_path / "mimii", machines=("pump",), ids=("00",), n_normal=4, n_abnormal=1, channels=1
+    )
+    odd = write_clip(root / "0_dB_pump" / "pump" / "id_00" / "normal" / "copy of 00000001.wav")
+    manifest = scan(root)
+    assert manifest.layout == "mimii" and len(manifest) == 5
+    assert {c.name for c in manifest} >= {"normal_id_00_00000003.wav", "anomaly_id_00_00000000.wav"}
+    assert [p for p, _ in manifest.skipped] == [odd]
