@@ -2,7 +2,8 @@
 
 ``make_tree(tmp_path, "dcase2022")`` writes a tree and returns the folder to scan. Clips are 0.5 s at
 16 kHz (16-bit PCM): a machine-specific hum plus a little noise; anomalies add a high tone and more
-noise, so even a simple detector can tell them apart. Sizes, per machine and section:
+noise, so even a simple detector can tell them apart. Names and paths come from the layouts' naming rules
+(:mod:`asdkit.data.naming`). Sizes, per machine and section:
 
 - dcase2020: ``n_train`` train clips; test ``n_test`` normal + ``n_test`` anomaly. Sections "00", "02".
 - dcase2021: train ``n_train`` source + ``n_target_train`` target; ``source_test/`` and ``target_test/``
@@ -76,76 +77,67 @@ class _Writer:
         self.count = 0
         self.duration = duration
         self.sample_rate = sample_rate
+        self.machine_index = 0  # each machine hums at its own pitch
 
-    def __call__(self, rel: str, anomaly: bool, machine_index: int) -> Path:
+    def __call__(self, rel: str, anomaly: bool) -> str:
+        """Write the clip at ``rel`` (from the naming rules); its file name."""
         self.count += 1
         return write_clip(
             self.root / rel,
             anomaly=anomaly,
             seed=self.count,
-            base_hz=180.0 + 60.0 * machine_index,
+            base_hz=180.0 + 60.0 * self.machine_index,
             duration=self.duration,
             sample_rate=self.sample_rate,
-        )
+        ).name
 
 
 def _tail(machine: str) -> str:
     return TAILS.get(machine, "noAttribute")
 
 
-def _label(anomaly: bool) -> int:
-    return ANOMALY if anomaly else NORMAL
-
-
-def _dcase2020(
-    machine: str, mi: int, sections: tuple[str, ...], n_train: int, n_test: int, w: _Writer
-) -> None:
+def _dcase2020(machine: str, sections: tuple[str, ...], n_train: int, n_test: int, w: _Writer) -> None:
     for sec in sections:
         for i in range(n_train):
-            w(dcase2020.clip_path(machine, ClipName(sec, i, NORMAL, SOURCE, TRAIN)), False, mi)
+            w(dcase2020.clip_path(machine, ClipName(sec, i, NORMAL, SOURCE, TRAIN)), False)
         for i in range(n_test):
-            w(dcase2020.clip_path(machine, ClipName(sec, i, NORMAL, SOURCE, TEST)), False, mi)
-            w(dcase2020.clip_path(machine, ClipName(sec, i, ANOMALY, SOURCE, TEST)), True, mi)
+            for label in (NORMAL, ANOMALY):
+                w(dcase2020.clip_path(machine, ClipName(sec, i, label, SOURCE, TEST)), label == ANOMALY)
 
 
 def _section_train(
-    naming: ModuleType, machine: str, mi: int, sec: str, n_train: int, n_target: int, tail: str, w: _Writer
+    naming: ModuleType, machine: str, sec: str, n_train: int, n_target: int, tail: str, w: _Writer
 ) -> list[str]:
     """Source then target training clips of one section (2021+ names); their file names."""
-    written = []
-    for domain, n in ((SOURCE, n_train), (TARGET, n_target)):
-        for i in range(n):
-            written.append(
-                w(naming.clip_path(machine, ClipName(sec, i, NORMAL, domain, TRAIN, tail)), False, mi).name
-            )
-    return written
+    return [
+        w(naming.clip_path(machine, ClipName(sec, i, NORMAL, domain, TRAIN, tail)), False)
+        for domain, n in ((SOURCE, n_train), (TARGET, n_target))
+        for i in range(n)
+    ]
+
+
+def _section_test(
+    naming: ModuleType, machine: str, sec: str, n_test: int, tail: str, w: _Writer
+) -> list[str]:
+    """``n_test`` normal and ``n_test`` anomalous test clips per domain (2021+ names); their file names."""
+    return [
+        w(naming.clip_path(machine, ClipName(sec, i, label, domain, TEST, tail)), label == ANOMALY)
+        for domain in DOMAINS
+        for i in range(n_test)
+        for label in (NORMAL, ANOMALY)
+    ]
 
 
 def _dcase2021(
-    machine: str,
-    mi: int,
-    sections: tuple[str, ...],
-    n_train: int,
-    n_target: int,
-    n_test: int,
-    w: _Writer,
+    machine: str, sections: tuple[str, ...], n_train: int, n_target: int, n_test: int, w: _Writer
 ) -> None:
     for sec in sections:
-        _section_train(dcase2021, machine, mi, sec, n_train, n_target, "", w)
-        for domain in DOMAINS:
-            for i in range(n_test):
-                for anomaly in (False, True):
-                    w(
-                        dcase2021.clip_path(machine, ClipName(sec, i, _label(anomaly), domain, TEST)),
-                        anomaly,
-                        mi,
-                    )
+        _section_train(dcase2021, machine, sec, n_train, n_target, "", w)
+        _section_test(dcase2021, machine, sec, n_test, "", w)
 
 
 def _dcase2022(
-    root: Path,
     machine: str,
-    mi: int,
     sections: tuple[str, ...],
     n_train: int,
     n_target: int,
@@ -155,18 +147,13 @@ def _dcase2022(
 ) -> None:
     tail = _tail(machine)
     for sec in sections:
-        train = _section_train(dcase2022, machine, mi, sec, n_train, n_target, tail, w)
-        test = []
-        for domain in DOMAINS:
-            for i in range(n_test):
-                for anomaly in (False, True):
-                    clip = ClipName(sec, i, _label(anomaly), domain, TEST, tail)
-                    test.append(w(dcase2022.clip_path(machine, clip), anomaly, mi).name)
+        train = _section_train(dcase2022, machine, sec, n_train, n_target, tail, w)
+        test = _section_test(dcase2022, machine, sec, n_test, tail, w)
         if attributes_csv:
             rows = [["file_name", "d1p", "d1v", "d2p", "d2v"]]
             for split, names in ((TRAIN, train), (TEST, test)):
                 rows += [[f"{machine}/{split}/{name}", "rec", f"r{sec}", "", ""] for name in sorted(names)]
-            _write_csv(root / machine / f"attributes_{sec}.csv", rows)
+            _write_csv(w.root / machine / f"attributes_{sec}.csv", rows)
 
 
 def _write_csv(path: Path, rows: list[list[str]]) -> None:
@@ -177,7 +164,6 @@ def _write_csv(path: Path, rows: list[list[str]]) -> None:
 
 def _eval(
     machine: str,
-    mi: int,
     year: int,
     sections: tuple[str, ...],
     n_train: int,
@@ -190,36 +176,38 @@ def _eval(
     for sec in sections:
         if year == 2020:
             for i in range(n_train):
-                w(dcase2020.clip_path(machine, ClipName(sec, i, NORMAL, SOURCE, TRAIN)), False, mi)
+                w(dcase2020.clip_path(machine, ClipName(sec, i, NORMAL, SOURCE, TRAIN)), False)
             for i in range(4 * n_test):
-                anomaly = i % 2 == 1
+                label = i % 2
                 name = w(
-                    evalset.clip_path(machine, ClipName(sec, i, None, SOURCE, TEST), 2020), anomaly, mi
-                ).name
-                full = dcase2020.format_name(ClipName(sec, 100 + i, _label(anomaly), SOURCE))
-                eval_list.append([name, full, str(int(anomaly))])
+                    evalset.clip_path(machine, ClipName(sec, i, None, SOURCE, TEST), 2020), label == ANOMALY
+                )
+                full = dcase2020.format_name(ClipName(sec, 100 + i, label, SOURCE))
+                eval_list.append([name, full, str(label)])
         elif year == 2021:
-            _section_train(dcase2021, machine, mi, sec, n_train, 1, "", w)
+            _section_train(dcase2021, machine, sec, n_train, 1, "", w)
             for domain in DOMAINS:
                 rows = []
                 for i in range(2 * n_test):
-                    anomaly = i % 2 == 1
-                    clip = ClipName(sec, i, None, domain, TEST)
-                    name = w(evalset.clip_path(machine, clip, 2021), anomaly, mi).name
-                    rows.append([name, str(int(anomaly))])
+                    label = i % 2
+                    name = w(
+                        evalset.clip_path(machine, ClipName(sec, i, None, domain, TEST), 2021),
+                        label == ANOMALY,
+                    )
+                    rows.append([name, str(label)])
                 if gt is not None:
                     _write_csv(gt / f"ground_truth_{dcase2021.group(machine, sec, domain)}.csv", rows)
         else:
             tail = _tail(machine)
-            _section_train(dcase2022, machine, mi, sec, n_train, 1, tail, w)
+            _section_train(dcase2022, machine, sec, n_train, 1, tail, w)
             labels, domains, names = [], [], []
             for i in range(4 * n_test):
-                anomaly, target = i % 2 == 1, (i // 2) % 2 == 1
-                name = w(evalset.clip_path(machine, ClipName(sec, i, None, "", TEST), 2022), anomaly, mi).name
-                labels.append([name, str(int(anomaly))])
-                domains.append([name, str(int(target))])
+                label, target = i % 2, (i // 2) % 2
+                name = w(evalset.clip_path(machine, ClipName(sec, i, None, "", TEST), 2022), label == ANOMALY)
+                labels.append([name, str(label)])
+                domains.append([name, str(target)])
                 # the attribute lists give full names without the extension
-                full = ClipName(sec, i, _label(anomaly), DOMAINS[target], TEST, tail, suffix="")
+                full = ClipName(sec, i, label, DOMAINS[target], TEST, tail, suffix="")
                 names.append([name, dcase2022.format_name(full)])
             if gt is not None:
                 base = f"ground_truth_{dcase2022.group(machine, sec)}.csv"
@@ -235,19 +223,19 @@ def _eval(
         _write_csv(path, [*old, [machine], *eval_list])
 
 
-def _folder(machine: str, mi: int, variant: str, n_train: int, n_test: int, w: _Writer) -> None:
+def _folder(machine: str, variant: str, n_train: int, n_test: int, w: _Writer) -> None:
     """Names are the user's own here (any name is read); the folders say split and label."""
     for i in range(n_train):
-        w(folder.file_path(machine, TRAIN, NORMAL, f"rec_{i:03d}.wav"), False, mi)
+        w(folder.file_path(machine, TRAIN, NORMAL, f"rec_{i:03d}.wav"), False)
     if variant == "subfolders":
         for i in range(n_test):
-            w(folder.file_path(machine, TEST, NORMAL, f"ok_{i:03d}.wav"), False, mi)
-            w(folder.file_path(machine, TEST, ANOMALY, f"bad_{i:03d}.wav"), True, mi)
+            w(folder.file_path(machine, TEST, NORMAL, f"ok_{i:03d}.wav"), False)
+            w(folder.file_path(machine, TEST, ANOMALY, f"bad_{i:03d}.wav"), True)
         return
     rows = [["file", "label"]]
     for i in range(2 * n_test):
         anomaly = i % 2 == 1
-        name = w(folder.file_path(machine, TEST, None, f"clip_{i:03d}.wav"), anomaly, mi).name
+        name = w(folder.file_path(machine, TEST, None, f"clip_{i:03d}.wav"), anomaly)
         rows.append([name, "anomaly" if anomaly else "normal"])
     mdir = w.root / machine
     if variant == "labels_csv":
@@ -305,16 +293,17 @@ def make_tree(
     if layout == "eval" and ground_truth is not None:
         ground_truth.mkdir(parents=True, exist_ok=True)
     for mi, machine in enumerate(machines):
+        w.machine_index = mi
         if layout == "dcase2020":
-            _dcase2020(machine, mi, secs, n_train, n_test, w)
+            _dcase2020(machine, secs, n_train, n_test, w)
         elif layout == "dcase2021":
-            _dcase2021(machine, mi, secs, n_train, n_target_train, n_test, w)
+            _dcase2021(machine, secs, n_train, n_target_train, n_test, w)
         elif layout == "dcase2022":
-            _dcase2022(root, machine, mi, secs, n_train, n_target_train, n_test, attributes_csv, w)
+            _dcase2022(machine, secs, n_train, n_target_train, n_test, attributes_csv, w)
         elif layout == "eval":
-            _eval(machine, mi, year, secs, n_train, n_test, ground_truth, w)
+            _eval(machine, year, secs, n_train, n_test, ground_truth, w)
         else:
-            _folder(machine, mi, variant, n_train, n_test, w)
+            _folder(machine, variant, n_train, n_test, w)
         if junk:
             _junk(root / machine, layout)
     return root / machines[0] if single_machine else root
