@@ -26,7 +26,7 @@ from asdkit.data.naming import dcase2020
 from asdkit.data.naming import mimii as naming
 
 NAME = "mimii"
-PATTERN = "<snr>_<machine>/<machine>/id_XX/{normal,abnormal}/*.wav (raw MIMII)"
+PATTERN = "<snr>_<machine>/<machine>/id_XX/{normal,abnormal}/NNNNNNNN.wav (raw MIMII)"
 SPLIT_SEED = 0
 
 
