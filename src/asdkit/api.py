@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,18 +21,25 @@ from asdkit.detectors.registry import DEFAULT_DETECTOR
 from asdkit.errors import AsdkitError, DataError, ModelError
 from asdkit.features.config import FeatureConfig
 from asdkit.features.spectrum import SpectrumConfig
+from asdkit.run_result import (
+    CONFIG_FILE,
+    MANIFEST_FILE,
+    MODELS_DIR,
+    PLOTS_DIR,
+    SCORES_DIR,
+    MachineScores,
+    RunResult,
+)
 from asdkit.rundir import check_resume, kept_model, locked_run_directory
 from asdkit.scoring.guard import score_guarded
 from asdkit.tracking import TrackingOptions, log_run, tensorboard_logging
-from asdkit.utils.io import atomic_write_text
+from asdkit.utils.io import atomic_write_text, write_json
 
 if TYPE_CHECKING:
     from asdkit.seeds import SeedsResult
 
 log = logging.getLogger(__name__)
 
-MODELS_DIR = "models"
-SCORES_DIR = "scores"
 DEBUG_TRAIN_CLIPS_PER_SECTION = 12
 DEBUG_TEST_CLIPS_PER_SET = 6
 #: The demo trains for minutes, not the official 100 epochs (tens of minutes on 2 cores);
@@ -48,24 +55,6 @@ class ScoredClip:
     score: float
     decision: int
     threshold: float
-
-
-@dataclass
-class RunResult:
-    run_dir: Path
-    manifest: Manifest
-    evaluation: Any | None
-    scores: dict[str, np.ndarray] = field(default_factory=dict)
-    skipped: list[tuple[Path, str]] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    #: clips scored although their wav header declares more frames than the file holds
-    truncated: list[tuple[Path, str]] = field(default_factory=list)
-    #: how many clips were skipped where: scan (the tree), training, test
-    skip_counts: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def result_csv(self) -> Path:
-        return self.run_dir / "result.csv"
 
 
 Progress = Callable[[str], None]
@@ -414,8 +403,8 @@ def run(
     }
     if resume:
         check_resume(out, config)
-    _write_json(out / "config.json", config)
-    manifest.to_csv(out / "manifest.csv")
+    write_json(out / CONFIG_FILE, config)
+    manifest.to_csv(out / MANIFEST_FILE)
     timings["scan"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
@@ -438,11 +427,8 @@ def run(
     test = manifest.filter(split=TEST)
     if debug:
         test = _debug_subset(test, DEBUG_TEST_CLIPS_PER_SET)
-    all_clips: list[Clip] = []
-    all_scores: list[np.ndarray] = []
-    all_decisions: list[np.ndarray] = []
     skipped: list[tuple[Path, str]] = []
-    scores_by_machine: dict[str, np.ndarray] = {}
+    scored: dict[str, MachineScores] = {}
     for machine, detector in detectors.items():
         clips = test.filter(machine=machine).clips
         if not clips:
@@ -461,28 +447,35 @@ def run(
         values, kept, unscored = score_guarded(detector, X, show=progress is not None)
         _warn_skipped(machine, "unscorable test", unscored)
         skipped += unscored
-        X = X.subset(kept)
-        scores_by_machine[machine] = values
-        all_clips += list(X.clips)
-        all_scores.append(values)
-        all_decisions.append((values > detector.threshold_).astype(np.int64))
+        decisions = (values > detector.threshold_).astype(np.int64)
+        scored[machine] = MachineScores(list(X.subset(kept).clips), values, decisions)
     timings["score"] = time.perf_counter() - t2
 
-    evaluation = None
-    if all_clips:
+    result = RunResult(
+        run_dir=out,
+        config=config,
+        manifest=manifest,
+        scheme=judge.rules.scheme,
+        scored=scored,
+        thresholds={m: float(d.threshold_) for m, d in detectors.items()},
+        histories={m: d.training_history() for m, d in detectors.items()},
+        timings=timings,
+    )
+    if scored:
         from asdkit.reports.submission import write_scores
 
-        scores = np.concatenate(all_scores)
-        decisions = np.concatenate(all_decisions)
+        all_clips = [c for s in scored.values() for c in s.clips]
+        scores = np.concatenate([s.scores for s in scored.values()])
+        decisions = np.concatenate([s.decisions for s in scored.values() if s.decisions is not None])
         write_scores(out / SCORES_DIR, all_clips, scores, decisions)
-        evaluation = judge.evaluate(all_clips, scores, decisions, out)
+        result.evaluation = judge.evaluate(all_clips, scores, decisions, out)
     if plots:
         from asdkit.reports.plots import write_run_plots
 
         t3 = time.perf_counter()
-        paths = write_run_plots(out)
+        paths = write_run_plots(result)
         timings["plots"] = time.perf_counter() - t3
-        _say(progress, f"{len(paths)} figures in {out / 'plots'}")
+        _say(progress, f"{len(paths)} figures in {out / PLOTS_DIR}")
     timings["total"] = time.perf_counter() - t0
     stages = {
         "scan": list(manifest.skipped),
@@ -491,22 +484,21 @@ def run(
         ],
         "test": skipped,
     }
-    skipped = [item for items in stages.values() for item in items]
-    truncated = truncated_clips([c.path for c in manifest])
+    result.skipped = [item for items in stages.values() for item in items]
+    result.truncated = truncated_clips([c.path for c in manifest])
+    result.skip_counts = {stage: len(items) for stage, items in stages.items()}
     config.update(
         status="complete",
         timings={k: round(v, 3) for k, v in timings.items()},
-        skipped=[[str(p), reason] for p, reason in skipped],
-        skipped_counts={stage: len(items) for stage, items in stages.items()},
-        truncated=[[str(p), reason] for p, reason in truncated],
+        skipped=[[str(p), reason] for p, reason in result.skipped],
+        skipped_counts=result.skip_counts,
+        truncated=[[str(p), reason] for p, reason in result.truncated],
     )
-    if evaluation is not None:
-        config["official_score"] = evaluation.official_score
-    _write_json(out / "config.json", config)
-    log_run(out, tracking, progress)
-    return RunResult(
-        out, manifest, evaluation, scores_by_machine, skipped, timings, truncated, config["skipped_counts"]
-    )
+    if result.evaluation is not None:
+        config["official_score"] = result.evaluation.official_score
+    result.config = write_json(out / CONFIG_FILE, config)
+    log_run(result, tracking, progress)
+    return result
 
 
 def demo(
@@ -670,10 +662,6 @@ def _git_commit() -> str | None:
         return out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 # -- figures ------------------------------------------------------------------------------------------------
