@@ -446,8 +446,9 @@ def run(
         values, kept, unscored = score_guarded(detector, X, show=progress is not None)
         _warn_skipped(machine, "unscorable test", unscored)
         skipped += unscored
-        decisions = (values > detector.threshold_).astype(np.int64)
-        scored[machine] = MachineScores(list(X.subset(kept).clips), values, decisions)
+        if len(kept):  # as the loader reads it back: a machine type appears once it has a scored clip
+            decisions = (values > detector.threshold_).astype(np.int64)
+            scored[machine] = MachineScores(list(X.subset(kept).clips), values, decisions)
     timings["score"] = time.perf_counter() - t2
 
     result = RunResult(
