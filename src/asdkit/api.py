@@ -2,42 +2,48 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import shlex
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from asdkit.data.debug import DEBUG_TEST_CLIPS_PER_SET, DEBUG_TRAIN_CLIPS_PER_SECTION
+from asdkit.data.debug import debug_subset as _debug_subset
+from asdkit.data.files import expand_wavs as _expand_wavs
+from asdkit.data.files import truncated_clips
 from asdkit.data.manifest import TEST, TRAIN, Clip, Manifest
+from asdkit.demo import DEMO_PARAMS, demo
 from asdkit.detectors.base import CONFIG_NAME, ClipFeatures, Detector, environment_versions
 from asdkit.detectors.registry import DEFAULT_DETECTOR
 from asdkit.errors import AsdkitError, DataError, ModelError
 from asdkit.features.config import FeatureConfig
 from asdkit.features.spectrum import SpectrumConfig
+from asdkit.run_result import (
+    CONFIG_FILE,
+    MANIFEST_FILE,
+    MODELS_DIR,
+    PLOTS_DIR,
+    SCORES_DIR,
+    MachineScores,
+    RunResult,
+)
 from asdkit.rundir import check_resume, kept_model, locked_run_directory
 from asdkit.scoring.guard import score_guarded
 from asdkit.tracking import TrackingOptions, log_run, tensorboard_logging
-from asdkit.utils.io import atomic_write_text
+from asdkit.utils.git import git_commit
+from asdkit.utils.io import write_json
 
 if TYPE_CHECKING:
     from asdkit.seeds import SeedsResult
 
 log = logging.getLogger(__name__)
 
-MODELS_DIR = "models"
-SCORES_DIR = "scores"
-DEBUG_TRAIN_CLIPS_PER_SECTION = 12
-DEBUG_TEST_CLIPS_PER_SET = 6
-#: The demo trains for minutes, not the official 100 epochs (tens of minutes on 2 cores);
-#: the synthetic data's difficulty was calibrated at this epoch count.
-DEMO_PARAMS: dict[str, Any] = {"epochs": 20}
 DEFAULT_MODEL = DEFAULT_DETECTOR  # what the CLI and the demo use without --model
 
 
@@ -48,24 +54,6 @@ class ScoredClip:
     score: float
     decision: int
     threshold: float
-
-
-@dataclass
-class RunResult:
-    run_dir: Path
-    manifest: Manifest
-    evaluation: Any | None
-    scores: dict[str, np.ndarray] = field(default_factory=dict)
-    skipped: list[tuple[Path, str]] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    #: clips scored although their wav header declares more frames than the file holds
-    truncated: list[tuple[Path, str]] = field(default_factory=list)
-    #: how many clips were skipped where: scan (the tree), training, test
-    skip_counts: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def result_csv(self) -> Path:
-        return self.run_dir / "result.csv"
 
 
 Progress = Callable[[str], None]
@@ -408,14 +396,14 @@ def run(
         "scheme": judge.rules.to_dict(),
         "environment": {
             **environment_versions(),
-            "git_commit": _git_commit(),
+            "git_commit": git_commit(),
             "command_line": command_line or shlex.join(sys.argv),
         },
     }
     if resume:
         check_resume(out, config)
-    _write_json(out / "config.json", config)
-    manifest.to_csv(out / "manifest.csv")
+    write_json(out / CONFIG_FILE, config)
+    manifest.to_csv(out / MANIFEST_FILE)
     timings["scan"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
@@ -438,11 +426,8 @@ def run(
     test = manifest.filter(split=TEST)
     if debug:
         test = _debug_subset(test, DEBUG_TEST_CLIPS_PER_SET)
-    all_clips: list[Clip] = []
-    all_scores: list[np.ndarray] = []
-    all_decisions: list[np.ndarray] = []
     skipped: list[tuple[Path, str]] = []
-    scores_by_machine: dict[str, np.ndarray] = {}
+    scored: dict[str, MachineScores] = {}
     for machine, detector in detectors.items():
         clips = test.filter(machine=machine).clips
         if not clips:
@@ -461,28 +446,36 @@ def run(
         values, kept, unscored = score_guarded(detector, X, show=progress is not None)
         _warn_skipped(machine, "unscorable test", unscored)
         skipped += unscored
-        X = X.subset(kept)
-        scores_by_machine[machine] = values
-        all_clips += list(X.clips)
-        all_scores.append(values)
-        all_decisions.append((values > detector.threshold_).astype(np.int64))
+        if len(kept):  # as the loader reads it back: a machine type appears once it has a scored clip
+            decisions = (values > detector.threshold_).astype(np.int64)
+            scored[machine] = MachineScores(list(X.subset(kept).clips), values, decisions)
     timings["score"] = time.perf_counter() - t2
 
-    evaluation = None
-    if all_clips:
+    result = RunResult(
+        run_dir=out,
+        config=config,
+        manifest=manifest,
+        scheme=judge.rules.scheme,
+        scored=scored,
+        thresholds={m: float(d.threshold_) for m, d in detectors.items()},
+        histories={m: d.training_history() for m, d in detectors.items()},
+        timings=timings,
+    )
+    if scored:
         from asdkit.reports.submission import write_scores
 
-        scores = np.concatenate(all_scores)
-        decisions = np.concatenate(all_decisions)
+        all_clips = [c for s in scored.values() for c in s.clips]
+        scores = np.concatenate([s.scores for s in scored.values()])
+        decisions = np.concatenate([s.decisions for s in scored.values() if s.decisions is not None])
         write_scores(out / SCORES_DIR, all_clips, scores, decisions)
-        evaluation = judge.evaluate(all_clips, scores, decisions, out)
+        result.evaluation = judge.evaluate(all_clips, scores, decisions, out)
     if plots:
         from asdkit.reports.plots import write_run_plots
 
         t3 = time.perf_counter()
-        paths = write_run_plots(out)
+        paths = write_run_plots(result)
         timings["plots"] = time.perf_counter() - t3
-        _say(progress, f"{len(paths)} figures in {out / 'plots'}")
+        _say(progress, f"{len(paths)} figures in {out / PLOTS_DIR}")
     timings["total"] = time.perf_counter() - t0
     stages = {
         "scan": list(manifest.skipped),
@@ -491,79 +484,24 @@ def run(
         ],
         "test": skipped,
     }
-    skipped = [item for items in stages.values() for item in items]
-    truncated = truncated_clips([c.path for c in manifest])
+    result.skipped = [item for items in stages.values() for item in items]
+    result.truncated = truncated_clips([c.path for c in manifest])
+    result.skip_counts = {stage: len(items) for stage, items in stages.items()}
     config.update(
         status="complete",
         timings={k: round(v, 3) for k, v in timings.items()},
-        skipped=[[str(p), reason] for p, reason in skipped],
-        skipped_counts={stage: len(items) for stage, items in stages.items()},
-        truncated=[[str(p), reason] for p, reason in truncated],
+        skipped=[[str(p), reason] for p, reason in result.skipped],
+        skipped_counts=result.skip_counts,
+        truncated=[[str(p), reason] for p, reason in result.truncated],
     )
-    if evaluation is not None:
-        config["official_score"] = evaluation.official_score
-    _write_json(out / "config.json", config)
-    log_run(out, tracking, progress)
-    return RunResult(
-        out, manifest, evaluation, scores_by_machine, skipped, timings, truncated, config["skipped_counts"]
-    )
-
-
-def demo(
-    out: Path | str = "asdkit-demo",
-    *,
-    seed: int = 0,
-    debug: bool = False,
-    cache_dir: Path | None = None,
-    progress: Progress | None = None,
-) -> RunResult:
-    """Generate the synthetic machine sounds (unless already there), then ``run`` the default detector."""
-    out = Path(out)
-    data = _demo_data(out, seed, debug, progress)
-    _say(progress, f"detector {DEFAULT_MODEL} (the default; any other: asdkit run --model NAME)")
-    return run(
-        data,
-        out / "run",
-        model=DEFAULT_MODEL,
-        seed=seed,
-        debug=debug,
-        cache_dir=cache_dir,
-        progress=progress,
-        overwrite=True,  # a demo run is a fresh one each time
-    )
+    if result.evaluation is not None:
+        config["official_score"] = result.evaluation.official_score
+    result.config = write_json(out / CONFIG_FILE, config)
+    log_run(result, tracking, progress)
+    return result
 
 
 # -- helpers ------------------------------------------------------------------------------------------------
-def _demo_data(out: Path, seed: int, debug: bool, progress: Progress | None) -> Path:
-    """The demo's synthetic set, rebuilt from scratch when the spec or the generator changed.
-
-    A fresh set is rendered beside the old one and swapped in, so an interrupted generation never leaves a
-    mix of old and new clips; only a folder carrying asdkit's marker is ever replaced.
-    """
-    import shutil
-
-    from asdkit.data.synthetic import GENERATOR_VERSION, SyntheticSpec, generate
-
-    data = out / ("data-debug" if debug else "data")
-    marker_name = ".asdkit-synthetic.json"
-    spec = SyntheticSpec.tiny(seed=seed) if debug else SyntheticSpec(seed=seed)
-    wanted = json.dumps({"spec": repr(spec), "generator": GENERATOR_VERSION}, sort_keys=True)
-    marker = data / marker_name
-    if marker.is_file() and marker.read_text() == wanted:
-        return data
-    if data.exists() and any(data.iterdir()) and not marker.is_file():
-        raise DataError(f"{data}: exists and was not written by asdkit demo; choose another output folder")
-    _say(progress, f"generating synthetic machine sounds in {data}")
-    fresh = data.with_name(data.name + ".partial")
-    shutil.rmtree(fresh, ignore_errors=True)
-    generate(fresh, layout="dcase2022", spec=spec, progress=progress is not None)
-    atomic_write_text(fresh / marker_name, wanted)
-    if data.exists():
-        shutil.rmtree(data)
-    fresh.rename(data)
-    return data
-
-
 def _tensorboard_dir(out: Path | str | None, machine: str, tracking: TrackingOptions) -> Path | None:
     """``OUT/tensorboard/<machine>`` with --tensorboard (``tensorboard --logdir OUT/tensorboard``)."""
     return Path(out) / "tensorboard" / machine if tracking.tensorboard and out is not None else None
@@ -591,59 +529,11 @@ def _normal_training_clips_of_tree(manifest: Manifest, debug: bool) -> list[Clip
     return [c for c in pool if c.label in (0, None)]
 
 
-def _debug_subset(manifest: Manifest, per_set: int) -> Manifest:
-    """A few clips of every (machine, section, domain, label) set, so a debug run still evaluates."""
-    kept: list[Clip] = []
-    counts: dict[tuple[Any, ...], int] = {}
-    for c in manifest:
-        key = (c.machine, c.section, c.domain, c.label, c.group)
-        if counts.get(key, 0) < per_set:
-            counts[key] = counts.get(key, 0) + 1
-            kept.append(c)
-    return Manifest(kept, manifest.layout, manifest.root)
-
-
-def truncated_clips(paths: Sequence[Path | str]) -> list[tuple[Path, str]]:
-    """(path, reason) of the wav files whose header declares more frames than they hold, each named in a
-    warning: they are scored as the shorter clips they are, but a result built on them should say so."""
-    from asdkit.data.audio import wav_truncation
-
-    found = [(Path(p), why) for p in paths if (why := wav_truncation(p)) is not None]
-    for _, why in found:
-        log.warning("%s", why)
-    if found:
-        log.warning(
-            "%d of %d clip(s) are truncated (scored as the shorter clips they hold)", len(found), len(paths)
-        )
-    return found
-
-
 def _warn_skipped(machine: str, what: str, skipped: list[tuple[Path, str]]) -> None:
     if skipped:
         log.warning(
             "%s: skipped %d unreadable %s clip(s); first: %s", machine, len(skipped), what, skipped[0][1]
         )
-
-
-def _expand_wavs(paths: Sequence[Path | str]) -> list[Path]:
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(
-                q
-                for q in p.rglob("*")
-                if q.suffix.lower() in (".wav", ".flac") and not q.name.startswith(".")
-            )
-            if not found:
-                raise DataError(f"{p}: folder holds no .wav or .flac files")
-            files += found
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise DataError(f"{p}: no such file or folder")
-    if not files:
-        raise DataError("no audio files given")
-    return files
 
 
 def _machine_for(path: Path, models: dict[str, Detector], machine: str | None) -> str:
@@ -659,21 +549,6 @@ def _machine_for(path: Path, models: dict[str, Detector], machine: str | None) -
     raise AsdkitError(
         f"{path}: cannot tell which machine type's model to use; pass --machine ({', '.join(sorted(models))})"
     )
-
-
-def _git_commit() -> str | None:
-    try:
-        root = Path(__file__).resolve().parent
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
-        )
-        return out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 # -- figures ------------------------------------------------------------------------------------------------
@@ -708,6 +583,7 @@ def plot_reconstruction(
 
 
 __all__ = [
+    "DEMO_PARAMS",
     "RunResult",
     "ScoredClip",
     "demo",

@@ -7,7 +7,6 @@ the same scores give the same numbers either way.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -20,15 +19,13 @@ from asdkit.data.manifest import TEST, Clip, Manifest
 from asdkit.errors import DataError
 from asdkit.metrics.coverage import Coverage, check_coverage
 from asdkit.metrics.scheme import Rules, decide_rules, year_of_manifest, year_of_naming
+from asdkit.run_result import CONFIG_FILE, RESULT_FILE, SCORES_DIR, read_config, read_manifest
 
 if TYPE_CHECKING:
     from asdkit.data.ground_truth import GroundTruth
     from asdkit.metrics import Evaluation
 
 log = logging.getLogger(__name__)
-
-SCORES_DIR = "scores"
-RESULT_CSV = "result.csv"
 
 
 def _load_truth(ground_truth: Path | str | None) -> GroundTruth | None:
@@ -107,7 +104,7 @@ class RunEvaluation:
             log.warning("cannot evaluate: %s", exc)
             return None
         evaluation = replace(evaluation, rules=self.rules, coverage=coverage)
-        write_result_csv(evaluation, out / RESULT_CSV)
+        write_result_csv(evaluation, out / RESULT_FILE)
         return evaluation
 
 
@@ -153,20 +150,18 @@ def evaluate_scores(
         coverage = check_coverage(listed, scored, truth.describe(), allow_partial=allow_partial)
     evaluation = replace(evaluate_table(table, rules.scheme), rules=rules, coverage=coverage)
     if out is not None:
-        write_result_csv(evaluation, Path(out) / RESULT_CSV)
+        write_result_csv(evaluation, Path(out) / RESULT_FILE)
     return evaluation
 
 
 def _run_record(run_dir: Path) -> tuple[Manifest | None, str | None]:
     """A run directory's manifest (labels, domains, layout) and the scheme its ``--scheme`` forced."""
-    config_path, manifest_path = run_dir / "config.json", run_dir / "manifest.csv"
-    if not (config_path.is_file() and manifest_path.is_file()):
+    if not (run_dir / CONFIG_FILE).is_file():
         return None, None
-    try:
-        config = json.loads(config_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"{config_path}: cannot read ({exc})") from None
-    manifest = Manifest.from_csv(manifest_path, layout=str(config.get("layout", "folder")))
+    config = read_config(run_dir)
+    manifest = read_manifest(run_dir, config)
+    if manifest is None:
+        return None, None
     recorded = config.get("scheme")
     forced = recorded.get("scheme") if isinstance(recorded, dict) and recorded.get("forced") else None
     return manifest, forced

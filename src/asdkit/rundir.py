@@ -35,6 +35,15 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from asdkit.errors import AsdkitError
+from asdkit.run_result import (
+    CONFIG_FILE,
+    MANIFEST_FILE,
+    MODELS_DIR,
+    PLOTS_DIR,
+    REPORT_FILE,
+    RESULT_FILE,
+    SCORES_DIR,
+)
 
 if TYPE_CHECKING:
     from asdkit.detectors.base import Detector
@@ -44,26 +53,26 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 LOCK_NAME = ".asdkit.lock"
-CONFIG_JSON = "config.json"
+CONFIG_JSON = CONFIG_FILE
 SEEDS_JSON = "seeds.json"
 COMPLETE, RUNNING, FAILED, INTERRUPTED = "complete", "running", "failed", "interrupted"
 #: Everything asdkit writes into a run directory (``seed_<n>/`` folders too); --overwrite removes these only.
 OUTPUTS = (
     CONFIG_JSON,
-    "manifest.csv",
-    "models",
-    "scores",
-    "result.csv",
-    "plots",
-    "report.html",
+    MANIFEST_FILE,
+    MODELS_DIR,
+    SCORES_DIR,
+    RESULT_FILE,
+    PLOTS_DIR,
+    REPORT_FILE,
     "tensorboard",
     SEEDS_JSON,
     "seeds.csv",
 )
 #: Outputs that only describe a run; a folder holding nothing else (a run that failed early) is no run.
-RECORDS = (CONFIG_JSON, "manifest.csv", SEEDS_JSON)
+RECORDS = (CONFIG_JSON, MANIFEST_FILE, SEEDS_JSON)
 #: Outputs computed from the trained models: --resume recomputes them.
-DERIVED = ("scores", "result.csv", "plots", "report.html", "seeds.csv")
+DERIVED = (SCORES_DIR, RESULT_FILE, PLOTS_DIR, REPORT_FILE, "seeds.csv")
 #: Configuration keys that may differ between an interrupted run and its resumption.
 VOLATILE_KEYS = {"status", "environment", "timings", "skipped", "official_score", "error"}
 VOLATILE_PARAMS = {"progress"}
@@ -367,7 +376,7 @@ def kept_model(out: Path | str | None, machine: str) -> Detector | None:
 
     if out is None:
         return None
-    folder = Path(out) / "models" / machine
+    folder = Path(out) / MODELS_DIR / machine
     if not (folder / CONFIG_NAME).is_file():
         return None
     try:

@@ -1,8 +1,10 @@
 """Experiment tracking: each training run logged to MLflow, optionally TensorBoard curves, behind one hook.
 
-``log_run(run_dir)`` is the hook: it reads a finished run directory (the resolved configuration, the
-per-epoch training history kept in each model.json, the evaluation, the files) and logs it as one MLflow
-run, so tracking never changes what a run computes and an old run can be logged later. By default the
+``log_run(run)`` is the hook: it takes a finished run as ``api.run`` hands it on (the resolved
+configuration, the per-epoch training histories, the thresholds, the evaluation) and logs it as one MLflow
+run with the run folder's files as artifacts, so tracking never changes what a run computes. Given a
+folder instead (a model directory of ``asdkit train``, or an old run logged later), it reads it back
+through :func:`asdkit.run_result.load_run`. By default the
 store is a SQLite database beside the run directories (``RUN_ROOT/mlflow.db``, artifacts in
 ``RUN_ROOT/mlartifacts/``): MLflow 3's own default backend, no server needed, and ``asdkit dashboard
 RUN_ROOT`` opens it. MLflow is an optional extra; without it runs work and say how to turn tracking on.
@@ -23,9 +25,12 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asdkit.errors import AsdkitError
+
+if TYPE_CHECKING:
+    from asdkit.run_result import RunResult
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +102,12 @@ def tensorboard_dir() -> Path | None:
 
 # -- MLflow --------------------------------------------------------------------------------------------------
 def log_run(
-    run_dir: Path | str,
+    run: RunResult | Path | str,
     options: TrackingOptions | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> str | None:
-    """Log a finished run (or model) directory as one MLflow run; returns its id, None if not tracked.
+    """Log a finished run (in memory, or a run or model directory) as one MLflow run; returns its id,
+    None if not tracked.
 
     A tracking failure (e.g. an unreachable server) is a warning: the run's own files are complete.
     """
@@ -114,14 +120,15 @@ def log_run(
     except ImportError:
         _tell(progress, INSTALL_HINT)
         return None
-    from asdkit.reports.run_record import load_run
+    from asdkit.run_result import RunResult, load_run
 
+    run_dir = run.run_dir if isinstance(run, RunResult) else Path(run)
     uri = tracking_uri(run_dir, options)
     unreachable = _unreachable(uri)
     if unreachable is not None:  # MLflow itself would retry for minutes
         log.warning("experiment tracking failed (%s); the run itself is complete", unreachable)
         return None
-    record = load_run(run_dir)
+    record = run if isinstance(run, RunResult) else load_run(run_dir)
     for name in ("mlflow.store.db.utils", "alembic"):  # "creating tables" chatter on a new store
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
@@ -172,8 +179,18 @@ def _experiment_id(client: Any, name: str, uri: str) -> str:
     return str(client.create_experiment(name, artifact_location=location))
 
 
-def _log_record(client: Any, experiment_id: str, record: Any) -> str:
+def _log_record(client: Any, experiment_id: str, record: RunResult) -> str:
     from mlflow.entities import Metric, Param, RunTag
+
+    from asdkit.run_result import (
+        CONFIG_FILE,
+        MANIFEST_FILE,
+        MODELS_DIR,
+        PLOTS_DIR,
+        REPORT_FILE,
+        RESULT_FILE,
+        SCORES_DIR,
+    )
 
     config = record.config
     total = float((config.get("timings") or {}).get("total") or 0.0)
@@ -192,10 +209,10 @@ def _log_record(client: Any, experiment_id: str, record: Any) -> str:
         metrics = [Metric(k, v, now_ms, step) for k, v, step in run_metrics(record)]
         for i in range(0, len(metrics), _BATCH_METRICS):
             client.log_batch(run_id, metrics=metrics[i : i + _BATCH_METRICS])
-        for name in ("config.json", "manifest.csv", "result.csv", "report.html"):
+        for name in (CONFIG_FILE, MANIFEST_FILE, RESULT_FILE, REPORT_FILE):
             if (record.run_dir / name).is_file():
                 client.log_artifact(run_id, str(record.run_dir / name))
-        for folder in ("scores", "plots", "models"):
+        for folder in (SCORES_DIR, PLOTS_DIR, MODELS_DIR):
             if (record.run_dir / folder).is_dir():
                 client.log_artifacts(run_id, str(record.run_dir / folder), folder)
         client.log_batch(run_id, tags=[RunTag("asdkit.status", str(config.get("status", "")))])
@@ -206,7 +223,7 @@ def _log_record(client: Any, experiment_id: str, record: Any) -> str:
     return str(run_id)
 
 
-def _tags(record: Any) -> dict[str, str]:
+def _tags(record: RunResult) -> dict[str, str]:
     env = record.config.get("environment") or {}
     tags = {
         "mlflow.source.name": "asdkit",
@@ -248,7 +265,7 @@ def metric_key(*parts: str) -> str:
     return "/".join(c.replace(" ", "_") for c in clean if c)
 
 
-def run_metrics(record: Any) -> list[tuple[str, float, int]]:
+def run_metrics(record: RunResult) -> list[tuple[str, float, int]]:
     """(name, value, step) of everything a run measured: curves per epoch, results, thresholds, timings."""
     out: list[tuple[str, float, int]] = []
     for machine, history in sorted(record.histories.items()):

@@ -14,7 +14,7 @@ import pytest
 from asdkit import api
 from asdkit.data.synthetic import SyntheticSpec, generate
 from asdkit.detectors.base import Detector
-from asdkit.reports.run_record import load_run
+from asdkit.run_result import load_run
 from asdkit.tracking import STORE_FILE, TrackingOptions, local_store_uri, log_run, metric_key
 
 pytest.importorskip("mlflow", reason="MLflow is the optional 'tracking' extra (installed by .[dev])")

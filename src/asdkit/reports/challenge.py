@@ -16,7 +16,6 @@ authors and the technical report are the team's to fill in (marked ``FILL IN``).
 from __future__ import annotations
 
 import csv
-import json
 import re
 import shutil
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ import yaml
 from asdkit.errors import DataError
 from asdkit.reports.eval_lists import EvalGroup, eval_groups, groups_from_list_file
 from asdkit.reports.submission import DECISION_PREFIX, SCORE_PREFIX
+from asdkit.run_result import CONFIG_FILE, RESULT_FILE, read_config
 from asdkit.utils.io import atomic_write_text
 
 FILL_IN = "FILL IN"
@@ -184,11 +184,7 @@ def _some(items: Sequence[str]) -> str:
 
 
 def _read_config(run: Path) -> dict[str, Any]:
-    path = run / "config.json"
-    try:
-        return json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: unreadable ({exc})") from None
+    return read_config(run) if (run / CONFIG_FILE).is_file() else {}
 
 
 def metadata_yaml(label: str, run: Path, year: int, dev_run: Path | None, name: str | None) -> str:
@@ -199,7 +195,7 @@ def metadata_yaml(label: str, run: Path, year: int, dev_run: Path | None, name: 
     features = config.get("features") or {}
     model = str(config.get("model") or FILL_IN)
     results: dict[str, Any] = {}
-    source = dev_run if dev_run is not None else (run if (run / "result.csv").is_file() else None)
+    source = dev_run if dev_run is not None else (run if (run / RESULT_FILE).is_file() else None)
     if source is not None:
         results = {k: round(float(v), 4) for k, v in overall_metrics(Path(source)).items()}
     meta = {

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from asdkit.errors import DataError
+from asdkit.run_result import read_config
 from asdkit.seeds import SEEDS_JSON, seed_dir
 
 log = logging.getLogger(__name__)
@@ -37,10 +39,9 @@ def _config(path: Path) -> dict[str, Any]:
             return {}
         path = seed_dir(path, int(seeds[0]))
     try:
-        config = json.loads((path / "config.json").read_text())
-    except (OSError, json.JSONDecodeError):
+        return read_config(path)
+    except DataError:
         return {}
-    return config if isinstance(config, dict) else {}
 
 
 def _value(config: dict[str, Any], aspect: str) -> Any:

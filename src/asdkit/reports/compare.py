@@ -19,6 +19,7 @@ from rich.table import Table
 
 from asdkit.errors import DataError
 from asdkit.metrics.result_csv import OVERALL_AMEAN, OVERALL_HMEAN
+from asdkit.run_result import CONFIG_FILE, RESULT_FILE, read_config
 from asdkit.seeds import OFFICIAL, SEEDS_JSON, MetricSummary, seed_dir
 from asdkit.utils.io import atomic_write_text
 
@@ -45,10 +46,10 @@ def _read_json(path: Path) -> dict:
 
 def overall_metrics(run_dir: Path) -> dict[str, float]:
     """The official score (config.json) and its parts over all machine types (result.csv) of one run."""
-    config_path, result_path = run_dir / "config.json", run_dir / "result.csv"
+    config_path, result_path = run_dir / CONFIG_FILE, run_dir / RESULT_FILE
     if not config_path.is_file() or not result_path.is_file():
-        raise DataError(f"{run_dir}: not an evaluated run directory (no config.json and result.csv)")
-    config = _read_json(config_path)
+        raise DataError(f"{run_dir}: not an evaluated run directory (no {CONFIG_FILE} and {RESULT_FILE})")
+    config = read_config(run_dir)
     if config.get("status") != "complete" or "official_score" not in config:
         raise DataError(f"{run_dir}: the run did not complete with an evaluation")
     with open(result_path, newline="") as f:
@@ -94,7 +95,7 @@ def read_run(path: Path | str) -> RunRow:
         model = str(record.get("model", "?"))
     else:
         per_seed = [overall_metrics(path)]
-        config = _read_json(path / "config.json")
+        config = read_config(path)
         model = detector_label(str(config.get("model", "?")), config.get("params") or {})
     names = [n for n in per_seed[0] if all(n in m for m in per_seed)]
     return RunRow(str(path), model, {n: MetricSummary(n, [m[n] for m in per_seed]) for n in names})

@@ -18,10 +18,8 @@ from typing import Any
 
 from asdkit.metrics import result_csv_rows
 from asdkit.reports.plots import png_bytes, run_figures
-from asdkit.reports.run_record import PLOTS_DIR, RunRecord, load_run
+from asdkit.run_result import PLOTS_DIR, REPORT_FILE, RunResult, load_run
 from asdkit.utils.io import atomic_write_text
-
-REPORT_FILE = "report.html"
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; padding: 0 1em; }
@@ -41,15 +39,18 @@ pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; 
 """
 
 
-def write_report(run_dir: Path | str, out: Path | str | None = None) -> Path:
-    """Write the run's HTML report (default ``RUN/report.html``, atomically); returns its path."""
-    record = load_run(run_dir)
+def write_report(run: RunResult | Path | str, out: Path | str | None = None) -> Path:
+    """Write the run's HTML report (default ``RUN/report.html``, atomically); returns its path.
+
+    ``run`` is a run in memory (``api.run``'s result) or a run folder to read back (``asdkit report``).
+    """
+    record = run if isinstance(run, RunResult) else load_run(run)
     path = Path(out) if out is not None else record.run_dir / REPORT_FILE
     atomic_write_text(path, render_report(record))
     return path
 
 
-def render_report(record: RunRecord) -> str:
+def render_report(record: RunResult) -> str:
     title = f"asdkit report: {record.name}"
     config = record.config
     parts = [
@@ -78,7 +79,7 @@ def render_report(record: RunRecord) -> str:
     return "\n".join(parts) + "\n"
 
 
-def _score_section(record: RunRecord) -> str:
+def _score_section(record: RunResult) -> str:
     ev = record.evaluation
     if ev is None:
         return '<p class="score" id="official-score">No evaluation: the test clips have no labels.</p>'
@@ -92,7 +93,7 @@ def _score_section(record: RunRecord) -> str:
     )
 
 
-def _results_section(record: RunRecord) -> str:
+def _results_section(record: RunResult) -> str:
     """result.csv as a table: blocks per machine type, means in bold, exact values in data-value."""
     ev = record.evaluation
     if ev is None:
@@ -124,7 +125,7 @@ def _results_section(record: RunRecord) -> str:
     return "\n".join(rows)
 
 
-def _figures_section(record: RunRecord) -> str:
+def _figures_section(record: RunResult) -> str:
     figures = [(stem, png_bytes(fig)) for stem, fig in run_figures(record).items()]
     for extra in sorted((record.run_dir / PLOTS_DIR).glob("reconstruction_*.png")):
         figures.append((extra.stem, extra.read_bytes()))

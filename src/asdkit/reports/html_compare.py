@@ -142,7 +142,7 @@ def _seed_metrics(run: Path) -> dict[str, float]:
     """A seed's official score, its overall parts, and per-machine values when evaluable from the run."""
     metrics = overall_metrics(run)
     try:
-        from asdkit.reports.run_record import load_run
+        from asdkit.run_result import load_run
         from asdkit.seeds import evaluation_metrics
 
         evaluation = load_run(run).evaluation

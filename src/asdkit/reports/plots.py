@@ -18,7 +18,7 @@ import numpy as np
 
 from asdkit.errors import DataError
 from asdkit.metrics import MAX_FPR, ScoreRecord, pauc
-from asdkit.reports.run_record import PLOTS_DIR, RunRecord, load_run
+from asdkit.run_result import PLOTS_DIR, RunResult, load_run
 from asdkit.utils.io import atomic_open
 
 #: What ``write_run_plots`` can draw; each name is also the file-name prefix.
@@ -154,7 +154,7 @@ def _unit(scheme: str) -> str:
     return "id" if scheme == "dcase2020" else "section"
 
 
-def run_figures(record: RunRecord, kinds: Sequence[str] = KINDS) -> dict[str, Any]:
+def run_figures(record: RunResult, kinds: Sequence[str] = KINDS) -> dict[str, Any]:
     """Figures of a run by file stem (``loss_<machine>``, ``scores_<machine>_section_XX``, ``roc_...``)."""
     _check_kinds(kinds)
     figures: dict[str, Any] = {}
@@ -191,11 +191,14 @@ def png_bytes(figure: Any) -> bytes:
 
 
 def write_run_plots(
-    run_dir: Path | str, out_dir: Path | str | None = None, kinds: Sequence[str] = KINDS
+    run: RunResult | Path | str, out_dir: Path | str | None = None, kinds: Sequence[str] = KINDS
 ) -> list[Path]:
-    """Write the run's figures as PNGs (default ``RUN/plots/``); returns the paths written."""
+    """Write the run's figures as PNGs (default ``RUN/plots/``); returns the paths written.
+
+    ``run`` is the run ``api.run`` just made, or a run folder to read back (``asdkit plot run``).
+    """
     _check_kinds(kinds)
-    record = load_run(run_dir)
+    record = run if isinstance(run, RunResult) else load_run(run)
     out = Path(out_dir) if out_dir is not None else record.run_dir / PLOTS_DIR
     written = []
     for stem, figure in run_figures(record, kinds).items():

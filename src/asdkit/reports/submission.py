@@ -231,13 +231,28 @@ def _read_decision_file(path: Path) -> dict[str, int]:
     return out
 
 
-def read_scores_dir(scores_dir: Path | str, ground_truth: GroundTruthLike | None = None) -> ScoreTable:
-    """Read every score (and decision) file of a folder into a ScoreTable, scheme detected from the names.
+@dataclass(frozen=True)
+class ScoreFile:
+    """One score file as written: what its name says, its (clip name, score) rows and its decisions."""
 
-    Labels and domains come from ``ground_truth`` (keyed by (machine, clip name)) when it knows
-    the clip, otherwise from the clip name; a 2021 file's domain comes from its file name. A clip
-    whose label (or, 2022+, domain) cannot be found is a DataError naming it and its score file.
-    """
+    info: ScoreFileName
+    path: Path
+    rows: list[tuple[str, float]]
+    decisions: dict[str, int] | None
+
+    def decision(self, name: str) -> int | None:
+        """The clip's decision; None without a decision file, a DataError when that file lacks the clip."""
+        if self.decisions is None:
+            return None
+        if name not in self.decisions:
+            raise DataError(
+                f"{DECISION_PREFIX}{self.info.group}.csv has no decision for clip {name} of {self.path.name}"
+            )
+        return self.decisions[name]
+
+
+def read_score_files(scores_dir: Path | str) -> list[ScoreFile]:
+    """Every score file of a folder (and its decision file), names checked against one year's scheme."""
     folder = Path(scores_dir)
     if not folder.is_dir():
         raise DataError(f"score folder {folder} does not exist")
@@ -251,15 +266,29 @@ def read_scores_dir(scores_dir: Path | str, ground_truth: GroundTruthLike | None
     schemes = sorted({info.scheme for _, info in parsed if info is not None})
     if len(schemes) > 1:
         raise DataError(f"{folder} mixes score files of several years' naming schemes ({', '.join(schemes)})")
-
-    labels: Mapping[tuple[str, str], int] = ground_truth.labels if ground_truth is not None else {}
-    domains: Mapping[tuple[str, str], str] = ground_truth.domains if ground_truth is not None else {}
-    records: list[ScoreRecord] = []
+    files = []
     for path, info in parsed:
         assert info is not None
         dpath = folder / f"{DECISION_PREFIX}{info.group}.csv"
         decisions = _read_decision_file(dpath) if dpath.is_file() else None
-        for name, score in _read_score_file(path):
+        files.append(ScoreFile(info, path, _read_score_file(path), decisions))
+    return files
+
+
+def read_scores_dir(scores_dir: Path | str, ground_truth: GroundTruthLike | None = None) -> ScoreTable:
+    """Read every score (and decision) file of a folder into a ScoreTable, scheme detected from the names.
+
+    Labels and domains come from ``ground_truth`` (keyed by (machine, clip name)) when it knows
+    the clip, otherwise from the clip name; a 2021 file's domain comes from its file name. A clip
+    whose label (or, 2022+, domain) cannot be found is a DataError naming it and its score file.
+    """
+    files = read_score_files(scores_dir)
+    labels: Mapping[tuple[str, str], int] = ground_truth.labels if ground_truth is not None else {}
+    domains: Mapping[tuple[str, str], str] = ground_truth.domains if ground_truth is not None else {}
+    records: list[ScoreRecord] = []
+    for file in files:
+        info, path = file.info, file.path
+        for name, score in file.rows:
             key = (info.machine, name)
             label = labels.get(key)
             if label is None:
@@ -281,11 +310,7 @@ def read_scores_dir(scores_dir: Path | str, ground_truth: GroundTruthLike | None
                         "its name says neither; pass the ground truth for this set"
                     )
                 domain = found
-            decision = None
-            if decisions is not None:
-                if name not in decisions:
-                    raise DataError(f"{dpath.name} has no decision for clip {name} of {path.name}")
-                decision = decisions[name]
+            decision = file.decision(name)
             records.append(
                 ScoreRecord(
                     machine=info.machine,
@@ -298,4 +323,4 @@ def read_scores_dir(scores_dir: Path | str, ground_truth: GroundTruthLike | None
                     group=info.group,
                 )
             )
-    return ScoreTable(records, schemes[0])
+    return ScoreTable(records, files[0].info.scheme)

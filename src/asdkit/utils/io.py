@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from asdkit.errors import DiskFullError
 
@@ -59,3 +60,11 @@ def atomic_write_text(path: Path, text: str) -> None:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     with atomic_open(path, "wb") as f:
         f.write(data)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """Write ``data`` as indented JSON, atomically; returns it as it reads back (paths as text, tuples
+    as lists), so what a run hands on in memory is what its file says."""
+    text = json.dumps(data, indent=2, default=str) + "\n"
+    atomic_write_text(path, text)
+    return json.loads(text)
