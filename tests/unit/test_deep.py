@@ -46,6 +46,10 @@ def test_set_params_routes_trainer_settings_to_the_config_and_clones_round_trip(
     assert AutoencoderDetector().epochs == 100  # the class defaults are untouched
     with pytest.raises(ValueError, match="unknown parameter 'epoch'"):
         detector.set_params(epoch=3)
+    with pytest.raises(
+        TypeError, match=r"AutoencoderDetector\(\) got unexpected keyword argument\(s\) epoch"
+    ):
+        AutoencoderDetector(epoch=3)
 
 
 def test_families_set_their_own_trainer_defaults():

@@ -94,6 +94,11 @@ class DeepDetector(Detector):
     trainer: TrainerConfig
 
     def __init__(self, **trainer: Any) -> None:
+        unknown = sorted(set(trainer) - set(TrainerConfig.settings()))
+        if unknown:  # as Python says it for a named argument, not in TrainerConfig's words
+            raise TypeError(
+                f"{type(self).__name__}() got unexpected keyword argument(s) {', '.join(unknown)}"
+            )
         self.trainer = replace(type(self).trainer_defaults, **trainer)
 
     @classmethod
