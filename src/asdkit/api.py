@@ -20,6 +20,7 @@ from asdkit.data.files import truncated_clips
 from asdkit.data.manifest import TEST, TRAIN, Clip, Manifest
 from asdkit.demo import DEMO_PARAMS, demo
 from asdkit.detectors.base import CONFIG_NAME, ClipFeatures, Detector, environment_versions
+from asdkit.detectors.deep import DeepDetector
 from asdkit.detectors.registry import DEFAULT_DETECTOR
 from asdkit.errors import AsdkitError, DataError, ModelError
 from asdkit.features.config import FeatureConfig
@@ -35,7 +36,7 @@ from asdkit.run_result import (
 )
 from asdkit.rundir import check_resume, kept_model, locked_run_directory
 from asdkit.scoring.guard import score_guarded
-from asdkit.tracking import TrackingOptions, log_run, tensorboard_logging
+from asdkit.tracking import TrackingOptions, log_run
 from asdkit.utils.git import git_commit
 from asdkit.utils.io import write_json
 
@@ -126,18 +127,12 @@ def make_detector(
     from asdkit.detectors.registry import create_detector, get_detector_class
 
     cls = get_detector_class(model)
-    merged: dict[str, Any] = dict(getattr(cls, "debug_params", {})) if debug else {}
+    merged: dict[str, Any] = cls.debug_params() if debug else {}
     merged.update(params or {})
     merged = validate_params(model, merged)
-    if "seed" in _init_params(cls):
+    if "seed" in cls.parameters():
         merged.setdefault("seed", seed)
     return create_detector(model, **merged)  # type: ignore[return-value]
-
-
-def _init_params(cls: type) -> set[str]:
-    import inspect
-
-    return set(inspect.signature(cls.__init__).parameters) - {"self"}
 
 
 def load_models(model_or_run: Path | str) -> dict[str, Detector]:
@@ -222,8 +217,9 @@ def train(
             detector.set_proxy_data(X_other)  # type: ignore[attr-defined]
         _say(progress, f"{machine}: training {model} on {len(X)} clips")
         start = time.perf_counter()
-        with tensorboard_logging(_tensorboard_dir(out, machine, tracking)):
-            detector.fit(X)
+        if isinstance(detector, DeepDetector):
+            detector.trainer.log_dir = _tensorboard_dir(out, machine, tracking)
+        detector.fit(X)
         detector.train_seconds_ = time.perf_counter() - start
         detector.metadata_ = {
             "machine": machine,

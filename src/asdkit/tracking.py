@@ -9,8 +9,8 @@ store is a SQLite database beside the run directories (``RUN_ROOT/mlflow.db``, a
 ``RUN_ROOT/mlartifacts/``): MLflow 3's own default backend, no server needed, and ``asdkit dashboard
 RUN_ROOT`` opens it. MLflow is an optional extra; without it runs work and say how to turn tracking on.
 
-TensorBoard curves are written during training by Lightning's logger: ``tensorboard_logging(dir)``
-marks where, and ``detectors/training.py`` (the only module that imports Lightning) reads the mark.
+TensorBoard curves are written during training by Lightning's logger, to the ``log_dir`` that
+``api.train`` sets in a network detector's TrainerConfig (``detectors/deep.py``).
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,9 +42,6 @@ INSTALL_HINT = (
 _BATCH_PARAMS = 100  # MLflow's limits per log_batch call
 _BATCH_METRICS = 1000
 _MAX_PARAM_LENGTH = 6000
-
-_TENSORBOARD_DIR: ContextVar[Path | None] = ContextVar("asdkit_tensorboard_dir", default=None)
-
 
 #: ``ASDKIT_TRACKING=off`` (or 0/false/no) switches MLflow tracking off by default, e.g. on a CI machine.
 TRACKING_ENV = "ASDKIT_TRACKING"
@@ -83,21 +78,6 @@ def tracking_uri(run_dir: Path | str, options: TrackingOptions) -> str:
         or os.environ.get("MLFLOW_TRACKING_URI")
         or local_store_uri(Path(run_dir).resolve().parent)
     )
-
-
-# -- TensorBoard ---------------------------------------------------------------------------------------------
-@contextmanager
-def tensorboard_logging(log_dir: Path | None) -> Iterator[None]:
-    """Inside this block, networks trained by ``fit_network`` write TensorBoard event files to ``log_dir``."""
-    token = _TENSORBOARD_DIR.set(Path(log_dir) if log_dir is not None else None)
-    try:
-        yield
-    finally:
-        _TENSORBOARD_DIR.reset(token)
-
-
-def tensorboard_dir() -> Path | None:
-    return _TENSORBOARD_DIR.get()
 
 
 # -- MLflow --------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from asdkit import api
+from asdkit.detectors.registry import available_detectors
 from asdkit.errors import AsdkitError
 from asdkit.rundir import LOCK_NAME, RunDirectory
 from tests.helpers.faults import (
@@ -263,13 +264,13 @@ def test_the_api_checks_parameters_before_touching_the_run_directory(tree, compl
     assert status(complete_run)["status"] == "complete"  # --overwrite removed nothing
 
 
-def test_every_detector_accepts_its_own_defaults():
+@pytest.mark.parametrize("name", available_detectors())
+def test_every_detector_accepts_its_own_defaults(name):
     from asdkit.detectors.params import validate_params
-    from asdkit.detectors.registry import available_detectors, get_detector_class
+    from asdkit.detectors.registry import get_detector_class
 
-    for name in available_detectors():
-        defaults = get_detector_class(name)().get_params()
-        assert validate_params(name, defaults) == defaults, name
+    defaults = get_detector_class(name)().get_params()
+    assert validate_params(name, defaults) == defaults
 
 
 # -- 7. seeds --------------------------------------------------------------------------------------

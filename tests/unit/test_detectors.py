@@ -80,14 +80,14 @@ def fitted(request, data) -> Detector:
     return _small(request.param).fit(train)
 
 
-def test_fit_returns_self_and_sets_learned_state(data):
+@pytest.mark.parametrize("name", available_detectors())
+def test_fit_returns_self_and_sets_learned_state(name, data):
     train, _, _ = data
-    for name in available_detectors():
-        detector = _small(name)
-        assert not hasattr(detector, "threshold_")
-        assert detector.fit(train) is detector
-        assert np.isfinite(detector.threshold_)
-        assert detector.feature_config_ == CONFIG
+    detector = _small(name)
+    assert not hasattr(detector, "threshold_")
+    assert detector.fit(train) is detector
+    assert np.isfinite(detector.threshold_)
+    assert detector.feature_config_ == CONFIG
 
 
 def test_scores_one_finite_float_per_clip_and_separates(fitted, data):
@@ -135,12 +135,12 @@ def test_save_load_round_trip_gives_identical_scores(fitted, data, tmp_path):
     np.testing.assert_array_equal(loaded.anomaly_score(test), fitted.anomaly_score(test))
 
 
-def test_fit_is_repeatable_with_the_same_seed(data):
+@pytest.mark.parametrize("name", available_detectors())
+def test_fit_is_repeatable_with_the_same_seed(name, data):
     train, test, _ = data
-    for name in available_detectors():
-        a = _small(name).fit(train).anomaly_score(test)
-        b = _small(name).fit(train).anomaly_score(test)
-        np.testing.assert_allclose(a, b, rtol=1e-6)
+    a = _small(name).fit(train).anomaly_score(test)
+    b = _small(name).fit(train).anomaly_score(test)
+    np.testing.assert_allclose(a, b, rtol=1e-6)
 
 
 def test_unfitted_detector_refuses_to_score(data):

@@ -13,7 +13,8 @@ from asdkit.data.manifest import Clip
 from asdkit.detectors.base import ClipFeatures, Detector
 from asdkit.detectors.embedding import KnnDetector, MahalanobisDetector, frame_statistics, parse_quantiles
 from asdkit.detectors.ensemble import EnsembleDetector
-from asdkit.detectors.margin import AdaCosDetector, ArcFaceDetector, class_key, snippets
+from asdkit.detectors.margin import AdaCosDetector, ArcFaceDetector, class_key
+from asdkit.detectors.windows import patches
 from asdkit.errors import ModelError
 from asdkit.features.config import FeatureConfig
 from asdkit.features.spectrum import SpectrumConfig
@@ -129,8 +130,8 @@ def test_bad_detector_options_fail_before_training(shifted):
 def test_backbone_maps_snippets_to_embeddings():
     net = CompactCnn(n_mels=16, embedding_dim=12, channels=(4, 8, 8)).eval()
     assert net(torch.randn(3, 1, 64, 16)).shape == (3, 12)
-    assert snippets(np.zeros((16, 100), dtype=np.float32), 64, 32).shape == (3, 64, 16)  # 0, 32, 36
-    assert snippets(np.zeros((16, 10), dtype=np.float32), 64, 32).shape == (1, 64, 16)
+    assert patches(np.zeros((16, 100), dtype=np.float32), 64, 32).shape == (3, 64, 16)  # 0, 32, 36
+    assert patches(np.zeros((16, 10), dtype=np.float32), 64, 32).shape == (1, 64, 16)
 
 
 def test_arcface_adds_the_margin_to_the_true_class_only():
@@ -236,7 +237,7 @@ def test_bad_ensembles_are_clear_errors(shifted):
 
 @pytest.mark.parametrize("backbone", ["rf_resnet", "mobilenet_v2"])
 def test_section_classifier_networks_plug_in_as_backbones(backbone, tmp_path):
-    from asdkit.detectors.margin import make_backbone
+    from asdkit.models.margin_classifier import make_backbone
 
     net = make_backbone(backbone, n_mels=16, dim=12, base_channels=8).eval()
     assert net(torch.randn(3, 1, 64, 16)).shape == (3, 12)

@@ -218,6 +218,7 @@ def test_rampdown_is_constant_then_linear_to_zero():
 
 
 def test_fit_network_applies_the_schedule_per_epoch():
+    from asdkit.detectors.deep import TrainerConfig
     from asdkit.detectors.training import fit_network
 
     data = torch.randn(64, 3)
@@ -226,10 +227,7 @@ def test_fit_network_applies_the_schedule_per_epoch():
         lambda net, batch: ((net(batch) - batch) ** 2).mean(),
         [data[i : i + 16] for i in range(0, 64, 16)],  # type: ignore[arg-type]
         None,
-        epochs=6,
-        learning_rate=0.1,
-        seed=0,
-        accelerator="cpu",
+        TrainerConfig(epochs=6, learning_rate=0.1, seed=0, accelerator="cpu"),
         lr_lambda=RampDown(start=2, length=4),
     )
     assert [h["lr"] for h in history] == pytest.approx([0.1, 0.1, 0.1, 0.075, 0.05, 0.025])

@@ -151,7 +151,7 @@ def run_params(ctx: typer.Context, cli_params: dict[str, Any], model: str, debug
 
     source, config = ctx.meta[CONFIG_META]
     check_params(model, {k: {**config.params, **cli_params}[k] for k in config.params}, source)
-    shrunk = set(getattr(get_detector_class(model), "debug_params", {})) if debug else set()
+    shrunk = set(get_detector_class(model).debug_params()) if debug else set()
     return {**{k: v for k, v in config.params.items() if k not in shrunk}, **cli_params}
 
 

@@ -9,10 +9,9 @@ import torch
 from torch import nn
 
 from asdkit.detectors.base import ClipFeatures
-from asdkit.detectors.reconstruction import ReconstructionDetector, _item_chunks, scoring_device
+from asdkit.detectors.reconstruction import ReconstructionDetector, _item_chunks
 from asdkit.detectors.registry import register
 from asdkit.errors import ModelError
-from asdkit.features.logmel import stack_frames
 from asdkit.models.array_store import ArrayStore
 from asdkit.models.dense_ae import DenseAutoencoder
 from asdkit.scoring.embedding import DomainBanks
@@ -46,40 +45,18 @@ class AutoencoderDetector(ReconstructionDetector):
         n_hidden: int = 4,
         standardise: bool = False,
         score: str = "mse",
-        epochs: int = 100,
-        batch_size: int = 512,
-        learning_rate: float = 1e-3,
-        validation_fraction: float = 0.1,
-        seed: int = 0,
-        accelerator: str = "auto",
-        devices: int | str = 1,
-        strategy: str = "auto",
-        progress: bool = False,
+        **params: Any,
     ) -> None:
+        super().__init__(**params)
         self.n_frames = n_frames
         self.hidden = hidden
         self.bottleneck = bottleneck
         self.n_hidden = n_hidden
         self.standardise = standardise
         self.score = score
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.validation_fraction = validation_fraction
-        self.seed = seed
-        self.accelerator = accelerator
-        self.devices = devices
-        self.strategy = strategy
-        self.progress = progress
 
     def _network(self, n_mels: int) -> nn.Module:
         return DenseAutoencoder(n_mels * self.n_frames, self.hidden, self.bottleneck, self.n_hidden, n_mels)
-
-    def _items(self, logmel: np.ndarray) -> np.ndarray:
-        return stack_frames(logmel, self.n_frames)
-
-    def _count(self, n_frames: int) -> int:
-        return n_frames - self.n_frames + 1
 
     # -- Mahalanobis scoring of the error vectors (score != "mse") ----------------------------------------
     def _fit(self, X: ClipFeatures) -> None:
@@ -107,7 +84,7 @@ class AutoencoderDetector(ReconstructionDetector):
 
     @torch.inference_mode()
     def _errors_of(self, items: np.ndarray) -> np.ndarray:
-        device = scoring_device(self.accelerator)
+        device = self.scoring_device()
         x = torch.from_numpy(items).to(device)
         return (x - self.network_.to(device).eval()(x)).double().cpu().numpy()
 

@@ -13,6 +13,7 @@ import json
 import logging
 import platform
 import time
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,10 +75,6 @@ class ClipFeatures:
         )
 
 
-#: Parameters every network detector has and passes unchanged to ``training.fit_network``.
-TRAINER_PARAMS = ("epochs", "learning_rate", "seed", "accelerator", "devices", "strategy", "progress")
-
-
 class Detector:
     """Base class: subclasses implement ``_fit`` and ``_score`` and, for networks, ``_build_network``."""
 
@@ -90,15 +87,37 @@ class Detector:
     #: per-epoch rows (epoch, train_loss, val_loss, lr) of an iteratively trained detector; kept in model.json
     history_: list[dict[str, float]]
 
+    @classmethod
+    def parameters(cls) -> dict[str, inspect.Parameter]:
+        """The detector's parameters: the named keyword arguments of ``__init__`` (scikit-learn's rule).
+
+        An ``__init__`` that passes ``**kwargs`` on to its base's adds that base's parameters (the first
+        default seen, the subclass's, wins); a bare subclass's ``*args, **kwargs`` name none. Annotations
+        are resolved types (``validate_params`` checks values against them).
+        """
+        found: dict[str, inspect.Parameter] = {}
+        for klass in cls.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is None:
+                continue
+            if klass is object:
+                break
+            hints = typing.get_type_hints(init)
+            signature = inspect.signature(init)
+            for name, p in signature.parameters.items():
+                if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                    found.setdefault(name, p.replace(annotation=hints.get(name, p.annotation)))
+            if not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+                break
+        return found
+
+    @classmethod
+    def debug_params(cls) -> dict[str, Any]:
+        """Parameters of a ``--debug`` run (few epochs, a small network); none for one-shot fits."""
+        return {}
+
     def get_params(self) -> dict[str, Any]:
-        # As scikit-learn: only named keyword arguments are parameters (a bare subclass has *args, **kwargs).
-        signature = inspect.signature(type(self).__init__)
-        names = [
-            name
-            for name, p in signature.parameters.items()
-            if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-        ]
-        return {n: getattr(self, n) for n in names}
+        return {n: getattr(self, n) for n in self.parameters()}
 
     def set_params(self, **params: Any) -> Self:
         valid = self.get_params()
@@ -161,10 +180,6 @@ class Detector:
 
     def _score(self, X: ClipFeatures) -> np.ndarray:
         raise NotImplementedError
-
-    def _trainer_options(self) -> dict[str, Any]:
-        """The training knobs a network detector hands to ``fit_network`` as they are (one list, not four)."""
-        return {name: getattr(self, name) for name in TRAINER_PARAMS}
 
     def _training_scores(self, X: ClipFeatures) -> np.ndarray:
         """Held-out scores of the training clips ``X`` (one per clip; NaN for a clip no model held out).
@@ -296,8 +311,6 @@ def cross_fit_scores(detector: Detector, X: ClipFeatures, folds: int = CROSS_FIT
     to each fold's detector too; fold trainings write no TensorBoard logs. A clip whose fold could not be
     fitted (a section with one clip) gets NaN, which the threshold ignores.
     """
-    from asdkit.tracking import tensorboard_logging
-
     fold_of = stratified_folds(X.clips, folds, int(getattr(detector, "seed", 0) or 0))
     scores = np.full(len(X), np.nan)
     for k in range(folds):
@@ -309,14 +322,11 @@ def cross_fit_scores(detector: Detector, X: ClipFeatures, folds: int = CROSS_FIT
             if key.startswith("_") and not key.endswith("_"):
                 setattr(clone, key, value)
         clone.feature_config_ = X.config
-        with tensorboard_logging(None):
-            try:
-                clone._fit(X.subset(rest))
-                scores[held] = clone._score(X.subset(held))
-            except (ModelError, DataError) as exc:
-                log.warning(
-                    "%s: cross-fitting fold %d/%d left unscored (%s)", detector.name, k + 1, folds, exc
-                )
+        try:
+            clone._fit(X.subset(rest))
+            scores[held] = clone._score(X.subset(held))
+        except (ModelError, DataError) as exc:
+            log.warning("%s: cross-fitting fold %d/%d left unscored (%s)", detector.name, k + 1, folds, exc)
     if not np.any(np.isfinite(scores)):
         raise ModelError(f"{detector.name}: too few training clips to score any of them held out")
     return scores

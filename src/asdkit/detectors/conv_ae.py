@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from torch import nn
 
 from asdkit.detectors.base import ClipFeatures
+from asdkit.detectors.deep import TrainerConfig
 from asdkit.detectors.reconstruction import ReconstructionDetector
 from asdkit.detectors.registry import register
+from asdkit.detectors.windows import Patches
 from asdkit.errors import AsdkitError
 from asdkit.models.conv_ae import ConvAutoencoder
-
-
-def patch_starts(n_frames: int, patch_frames: int, hop_frames: int) -> np.ndarray:
-    """First frame of each patch: every ``hop_frames``, plus one flush with the clip's end (all frames count).
-
-    A clip shorter than a patch gives one patch (its frames repeated, see :meth:`ConvAeDetector._items`).
-    """
-    if n_frames <= patch_frames:
-        return np.zeros(1, dtype=np.int64)
-    starts = np.arange(0, n_frames - patch_frames + 1, hop_frames)
-    if starts[-1] != n_frames - patch_frames:
-        starts = np.append(starts, n_frames - patch_frames)
-    return starts
 
 
 @register
@@ -42,6 +31,8 @@ class ConvAeDetector(ReconstructionDetector):
 
     standardise: ClassVar[bool] = True
 
+    trainer_defaults: ClassVar[TrainerConfig] = TrainerConfig(batch_size=64)
+
     def __init__(
         self,
         patch_frames: int = 64,
@@ -49,30 +40,14 @@ class ConvAeDetector(ReconstructionDetector):
         base_channels: int = 16,
         n_layers: int = 3,
         bottleneck: int = 64,
-        epochs: int = 100,
-        batch_size: int = 64,
-        learning_rate: float = 1e-3,
-        validation_fraction: float = 0.1,
-        seed: int = 0,
-        accelerator: str = "auto",
-        devices: int | str = 1,
-        strategy: str = "auto",
-        progress: bool = False,
+        **params: Any,
     ) -> None:
+        super().__init__(**params)
         self.patch_frames = patch_frames
         self.hop_frames = hop_frames
         self.base_channels = base_channels
         self.n_layers = n_layers
         self.bottleneck = bottleneck
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.validation_fraction = validation_fraction
-        self.seed = seed
-        self.accelerator = accelerator
-        self.devices = devices
-        self.strategy = strategy
-        self.progress = progress
 
     def _fit(self, X: ClipFeatures) -> None:
         if self.patch_frames < 1 or self.hop_frames < 1:
@@ -85,17 +60,9 @@ class ConvAeDetector(ReconstructionDetector):
     def _network(self, n_mels: int) -> nn.Module:
         return ConvAutoencoder(n_mels, self.patch_frames, self.base_channels, self.n_layers, self.bottleneck)
 
-    def _items(self, logmel: np.ndarray) -> np.ndarray:
+    def _windows(self) -> Patches:
         """Patches [n_patches, patch_frames, n_mels] (frame-major, as the reconstruction view reads them)."""
-        n_frames = logmel.shape[1]
-        if n_frames < self.patch_frames:
-            logmel = np.pad(logmel, ((0, 0), (0, self.patch_frames - n_frames)), mode="wrap")
-        windows = np.lib.stride_tricks.sliding_window_view(logmel, self.patch_frames, axis=1)
-        starts = patch_starts(n_frames, self.patch_frames, self.hop_frames)
-        return np.ascontiguousarray(windows[:, starts].transpose(1, 2, 0), dtype=np.float32)
-
-    def _count(self, n_frames: int) -> int:
-        return len(patch_starts(n_frames, self.patch_frames, self.hop_frames)) if n_frames > 0 else 0
+        return Patches(self.patch_frames, self.hop_frames)
 
     def _layout(self, n_frames: int) -> tuple[np.ndarray, int]:
-        return patch_starts(n_frames, self.patch_frames, self.hop_frames), self.patch_frames
+        return self._windows().starts(n_frames), self.patch_frames

@@ -28,8 +28,6 @@ rates are asdkit's defaults, not taken from the original.
 
 from __future__ import annotations
 
-import functools
-import itertools
 import logging
 from collections.abc import Sequence
 from typing import Any, ClassVar, Self
@@ -38,68 +36,25 @@ import numpy as np
 import torch
 from torch import nn
 
-from asdkit.detectors.base import ClipFeatures, Detector
+from asdkit.detectors.base import ClipFeatures
+from asdkit.detectors.deep import DeepDetector
 from asdkit.detectors.frames import ItemStream
 from asdkit.detectors.proxy import PROXY_MODES, ProxyBatches
-from asdkit.detectors.reconstruction import scoring_device, split_clips
+from asdkit.detectors.reconstruction import split_clips
 from asdkit.detectors.registry import register
 from asdkit.detectors.schedule import RampDown
-from asdkit.errors import DataError
-from asdkit.features.logmel import stack_frames
+from asdkit.detectors.sections import SectionIndex
+from asdkit.detectors.windows import StackedFrames
 from asdkit.models.made import MADE
 from asdkit.models.maf import MAF
+from asdkit.models.scaling import band_statistics
+from asdkit.models.section_density import ConditionalAutoencoder, SectionDensity
 
 log = logging.getLogger(__name__)
 
 #: Proxy modes that need clips of other machine types (given by ``set_proxy_data``).
 MACHINE_MODES = ("other_sections_and_machines", "other_machines")
 SECTION_MODES = ("other_sections", "other_sections_and_machines")
-
-
-class ConditionalAutoencoder(nn.Module):
-    """Dense autoencoder whose hidden layers each add a learned vector of the section (not masked).
-
-    No batch norm: proxy samples share batches with normal ones and must not shift normalisation statistics.
-    """
-
-    def __init__(
-        self, n_features: int, hidden: int, bottleneck: int, n_hidden: int, n_conditions: int
-    ) -> None:
-        super().__init__()
-        sizes = [hidden] * n_hidden + [bottleneck] + [hidden] * n_hidden
-        dims = [n_features, *sizes]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
-        self.conditions = nn.ModuleList(nn.Embedding(n_conditions, b) for b in sizes)
-        for emb in self.conditions:
-            nn.init.normal_(emb.weight, std=0.01)
-        self.output = nn.Linear(dims[-1], n_features)
-
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        for layer, cond in zip(self.layers, self.conditions, strict=True):
-            x = torch.relu(layer(x) + cond(c))
-        return self.output(x)
-
-
-class SectionDensity(nn.Module):
-    """Standardises the vectors, then gives each item's NLL per dimension under condition ``c``."""
-
-    shift: torch.Tensor
-    scale: torch.Tensor
-
-    def __init__(self, core: nn.Module, n_features: int) -> None:
-        super().__init__()
-        self.core = core
-        self.n_features = n_features
-        self.register_buffer("shift", torch.zeros(n_features))
-        self.register_buffer("scale", torch.ones(n_features))
-
-    def forward(self, x: torch.Tensor, c: torch.Tensor, stat_rows: int | None = None) -> torch.Tensor:
-        z = (x - self.shift) / self.scale
-        if isinstance(self.core, ConditionalAutoencoder):
-            return ((self.core(z, c) - z) ** 2).mean(dim=1)
-        if isinstance(self.core, MAF):
-            return -self.core.log_prob(z, c, stat_rows) / self.n_features
-        return -self.core.log_prob(z, c) / self.n_features
 
 
 def proxy_loss(
@@ -125,7 +80,7 @@ def proxy_loss(
     return normal.mean() + proxy_lambda * ranking
 
 
-class SectionDensityDetector(Detector):
+class SectionDensityDetector(DeepDetector):
     """Shared machinery of ``density_ae``, ``made`` and ``maf``: sections as conditions, proxies, z-scores.
 
     Proxy clips of *other machine types* are not part of ``X`` (a model covers one machine type): give them
@@ -138,28 +93,30 @@ class SectionDensityDetector(Detector):
     knobs; ``accelerator``/``devices``/``strategy`` go to Lightning's Trainer (GPU when there is one).
     """
 
-    has_network: ClassVar[bool] = True
     #: asks ``api.train`` for other machine types' training clips (see :meth:`wants_proxy_machines`)
     uses_proxy_machines: ClassVar[bool] = True
-    debug_params: ClassVar[dict[str, Any]] = {"epochs": 2}
-
-    n_frames: int
-    proxy_outliers: str
-    proxy_lambda: float
-    margin: float
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    rampdown_start: int
-    rampdown_length: int
-    validation_fraction: float
-    seed: int
-    accelerator: str
-    devices: int | str
-    strategy: str
-    progress: bool
 
     proxy_data: ClipFeatures | None = None
+
+    def __init__(
+        self,
+        n_frames: int = 5,
+        proxy_outliers: str = "none",
+        proxy_lambda: float = 1.0,
+        margin: float = 0.5,
+        rampdown_start: int = 70,
+        rampdown_length: int = 30,
+        validation_fraction: float = 0.1,
+        **trainer: Any,
+    ) -> None:
+        super().__init__(**trainer)
+        self.n_frames = n_frames
+        self.proxy_outliers = proxy_outliers
+        self.proxy_lambda = proxy_lambda
+        self.margin = margin
+        self.rampdown_start = rampdown_start
+        self.rampdown_length = rampdown_length
+        self.validation_fraction = validation_fraction
 
     def _core(self, n_features: int, n_conditions: int) -> nn.Module:
         raise NotImplementedError
@@ -198,12 +155,9 @@ class SectionDensityDetector(Detector):
             mode = "other_machines" if mode == "other_sections_and_machines" else "none"
         return mode
 
-    # -- items --------------------------------------------------------------------------------------------
-    def _items(self, logmel: np.ndarray) -> np.ndarray:
-        return stack_frames(logmel, self.n_frames)
-
-    def _count(self, n_frames: int) -> int:
-        return n_frames - self.n_frames + 1
+    # -- items and network --------------------------------------------------------------------------------
+    def _windows(self) -> StackedFrames:
+        return StackedFrames(self.n_frames)
 
     def _build_network(self, n_mels: int, sections: Sequence[str]) -> None:
         torch.manual_seed(self.seed)
@@ -213,33 +167,20 @@ class SectionDensityDetector(Detector):
         self.network_ = SectionDensity(self._core(n_features, len(self.sections_)), n_features)
 
     def _section_ids(self, X: ClipFeatures) -> list[int]:
-        index = {s: i for i, s in enumerate(self.sections_)}
-        unknown = sorted({c.section for c in X.clips} - set(index))
-        if "" in unknown:
-            raise DataError(
-                f"{self.name}: the section of some clips is unknown (no section_XX in their names); "
-                f"give it (--section; the model knows sections {', '.join(self.sections_)})"
-            )
-        if unknown:
-            raise DataError(
-                f"{self.name}: section(s) {', '.join(unknown)} not in the training data "
-                f"(the model knows sections {', '.join(self.sections_)})"
-            )
-        return [index[c.section] for c in X.clips]
+        return SectionIndex(self.sections_).of((c.section for c in X.clips), self.name)
 
     # -- training -----------------------------------------------------------------------------------------
-    def _fit(self, X: ClipFeatures) -> None:
-        from asdkit.detectors.training import fit_network
-
+    def _training_data(self, X: ClipFeatures) -> tuple[ProxyBatches, ProxyBatches | None]:
         sections = sorted({c.section for c in X.clips})
         mode = self._proxy_mode(X, len(sections))
         self.proxy_outliers_used_ = mode
         self._build_network(X.config.n_mels, sections)
-        shift, scale = _band_statistics(X.arrays)
+        shift, scale = band_statistics(X.arrays, per_band=True)
         self.network_.shift.copy_(torch.from_numpy(np.tile(shift, self.n_frames)))
         self.network_.scale.copy_(torch.from_numpy(np.tile(scale, self.n_frames)))
         labels = self._section_ids(X)
         train_idx, val_idx = split_clips(len(X), self.validation_fraction, self.seed)
+        self._split = train_idx, val_idx, labels  # not saved: _fitted's section statistics need it
 
         def stream(idx: Sequence[int], shuffle: bool) -> ItemStream:
             return ItemStream(
@@ -265,14 +206,17 @@ class SectionDensityDetector(Detector):
             )
         train = ProxyBatches(stream(train_idx, True), machines, mode in SECTION_MODES, self.seed)
         val = ProxyBatches(stream(val_idx, False)) if val_idx else None  # val_loss: plain NLL
-        self.history_ = fit_network(
-            self.network_,
-            functools.partial(proxy_loss, proxy_lambda=self.proxy_lambda, margin=self.margin),
-            train,
-            val,
-            **self._trainer_options(),
-            lr_lambda=RampDown(self.rampdown_start, self.rampdown_length),
-        )
+        return train, val
+
+    def _loss(self, network: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return proxy_loss(network, batch, self.proxy_lambda, self.margin)
+
+    def _lr_lambda(self) -> RampDown:
+        return RampDown(self.rampdown_start, self.rampdown_length)
+
+    def _fitted(self, X: ClipFeatures, train: Any) -> None:
+        """Per-section z-score statistics from the held-out clips' NLLs (all clips' when too few)."""
+        train_idx, val_idx, labels = self._split
         basis, held_out = _held_out_basis(train_idx, val_idx, labels, len(self.sections_))
         self.section_stats_basis_ = "held_out" if held_out else "training"
         held = X.subset(basis)
@@ -290,7 +234,7 @@ class SectionDensityDetector(Detector):
     def clip_nll(self, X: ClipFeatures, max_items: int = 8192) -> np.ndarray:
         """Mean NLL per dimension of each clip's vectors under its section's condition (not normalised)."""
         ids = self._section_ids(X)
-        device = scoring_device(self.accelerator)
+        device = self.scoring_device()
         network = self.network_.to(device).eval()
         out: list[float] = []
         pending: list[tuple[np.ndarray, int]] = []
@@ -361,67 +305,17 @@ def _held_out_basis(
     return sorted([*train_idx, *val_idx]), False
 
 
-def _band_statistics(arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-mel-band mean and standard deviation over every frame, one clip in memory at a time."""
-    total = total_sq = None
-    count = 0
-    for array in arrays:
-        a = np.asarray(array, dtype=np.float64)
-        s, sq = a.sum(axis=1), (a**2).sum(axis=1)
-        total = s if total is None else total + s
-        total_sq = sq if total_sq is None else total_sq + sq
-        count += a.shape[1]
-    assert total is not None and total_sq is not None
-    mean = total / count
-    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
-    return mean.astype(np.float32), np.maximum(std, 1e-3).astype(np.float32)
-
-
 @register
 class MadeDetector(SectionDensityDetector):
     """MADE (or MADE-MoG with ``n_gaussians > 1``) conditioned on the section; score = mean NLL, z-scored."""
 
     name: ClassVar[str] = "made"
 
-    def __init__(
-        self,
-        n_frames: int = 5,
-        hidden: int = 512,
-        n_hidden: int = 2,
-        n_gaussians: int = 1,
-        proxy_outliers: str = "none",
-        proxy_lambda: float = 1.0,
-        margin: float = 0.5,
-        epochs: int = 100,
-        batch_size: int = 512,
-        learning_rate: float = 1e-3,
-        rampdown_start: int = 70,
-        rampdown_length: int = 30,
-        validation_fraction: float = 0.1,
-        seed: int = 0,
-        accelerator: str = "auto",
-        devices: int | str = 1,
-        strategy: str = "auto",
-        progress: bool = False,
-    ) -> None:
-        self.n_frames = n_frames
+    def __init__(self, hidden: int = 512, n_hidden: int = 2, n_gaussians: int = 1, **params: Any) -> None:
+        super().__init__(**params)
         self.hidden = hidden
         self.n_hidden = n_hidden
         self.n_gaussians = n_gaussians
-        self.proxy_outliers = proxy_outliers
-        self.proxy_lambda = proxy_lambda
-        self.margin = margin
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.rampdown_start = rampdown_start
-        self.rampdown_length = rampdown_length
-        self.validation_fraction = validation_fraction
-        self.seed = seed
-        self.accelerator = accelerator
-        self.devices = devices
-        self.strategy = strategy
-        self.progress = progress
 
     def _core(self, n_features: int, n_conditions: int) -> nn.Module:
         return MADE(
@@ -438,47 +332,19 @@ class MafDetector(SectionDensityDetector):
 
     def __init__(
         self,
-        n_frames: int = 5,
         n_blocks: int = 4,
         hidden: int = 512,
         n_hidden: int = 1,
         n_gaussians: int = 1,
         batch_norm: bool = True,
-        proxy_outliers: str = "none",
-        proxy_lambda: float = 1.0,
-        margin: float = 0.5,
-        epochs: int = 100,
-        batch_size: int = 512,
-        learning_rate: float = 1e-3,
-        rampdown_start: int = 70,
-        rampdown_length: int = 30,
-        validation_fraction: float = 0.1,
-        seed: int = 0,
-        accelerator: str = "auto",
-        devices: int | str = 1,
-        strategy: str = "auto",
-        progress: bool = False,
+        **params: Any,
     ) -> None:
-        self.n_frames = n_frames
+        super().__init__(**params)
         self.n_blocks = n_blocks
         self.hidden = hidden
         self.n_hidden = n_hidden
         self.n_gaussians = n_gaussians
         self.batch_norm = batch_norm
-        self.proxy_outliers = proxy_outliers
-        self.proxy_lambda = proxy_lambda
-        self.margin = margin
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.rampdown_start = rampdown_start
-        self.rampdown_length = rampdown_length
-        self.validation_fraction = validation_fraction
-        self.seed = seed
-        self.accelerator = accelerator
-        self.devices = devices
-        self.strategy = strategy
-        self.progress = progress
 
     def _core(self, n_features: int, n_conditions: int) -> nn.Module:
         return MAF(
@@ -499,45 +365,11 @@ class DensityAutoencoderDetector(SectionDensityDetector):
 
     name: ClassVar[str] = "density_ae"
 
-    def __init__(
-        self,
-        n_frames: int = 5,
-        hidden: int = 128,
-        bottleneck: int = 8,
-        n_hidden: int = 4,
-        proxy_outliers: str = "none",
-        proxy_lambda: float = 1.0,
-        margin: float = 0.5,
-        epochs: int = 100,
-        batch_size: int = 512,
-        learning_rate: float = 1e-3,
-        rampdown_start: int = 70,
-        rampdown_length: int = 30,
-        validation_fraction: float = 0.1,
-        seed: int = 0,
-        accelerator: str = "auto",
-        devices: int | str = 1,
-        strategy: str = "auto",
-        progress: bool = False,
-    ) -> None:
-        self.n_frames = n_frames
+    def __init__(self, hidden: int = 128, bottleneck: int = 8, n_hidden: int = 4, **params: Any) -> None:
+        super().__init__(**params)
         self.hidden = hidden
         self.bottleneck = bottleneck
         self.n_hidden = n_hidden
-        self.proxy_outliers = proxy_outliers
-        self.proxy_lambda = proxy_lambda
-        self.margin = margin
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.rampdown_start = rampdown_start
-        self.rampdown_length = rampdown_length
-        self.validation_fraction = validation_fraction
-        self.seed = seed
-        self.accelerator = accelerator
-        self.devices = devices
-        self.strategy = strategy
-        self.progress = progress
 
     def _core(self, n_features: int, n_conditions: int) -> nn.Module:
         return ConditionalAutoencoder(n_features, self.hidden, self.bottleneck, self.n_hidden, n_conditions)

@@ -25,6 +25,7 @@ from asdkit.detectors.base import (
 from asdkit.detectors.registry import register
 from asdkit.errors import ModelError
 from asdkit.models.array_store import ArrayStore
+from asdkit.models.scaling import band_statistics
 from asdkit.scoring.embedding import DomainBanks, Scorer, make_scorer
 
 BANKS, EMBEDDER = "banks", "embedder"
@@ -146,8 +147,9 @@ class StatisticsDetector(EmbeddingDetector):
 
     def _fit_embedder(self, X: ClipFeatures) -> nn.Module:
         raw = np.stack([frame_statistics(a, parse_quantiles(self.quantiles)) for a in X.arrays])
-        scale = raw.std(axis=0) if self.standardise else np.ones(raw.shape[1])
-        center = raw.mean(axis=0) if self.standardise else np.zeros(raw.shape[1])
+        center, scale = np.zeros(raw.shape[1]), np.ones(raw.shape[1])
+        if self.standardise:  # each dimension over the clips, as a band over frames
+            center, scale = band_statistics([raw.T], per_band=True, floor=0.0)
         return ArrayStore.of({"center": center, "scale": np.where(scale > 1e-6, scale, 1.0)})
 
     def _embedder_state(self) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -12,7 +12,6 @@ from asdkit.detectors.base import ClipFeatures
 from asdkit.detectors.reconstruction import ReconstructionDetector
 from asdkit.detectors.registry import register
 from asdkit.errors import AsdkitError
-from asdkit.features.logmel import stack_frames
 from asdkit.models.idnn import InterpolationDNN
 
 
@@ -30,34 +29,13 @@ class IdnnDetector(ReconstructionDetector):
     standardise: ClassVar[bool] = True
 
     def __init__(
-        self,
-        n_frames: int = 5,
-        hidden: int = 128,
-        bottleneck: int = 8,
-        n_hidden: int = 4,
-        epochs: int = 100,
-        batch_size: int = 512,
-        learning_rate: float = 1e-3,
-        validation_fraction: float = 0.1,
-        seed: int = 0,
-        accelerator: str = "auto",
-        devices: int | str = 1,
-        strategy: str = "auto",
-        progress: bool = False,
+        self, n_frames: int = 5, hidden: int = 128, bottleneck: int = 8, n_hidden: int = 4, **params: Any
     ) -> None:
+        super().__init__(**params)
         self.n_frames = n_frames
         self.hidden = hidden
         self.bottleneck = bottleneck
         self.n_hidden = n_hidden
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.validation_fraction = validation_fraction
-        self.seed = seed
-        self.accelerator = accelerator
-        self.devices = devices
-        self.strategy = strategy
-        self.progress = progress
 
     def _fit(self, X: ClipFeatures) -> None:
         if self.n_frames < 3 or self.n_frames % 2 == 0:
@@ -68,12 +46,6 @@ class IdnnDetector(ReconstructionDetector):
 
     def _network(self, n_mels: int) -> nn.Module:
         return InterpolationDNN(n_mels, self.n_frames - 1, self.hidden, self.bottleneck, self.n_hidden)
-
-    def _items(self, logmel: np.ndarray) -> np.ndarray:
-        return stack_frames(logmel, self.n_frames)
-
-    def _count(self, n_frames: int) -> int:
-        return n_frames - self.n_frames + 1
 
     def _inputs_targets(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Context frames (flattened, in order, centre left out) and the centre frame."""

@@ -27,18 +27,18 @@ from torch import nn
 
 from asdkit.data.manifest import Clip
 from asdkit.detectors.base import ClipFeatures
-from asdkit.detectors.conv_ae import patch_starts
+from asdkit.detectors.deep import DeepDetector, TrainerConfig
 from asdkit.detectors.embedding import EMBEDDER, EmbeddingDetector
 from asdkit.detectors.frames import ItemStream
-from asdkit.detectors.reconstruction import band_statistics, scoring_device
 from asdkit.detectors.registry import register
 from asdkit.detectors.seed_ensemble import SeedEnsembleMixin
+from asdkit.detectors.windows import Patches
 from asdkit.errors import ModelError
 from asdkit.features.config import FeatureConfig
 from asdkit.features.spectrum import SpectrumConfig
-from asdkit.models.embedding_cnn import CompactCnn
+from asdkit.models.margin_classifier import MarginClassifier, make_backbone
 from asdkit.models.margin_heads import ArcFace, SubClusterAdaCos
-from asdkit.models.scaling import BandScaler
+from asdkit.models.scaling import band_statistics
 
 log = logging.getLogger(__name__)
 
@@ -50,79 +50,6 @@ BAND_SHIFT = 3
 INPUTS = ("logmel", "spectrum+logmel")
 
 
-class MarginClassifier(nn.Module):
-    """Band scaling -> backbone -> embedding (beside the spectrum branch's, if any); the head is used only by
-    the training loss."""
-
-    def __init__(
-        self, n_mels: int, backbone: nn.Module, head: nn.Module, spectrum_branch: nn.Module | None = None
-    ) -> None:
-        super().__init__()
-        self.scaler = BandScaler(n_mels)
-        self.backbone = backbone
-        self.head = head
-        self.spectrum_branch = spectrum_branch
-        if spectrum_branch is not None:
-            self.spectrum_scaler = BandScaler(spectrum_branch.n_bins)
-
-    def forward(self, snippets: torch.Tensor, spectra: torch.Tensor | None = None) -> torch.Tensor:
-        """Embeddings [B, D] of log-mel snippets [B, frames, n_mels] (in dB) and their clips' spectra
-        [B, n_bins] (in dB; two-branch networks only)."""
-        embedding = self.backbone(self.scaler.standardise(snippets)[:, None])
-        if self.spectrum_branch is None:
-            return embedding
-        if spectra is None:
-            raise ValueError("a two-branch network needs the clips' spectra")
-        spectral = self.spectrum_branch(self.spectrum_scaler.standardise(spectra))
-        return torch.cat([embedding, spectral], dim=1)
-
-
-#: Backbones of the margin classifiers: this module's compact CNN, or the section-classifier networks.
-BACKBONES = ("compact", "rf_resnet", "mobilenet_v2")
-
-
-class SectionNetEmbedding(nn.Module):
-    """A section-classifier network (``embed`` on [B, frames, n_mels]) projected to ``dim`` embeddings.
-
-    Its own classifier layer is unused; the margin head replaces it.
-    """
-
-    def __init__(self, network: nn.Module, width: int, dim: int) -> None:
-        super().__init__()
-        self.network = network
-        self.project = nn.Linear(width, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.project(self.network.embed(x[:, 0]))
-
-
-def make_backbone(kind: str, n_mels: int, dim: int, base_channels: int) -> nn.Module:
-    """[B, 1, frames, n_mels] -> [B, dim] by name (see :data:`BACKBONES`)."""
-    if kind == "compact":
-        return CompactCnn(n_mels, dim, (base_channels, 2 * base_channels, 2 * base_channels))
-    if kind == "rf_resnet":
-        from asdkit.models.rf_resnet import RFResNet
-
-        network: nn.Module = RFResNet(1, n_mels, base_channels=base_channels)
-    elif kind == "mobilenet_v2":
-        from asdkit.models.mobilenet_v2 import MobileNetV2
-
-        network = MobileNetV2(1, n_mels)
-    else:
-        raise ModelError(f"backbone must be one of {', '.join(BACKBONES)}, got {kind!r}")
-    return SectionNetEmbedding(network, int(network.embedding_size), dim)
-
-
-def snippets(logmel: np.ndarray, frames: int, hop: int) -> np.ndarray:
-    """Overlapping snippets [n, frames, n_mels] covering the clip; a short clip is repeated up to one."""
-    n_frames = logmel.shape[1]
-    if n_frames < frames:
-        logmel = np.pad(logmel, ((0, 0), (0, frames - n_frames)), mode="wrap")
-    windows = np.lib.stride_tricks.sliding_window_view(logmel, frames, axis=1)
-    starts = patch_starts(n_frames, frames, hop)
-    return np.ascontiguousarray(windows[:, starts].transpose(1, 2, 0), dtype=np.float32)
-
-
 def class_key(clip: Clip, mode: str) -> tuple[str, ...]:
     """The class a training clip teaches: its machine type and section, plus its attributes if asked."""
     key = (clip.machine, clip.section)
@@ -131,35 +58,56 @@ def class_key(clip: Clip, mode: str) -> tuple[str, ...]:
     return key
 
 
-class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector):
+class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetector):
     """Shared fitting of the ArcFace and AdaCos detectors; subclasses build the head."""
 
     uses_proxy_machines: ClassVar[bool] = True
-    debug_params: ClassVar[dict[str, Any]] = {"epochs": 2}
     learns_embedding: ClassVar[bool] = True
-
-    snippet_frames: int
-    hop_frames: int
-    embedding_dim: int
-    base_channels: int
-    backbone: str
-    inputs: str
-    spectrum_fft: int
-    labels: str
-    proxy_classes: bool
-    mixup: float
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    scorer: str
-    seed: int
-    n_models: int
-    accelerator: str
-    devices: int | str
-    strategy: str
-    progress: bool
+    trainer_defaults: ClassVar[TrainerConfig] = TrainerConfig(epochs=20, batch_size=64)
 
     _proxy: ClipFeatures | None = None
+
+    def __init__(
+        self,
+        snippet_frames: int = 64,
+        hop_frames: int = 64,
+        embedding_dim: int = 128,
+        base_channels: int = 32,
+        backbone: str = "compact",
+        inputs: str = "logmel",
+        spectrum_fft: int = 16384,
+        labels: str = "auto",
+        proxy_classes: bool = True,
+        mixup: float = 0.0,
+        scorer: str = "knn",
+        k: int = 1,
+        metric: str = "cosine",
+        domains: str = "min",
+        covariance: str = "ledoit_wolf",
+        n_components: int = 2,
+        covariance_type: str = "diag",
+        n_models: int = 1,
+        **trainer: Any,
+    ) -> None:
+        super().__init__(**trainer)
+        self.snippet_frames = snippet_frames
+        self.hop_frames = hop_frames
+        self.embedding_dim = embedding_dim
+        self.base_channels = base_channels
+        self.backbone = backbone
+        self.inputs = inputs
+        self.spectrum_fft = spectrum_fft
+        self.labels = labels
+        self.proxy_classes = proxy_classes
+        self.mixup = mixup
+        self.scorer = scorer
+        self.k = k
+        self.metric = metric
+        self.domains = domains
+        self.covariance = covariance
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.n_models = n_models
 
     def _head(self, dim: int, n_classes: int) -> nn.Module:
         raise NotImplementedError
@@ -204,8 +152,6 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector):
         return self.labels
 
     def _fit_embedder(self, X: ClipFeatures) -> nn.Module:
-        from asdkit.detectors.training import fit_network
-
         if self.snippet_frames < 8 or self.hop_frames < 1:
             raise ModelError(
                 f"{self.name}: snippet_frames must be >= 8 and hop_frames >= 1 "
@@ -245,7 +191,7 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector):
         self.n_mels_in_ = X.config.n_mels
         network = self._network(self.n_mels_in_, len(self.classes_))
         mean, std = band_statistics(X.arrays)  # the machine's own clips set the scale
-        network.scaler.set(torch.from_numpy(mean), std)
+        network.scaler.set(torch.from_numpy(mean), torch.from_numpy(std))
         if network.spectrum_branch is not None and X.spectra is not None:
             own = np.stack([np.asarray(s, dtype=np.float64)[0] for s in X.spectra])
             network.spectrum_scaler.set(torch.from_numpy(own.mean(axis=0)), max(float(own.std()), 1e-3))
@@ -258,20 +204,11 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector):
             labels=[index[k] for k in keys],
             side=None if spectra is None else [np.asarray(s)[0] for s in spectra],
         )
-        self.history_ = fit_network(
-            network,
-            self._loss,
-            stream,
-            None,
-            **self._trainer_options(),
-        )
+        self.history_ = self._train(network, stream, None)
         return network
 
-    def _items(self, logmel: np.ndarray) -> np.ndarray:
-        return snippets(logmel, self.snippet_frames, self.hop_frames)
-
-    def _count(self, n_frames: int) -> int:
-        return len(patch_starts(n_frames, self.snippet_frames, self.hop_frames)) if n_frames > 0 else 0
+    def _windows(self) -> Patches:
+        return Patches(self.snippet_frames, self.hop_frames)
 
     def _loss(self, network: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         x, y = batch[0], batch[-1]
@@ -294,7 +231,7 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector):
 
     @torch.inference_mode()
     def embed(self, X: ClipFeatures, max_items: int = 2048) -> np.ndarray:
-        device = scoring_device(self.accelerator)
+        device = self.scoring_device()
         network = self.network_[EMBEDDER].to(device).eval()
         out = []
         for i, array in enumerate(X.arrays):
@@ -328,65 +265,10 @@ class ArcFaceDetector(MarginClassifierDetector):
 
     name: ClassVar[str] = "arcface"
 
-    def __init__(
-        self,
-        margin: float = 0.5,
-        scale: float = 30.0,
-        snippet_frames: int = 64,
-        hop_frames: int = 64,
-        embedding_dim: int = 128,
-        base_channels: int = 32,
-        backbone: str = "compact",
-        inputs: str = "logmel",
-        spectrum_fft: int = 16384,
-        labels: str = "auto",
-        proxy_classes: bool = True,
-        mixup: float = 0.0,
-        epochs: int = 20,
-        batch_size: int = 64,
-        learning_rate: float = 1e-3,
-        scorer: str = "knn",
-        k: int = 1,
-        metric: str = "cosine",
-        domains: str = "min",
-        covariance: str = "ledoit_wolf",
-        n_components: int = 2,
-        covariance_type: str = "diag",
-        seed: int = 0,
-        n_models: int = 1,
-        accelerator: str = "auto",
-        devices: int | str = 1,
-        strategy: str = "auto",
-        progress: bool = False,
-    ) -> None:
+    def __init__(self, margin: float = 0.5, scale: float = 30.0, **params: Any) -> None:
+        super().__init__(**params)
         self.margin = margin
         self.scale = scale
-        self.snippet_frames = snippet_frames
-        self.hop_frames = hop_frames
-        self.embedding_dim = embedding_dim
-        self.base_channels = base_channels
-        self.backbone = backbone
-        self.inputs = inputs
-        self.spectrum_fft = spectrum_fft
-        self.labels = labels
-        self.proxy_classes = proxy_classes
-        self.mixup = mixup
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.scorer = scorer
-        self.k = k
-        self.metric = metric
-        self.domains = domains
-        self.covariance = covariance
-        self.n_components = n_components
-        self.covariance_type = covariance_type
-        self.seed = seed
-        self.n_models = n_models
-        self.accelerator = accelerator
-        self.devices = devices
-        self.strategy = strategy
-        self.progress = progress
 
     def _head(self, dim: int, n_classes: int) -> nn.Module:
         return ArcFace(dim, n_classes, self.scale, self.margin)
@@ -398,63 +280,9 @@ class AdaCosDetector(MarginClassifierDetector):
 
     name: ClassVar[str] = "adacos"
 
-    def __init__(
-        self,
-        n_subclusters: int = 16,
-        snippet_frames: int = 64,
-        hop_frames: int = 64,
-        embedding_dim: int = 128,
-        base_channels: int = 32,
-        backbone: str = "compact",
-        inputs: str = "logmel",
-        spectrum_fft: int = 16384,
-        labels: str = "auto",
-        proxy_classes: bool = True,
-        mixup: float = 0.0,
-        epochs: int = 20,
-        batch_size: int = 64,
-        learning_rate: float = 1e-3,
-        scorer: str = "knn",
-        k: int = 1,
-        metric: str = "cosine",
-        domains: str = "min",
-        covariance: str = "ledoit_wolf",
-        n_components: int = 2,
-        covariance_type: str = "diag",
-        seed: int = 0,
-        n_models: int = 1,
-        accelerator: str = "auto",
-        devices: int | str = 1,
-        strategy: str = "auto",
-        progress: bool = False,
-    ) -> None:
+    def __init__(self, n_subclusters: int = 16, **params: Any) -> None:
+        super().__init__(**params)
         self.n_subclusters = n_subclusters
-        self.snippet_frames = snippet_frames
-        self.hop_frames = hop_frames
-        self.embedding_dim = embedding_dim
-        self.base_channels = base_channels
-        self.backbone = backbone
-        self.inputs = inputs
-        self.spectrum_fft = spectrum_fft
-        self.labels = labels
-        self.proxy_classes = proxy_classes
-        self.mixup = mixup
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.scorer = scorer
-        self.k = k
-        self.metric = metric
-        self.domains = domains
-        self.covariance = covariance
-        self.n_components = n_components
-        self.covariance_type = covariance_type
-        self.seed = seed
-        self.n_models = n_models
-        self.accelerator = accelerator
-        self.devices = devices
-        self.strategy = strategy
-        self.progress = progress
 
     def _head(self, dim: int, n_classes: int) -> nn.Module:
         return SubClusterAdaCos(dim, n_classes, self.n_subclusters)

@@ -2,7 +2,8 @@
 
 A wrong value used to surface late and cryptically (``epochs=-1`` trained forever, ``epochs=0`` saved an
 untrained model, ``epochs=1.5`` ended in an empty AssertionError). :func:`validate_params` reads each
-detector's signature, so a new detector is covered without editing it; :data:`RANGES` says which values of a
+detector's parameters (``Detector.parameters``: its ``__init__``'s, and a network's TrainerConfig's),
+so a new detector is covered without editing it; :data:`RANGES` says which values of a
 parameter name make sense (names mean the same thing in every detector that has them).
 """
 
@@ -108,20 +109,16 @@ def validate_params(model: str, params: dict[str, Any] | None) -> dict[str, Any]
     """
     from asdkit.detectors.registry import get_detector_class
 
-    cls = get_detector_class(model)
-    signature = inspect.signature(cls.__init__)
-    known = [p for p in signature.parameters if p != "self"]
-    try:
-        hints = typing.get_type_hints(cls.__init__)
-    except (NameError, TypeError):
-        hints = {}
+    parameters = get_detector_class(model).parameters()
+    known = list(parameters)
     checked: dict[str, Any] = {}
     for key, value in (params or {}).items():
         if key not in known:
             raise AsdkitError(
                 f"--param {key}: detector {model!r} has no such parameter; it takes {', '.join(known)}"
             )
-        annotation = hints.get(key, Any)
+        annotation = parameters[key].annotation
+        annotation = Any if annotation is inspect.Parameter.empty else annotation
         value = _coerce(value, annotation)
         problem = _problem(value, annotation, RANGES.get(key))
         if problem is not None:

@@ -1,8 +1,9 @@
 """The shared base of reconstruction detectors: a network, what it reconstructs, and its per-item error.
 
-A new reconstruction model is a network plus ``_network``, ``_items``, ``_count`` and (when the error
-is not plain MSE of input vs output) ``_item_errors``. Training streams items from the feature cache
-through Lightning; the clip score is the mean item error over the clip.
+A new reconstruction model is a network (``_network``), its items (``_windows``; stacked frames by
+default) and, when the error is not plain MSE of input vs output, ``_item_errors``. Training streams
+items from the feature cache through Lightning (:class:`asdkit.detectors.deep.DeepDetector`); the clip
+score is the mean item error over the clip.
 
 A network whose input is not its target (IDNN: context frames in, centre frame out) overrides
 ``_inputs_targets``. The reconstruction view (:meth:`ReconstructionDetector.reconstruct`) maps items back
@@ -14,50 +15,39 @@ is set from the training clips' band statistics before training.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import IterableDataset
 
-from asdkit.detectors.base import ClipFeatures, Detector, held_out_count
+from asdkit.detectors.base import ClipFeatures, held_out_count
+from asdkit.detectors.deep import DeepDetector
 from asdkit.detectors.frames import ItemStream
+from asdkit.detectors.windows import StackedFrames, Windows
+from asdkit.models.scaling import band_statistics
 
 
-def scoring_device(accelerator: str) -> torch.device:
-    """Score on the GPU when there is one and the detector was not pinned to the CPU."""
-    if accelerator != "cpu" and torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("cpu")
+class ReconstructionDetector(DeepDetector):
+    """Reconstruction family: ``validation_fraction`` of the training clips are held out for the
+    validation loss and the threshold; the trainer settings are those of ``deep.TrainerConfig``."""
 
-
-class ReconstructionDetector(Detector):
-    has_network: ClassVar[bool] = True
-    debug_params: ClassVar[dict[str, Any]] = {"epochs": 2}
     #: set ``network_.scaler`` from the training data (a detector may make this a parameter, as the AE does)
     standardise: bool = False
 
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    validation_fraction: float
-    seed: int
-    accelerator: str
-    devices: int | str
-    strategy: str
-    progress: bool
+    n_frames: int
+
+    def __init__(self, validation_fraction: float = 0.1, **trainer: Any) -> None:
+        super().__init__(**trainer)
+        self.validation_fraction = validation_fraction
 
     # -- what a model provides --------------------------------------------------------------------------
     def _network(self, n_mels: int) -> nn.Module:
         raise NotImplementedError
 
-    def _items(self, logmel: np.ndarray) -> np.ndarray:
-        """The clip's network inputs, [n_items, ...], from its log-mel array [n_mels, frames]."""
-        raise NotImplementedError
-
-    def _count(self, n_frames: int) -> int:
-        """How many items a clip of ``n_frames`` frames gives."""
-        raise NotImplementedError
+    def _windows(self) -> Windows:
+        return StackedFrames(self.n_frames)
 
     def _inputs_targets(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """What the network sees and what it must reproduce; an autoencoder's are the item itself."""
@@ -77,13 +67,11 @@ class ReconstructionDetector(Detector):
         self.n_mels_in_ = n_mels
         self.network_ = self._network(n_mels)
 
-    def _fit(self, X: ClipFeatures) -> None:
-        from asdkit.detectors.training import fit_network
-
+    def _training_data(self, X: ClipFeatures) -> tuple[IterableDataset, IterableDataset | None]:
         self._build_network(X.config.n_mels)
         if self.standardise:
             mean, std = band_statistics(X.arrays)
-            self.network_.scaler.set(torch.from_numpy(mean), std)
+            self.network_.scaler.set(torch.from_numpy(mean), torch.from_numpy(std))
         train_idx, val_idx = split_clips(len(X), self.validation_fraction, self.seed)
         self._held_out_idx = val_idx  # not saved: the threshold is fitted to their scores
         stream = ItemStream(
@@ -94,13 +82,7 @@ class ReconstructionDetector(Detector):
             val = ItemStream(
                 [X.arrays[i] for i in val_idx], self._items, self._count, self.batch_size, shuffle=False
             )
-        self.history_ = fit_network(
-            self.network_,
-            self._loss,
-            stream,
-            val,
-            **self._trainer_options(),
-        )
+        return stream, val
 
     @torch.inference_mode()
     def _score(self, X: ClipFeatures) -> np.ndarray:
@@ -109,7 +91,7 @@ class ReconstructionDetector(Detector):
     @torch.inference_mode()
     def item_errors(self, arrays: Sequence[np.ndarray], max_items: int = 8192) -> list[np.ndarray]:
         """Per-item errors of each clip (e.g. per frame over time: the reconstruction view plots them)."""
-        device = scoring_device(self.accelerator)
+        device = self.scoring_device()
         network = self.network_.to(device).eval()
         out: list[np.ndarray] = []
         for items, counts in _item_chunks(arrays, self._items, max_items):
@@ -123,7 +105,7 @@ class ReconstructionDetector(Detector):
         The network output is read frame-major (frame j's n_mels values contiguous). Default: stacked
         frames (item t reconstructs frames t .. t + n_frames - 1, as in the AE).
         """
-        return np.arange(self._count(n_frames)), int(self.n_frames)  # type: ignore[attr-defined]
+        return np.arange(self._count(n_frames)), self.n_frames
 
     @torch.inference_mode()
     def reconstruct(self, logmel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -154,14 +136,6 @@ class ReconstructionDetector(Detector):
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         self._build_network(int(state["n_mels_in"]))
-
-
-def band_statistics(arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, float]:
-    """Per-band mean and one overall standard deviation (about those means) of the clips' frames."""
-    count = sum(a.shape[1] for a in arrays)
-    mean = sum(np.asarray(a, dtype=np.float64).sum(axis=1) for a in arrays) / max(count, 1)
-    squares = sum(float(((np.asarray(a, dtype=np.float64) - mean[:, None]) ** 2).sum()) for a in arrays)
-    return np.asarray(mean, dtype=np.float64), max(float(np.sqrt(squares / max(count * len(mean), 1))), 1e-3)
 
 
 def split_clips(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:

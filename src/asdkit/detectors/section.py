@@ -29,26 +29,18 @@ from torch.nn import functional as F
 
 from asdkit.data.manifest import TARGET
 from asdkit.detectors.base import CONFIG_NAME, HELD_OUT_FRACTION, ClipFeatures, Detector, held_out_split
-from asdkit.detectors.conv_ae import patch_starts
+from asdkit.detectors.deep import DeepDetector
 from asdkit.detectors.frames import ItemStream
-from asdkit.detectors.reconstruction import band_statistics, scoring_device
 from asdkit.detectors.schedule import RampDown
+from asdkit.detectors.sections import SectionIndex
+from asdkit.detectors.windows import Patches
 from asdkit.errors import DataError, ModelError
+from asdkit.models.scaling import band_statistics
 
 log = logging.getLogger(__name__)
 
 #: Training label of a proxy-outlier snippet; own snippets carry ``2 * section_index + is_target``.
 PROXY = -1
-
-
-def snippets(logmel: np.ndarray, frames: int, hop: int) -> np.ndarray:
-    """Snippets [n, frames, n_mels] every ``hop`` frames plus one flush with the end; short clips wrap."""
-    n_frames = logmel.shape[1]
-    if n_frames < frames:
-        logmel = np.pad(logmel, ((0, 0), (0, frames - n_frames)), mode="wrap")
-    windows = np.lib.stride_tricks.sliding_window_view(logmel, frames, axis=1)
-    starts = patch_starts(n_frames, frames, hop)
-    return np.ascontiguousarray(windows[:, starts].transpose(1, 2, 0), dtype=np.float32)
 
 
 def ccsa_loss(
@@ -104,38 +96,47 @@ def recalibrate_batchnorm(network: nn.Module, batches: Iterable[Any], device: to
     network.cpu().eval()
 
 
-class SectionClassifier(Detector):
+class SectionClassifier(DeepDetector):
     """Base of the section classifiers; a subclass gives ``_network`` and ``_snippet_scores``."""
 
-    has_network: ClassVar[bool] = True
     #: api.train offers other machine types' clips (see ``wants_proxy_machines``)
     uses_proxy_machines: ClassVar[bool] = True
     #: parameters that fix the network's shape: fine-tuning requires them equal to the initial model's
     architecture: ClassVar[tuple[str, ...]] = ()
 
-    snippet_frames: int
-    hop_frames: int
-    proxy_outliers: bool
-    proxy_lambda: float
-    init_from: str | None
-    ccsa_weight: float
-    margin: float
-    mixup: float
-    time_masks: int
-    time_mask_frames: int
-    freq_masks: int
-    freq_mask_bands: int
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    rampdown_start: int
-    rampdown_length: int
-    seed: int
-    accelerator: str
-    devices: int | str
-    strategy: str
-    precision: str
-    progress: bool
+    def __init__(
+        self,
+        snippet_frames: int = 64,
+        hop_frames: int = 32,
+        proxy_outliers: bool = True,
+        proxy_lambda: float = 0.5,
+        init_from: str | None = None,
+        ccsa_weight: float = 0.0,
+        margin: float = 0.5,
+        mixup: float = 0.0,
+        time_masks: int = 0,
+        time_mask_frames: int = 8,
+        freq_masks: int = 0,
+        freq_mask_bands: int = 8,
+        rampdown_start: int = 0,
+        rampdown_length: int = 0,
+        **trainer: Any,
+    ) -> None:
+        super().__init__(**trainer)
+        self.snippet_frames = snippet_frames
+        self.hop_frames = hop_frames
+        self.proxy_outliers = proxy_outliers
+        self.proxy_lambda = proxy_lambda
+        self.init_from = init_from
+        self.ccsa_weight = ccsa_weight
+        self.margin = margin
+        self.mixup = mixup
+        self.time_masks = time_masks
+        self.time_mask_frames = time_mask_frames
+        self.freq_masks = freq_masks
+        self.freq_mask_bands = freq_mask_bands
+        self.rampdown_start = rampdown_start
+        self.rampdown_length = rampdown_length
 
     # -- what a model provides --------------------------------------------------------------------------
     def _network(self, n_classes: int, n_mels: int) -> nn.Module:
@@ -160,9 +161,7 @@ class SectionClassifier(Detector):
         self.sections_ = list(sections)
         self.network_ = self._network(len(self.sections_), n_mels)
 
-    def _fit(self, X: ClipFeatures) -> None:
-        from asdkit.detectors.training import fit_network
-
+    def _training_data(self, X: ClipFeatures) -> tuple[ItemStream, None]:
         self._check_params()
         sections = sorted({c.section for c in X.clips})
         machine = X.clips[0].machine
@@ -178,26 +177,23 @@ class SectionClassifier(Detector):
             self._load_initial_weights(Path(self.init_from), machine)
         else:
             mean, std = band_statistics(X.arrays)
-            self.network_.scaler.set(torch.from_numpy(mean), std)
-        index = {s: i for i, s in enumerate(self.sections_)}
+            self.network_.scaler.set(torch.from_numpy(mean), torch.from_numpy(std))
+        ids = SectionIndex(self.sections_).of((c.section for c in X.clips), self.name)
         arrays = list(X.arrays)
-        labels = [2 * index[c.section] + int(c.domain == TARGET) for c in X.clips]
+        labels = [2 * i + int(c.domain == TARGET) for i, c in zip(ids, X.clips, strict=True)]
         proxies = self._proxy_arrays(len(arrays))
         if self.wants_proxy_machines() and not proxies:
             log.warning("%s: %s: no proxy clips of other machine types; training without", self.name, machine)
         arrays += proxies
         labels += [PROXY] * len(proxies)
         stream = ItemStream(arrays, self._items, self._count, self.batch_size, seed=self.seed, labels=labels)
-        self.history_ = fit_network(
-            self.network_,
-            self._loss,
-            stream,
-            None,
-            **self._trainer_options(),
-            lr_lambda=RampDown(self.rampdown_start, self.rampdown_length),
-            precision=self._effective_precision(),
-        )
-        recalibrate_batchnorm(self.network_, stream, scoring_device(self.accelerator))
+        return stream, None
+
+    def _lr_lambda(self) -> RampDown:
+        return RampDown(self.rampdown_start, self.rampdown_length)
+
+    def _fitted(self, X: ClipFeatures, train: Any) -> None:
+        recalibrate_batchnorm(self.network_, train, self.scoring_device())
 
     def _check_params(self) -> None:
         if self.snippet_frames < 1 or self.hop_frames < 1:
@@ -236,19 +232,8 @@ class SectionClassifier(Detector):
             raise ModelError(f"init_from={folder}: network differs in {', '.join(differ)}")
         self.network_.load_state_dict(initial.network_.state_dict())
 
-    def _effective_precision(self) -> str:
-        """Mixed float16 is a GPU option; on a CPU-only machine the run falls back to 32 bits and says so."""
-        on_cpu = self.accelerator == "cpu" or not torch.cuda.is_available()
-        if on_cpu and str(self.precision).startswith("16"):
-            log.warning("%s: precision=%s needs a GPU; training in 32 bits", self.name, self.precision)
-            return "32-true"
-        return str(self.precision)
-
-    def _items(self, logmel: np.ndarray) -> np.ndarray:
-        return snippets(logmel, self.snippet_frames, self.hop_frames)
-
-    def _count(self, n_frames: int) -> int:
-        return len(patch_starts(n_frames, self.snippet_frames, self.hop_frames)) if n_frames > 0 else 0
+    def _windows(self) -> Patches:
+        return Patches(self.snippet_frames, self.hop_frames)
 
     def _loss(self, network: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         x, code = batch
@@ -281,20 +266,15 @@ class SectionClassifier(Detector):
     # -- scoring ------------------------------------------------------------------------------------------
     @torch.inference_mode()
     def _score(self, X: ClipFeatures) -> np.ndarray:
-        index = {s: i for i, s in enumerate(self.sections_)}
-        device = scoring_device(self.accelerator)
+        ids = SectionIndex(self.sections_).of((c.section for c in X.clips), self.name)
+        device = self.scoring_device()
         network = self.network_.to(device).eval()
         scores = np.empty(len(X), dtype=np.float64)
-        for i, (array, clip) in enumerate(zip(X.arrays, X.clips, strict=True)):
-            if clip.section not in index:
-                raise ModelError(
-                    f"{self.name}: {clip.name} is from section {clip.section}; the model knows sections "
-                    f"{', '.join(self.sections_)}"
-                )
+        for i, (array, section) in enumerate(zip(X.arrays, ids, strict=True)):
             items = torch.from_numpy(self._items(np.asarray(array, dtype=np.float32))).to(device)
             log_probs = torch.cat(
                 [
-                    F.log_softmax(network(part).double(), dim=1)[:, index[clip.section]]
+                    F.log_softmax(network(part).double(), dim=1)[:, section]
                     for part in items.split(max(self.batch_size, 256))
                 ]
             )

@@ -9,6 +9,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -16,6 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
 
+from asdkit.detectors.deep import TrainerConfig
 from asdkit.errors import AsdkitError
 
 #: (network, batch) -> scalar loss; a batch is a tensor of items or a tuple of tensors (items, labels, ...).
@@ -80,11 +82,8 @@ class _History(L.Callback):
         self.epochs.append(row)
 
 
-def _tensorboard() -> Any:
-    """Lightning's TensorBoard logger where ``tracking.tensorboard_logging`` asked for one, else False."""
-    from asdkit.tracking import tensorboard_dir
-
-    log_dir = tensorboard_dir()
+def _tensorboard(log_dir: Path | None) -> Any:
+    """Lightning's TensorBoard logger writing to ``log_dir``, or False for none."""
     if log_dir is None:
         return False
     try:
@@ -120,28 +119,20 @@ def fit_network(
     loss_fn: LossFn,
     train_data: IterableDataset,
     val_data: IterableDataset | None,
-    *,
-    epochs: int,
-    learning_rate: float,
-    seed: int,
-    accelerator: str = "auto",
-    devices: int | str = 1,
-    strategy: str = "auto",
-    progress: bool = False,
+    config: TrainerConfig,
     lr_lambda: LrLambda | None = None,
-    precision: str | int = "32-true",
 ) -> list[dict[str, float]]:
-    """Train ``network`` in place; returns the per-epoch loss (and learning-rate) history.
+    """Train ``network`` in place as ``config`` says; returns the per-epoch loss (and LR) history.
 
     ``lr_lambda(epoch)`` scales the learning rate per epoch (LambdaLR); None keeps it constant.
-    ``precision`` goes to Lightning's Trainer (``"16-mixed"`` on a GPU, ``"bf16-mixed"`` also on CPU).
+    TensorBoard event files go to ``config.log_dir`` when it is set.
     """
-    L.seed_everything(seed, workers=True, verbose=False)
+    L.seed_everything(config.seed, workers=True, verbose=False)
     for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    module = NetworkModule(network, loss_fn, learning_rate, lr_lambda)
+    module = NetworkModule(network, loss_fn, config.learning_rate, lr_lambda)
     history = _History()
-    logger = _tensorboard()
+    logger = _tensorboard(config.log_dir)
     callbacks: list[L.Callback] = [history]
     if logger is not False:
         callbacks.append(L.pytorch.callbacks.LearningRateMonitor(logging_interval="epoch"))
@@ -151,15 +142,15 @@ def fit_network(
         warnings.filterwarnings("ignore", message=".*treespec.*")  # Lightning vs newer torch, harmless
         warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")  # training without hold-out
         trainer = L.Trainer(
-            max_epochs=epochs,
-            accelerator=accelerator,
-            devices=devices,
-            strategy=strategy,
-            precision=precision,  # type: ignore[arg-type]
+            max_epochs=config.epochs,
+            accelerator=config.accelerator,
+            devices=config.devices,
+            strategy=config.strategy,
+            precision=config.precision,  # type: ignore[arg-type]
             logger=logger,
             enable_checkpointing=False,
             enable_model_summary=False,
-            enable_progress_bar=progress,
+            enable_progress_bar=config.progress,
             deterministic=True,
             callbacks=callbacks,
             default_root_dir=root,

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -32,7 +31,6 @@ from asdkit.detectors.base import ClipFeatures
 from asdkit.detectors.reconstruction import ReconstructionDetector
 from asdkit.detectors.registry import register
 from asdkit.errors import AsdkitError
-from asdkit.features.logmel import stack_frames
 from asdkit.models.vae import VariationalAutoencoder, kl_divergence
 
 #: name -> (recon_weight, kl_weight); the name is "recon:kl".
@@ -108,16 +106,9 @@ class VaeDetector(ReconstructionDetector):
         recon_weight: float | None = None,
         kl_weight: float | None = None,
         score: str = "recon",
-        epochs: int = 100,
-        batch_size: int = 512,
-        learning_rate: float = 1e-3,
-        validation_fraction: float = 0.1,
-        seed: int = 0,
-        accelerator: str = "auto",
-        devices: int | str = 1,
-        strategy: str = "auto",
-        progress: bool = False,
+        **params: Any,
     ) -> None:
+        super().__init__(**params)
         self.n_frames = n_frames
         self.hidden = hidden
         self.latent = latent
@@ -126,15 +117,6 @@ class VaeDetector(ReconstructionDetector):
         self.recon_weight = recon_weight
         self.kl_weight = kl_weight
         self.score = score
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.validation_fraction = validation_fraction
-        self.seed = seed
-        self.accelerator = accelerator
-        self.devices = devices
-        self.strategy = strategy
-        self.progress = progress
 
     def weights(self) -> tuple[float, float]:
         """The (recon, kl) loss weights these parameters give (errors on a conflict)."""
@@ -147,12 +129,6 @@ class VaeDetector(ReconstructionDetector):
 
     def _network(self, n_mels: int) -> nn.Module:
         return VariationalAutoencoder(n_mels, self.n_frames, self.hidden, self.latent, self.n_hidden)
-
-    def _items(self, logmel: np.ndarray) -> np.ndarray:
-        return stack_frames(logmel, self.n_frames)
-
-    def _count(self, n_frames: int) -> int:
-        return n_frames - self.n_frames + 1
 
     def _loss(self, network: nn.Module, batch: torch.Tensor) -> torch.Tensor:
         """Weighted -ELBO with the MSE in standardised units, so the presets do not depend on dB levels."""
