@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from asdkit.data.manifest import TEST, TRAIN, Clip, Manifest
-from asdkit.detectors.base import CONFIG_NAME, ClipFeatures, Detector, environment_versions
+from asdkit.detectors.base import ClipFeatures, Detector, environment_versions
 from asdkit.detectors.registry import DEFAULT_DETECTOR
-from asdkit.errors import AsdkitError, DataError, ModelError
+from asdkit.detectors.saved import MODELS_DIR, load_models, machine_for
+from asdkit.errors import AsdkitError, DataError
 from asdkit.features.config import FeatureConfig
 from asdkit.features.spectrum import SpectrumConfig
 from asdkit.rundir import check_resume, kept_model, locked_run_directory
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MODELS_DIR = "models"
 SCORES_DIR = "scores"
 DEBUG_TRAIN_CLIPS_PER_SECTION = 12
 DEBUG_TEST_CLIPS_PER_SET = 6
@@ -152,24 +152,6 @@ def _init_params(cls: type) -> set[str]:
     return set(inspect.signature(cls.__init__).parameters) - {"self"}
 
 
-def load_models(model_or_run: Path | str) -> dict[str, Detector]:
-    """Models by machine type, from a model folder or from a run directory holding ``models/<machine>/``."""
-    path = Path(model_or_run)
-    if not path.exists():
-        raise ModelError(f"{path}: no such model folder or run directory")
-    if (path / CONFIG_NAME).is_file():
-        detector = Detector.load(path)
-        machine = detector.metadata_.get("machine") or path.name
-        return {machine: detector}
-    models_dir = path / MODELS_DIR
-    found = sorted(p.parent for p in models_dir.glob(f"*/{CONFIG_NAME}")) if models_dir.is_dir() else []
-    if not found:
-        raise ModelError(
-            f"{path}: neither a model folder ({CONFIG_NAME}) nor a run directory ({MODELS_DIR}/*/)"
-        )
-    return {p.name: Detector.load(p) for p in found}
-
-
 # -- verbs --------------------------------------------------------------------------------------------------
 def train(
     data: Path | str | Manifest,
@@ -275,7 +257,7 @@ def score(
     truncated_clips(files)
     by_machine: dict[str, list[Path]] = {}
     for f in files:
-        by_machine.setdefault(_machine_for(f, models, machine), []).append(f)
+        by_machine.setdefault(machine_for(f, models, machine), []).append(f)
     scored: list[ScoredClip] = []
     skipped: list[tuple[Path, str]] = []
     for name, group in by_machine.items():
@@ -646,21 +628,6 @@ def _expand_wavs(paths: Sequence[Path | str]) -> list[Path]:
     return files
 
 
-def _machine_for(path: Path, models: dict[str, Detector], machine: str | None) -> str:
-    if machine is not None:
-        if machine not in models:
-            raise AsdkitError(f"no model for machine {machine!r}; the run has: {', '.join(sorted(models))}")
-        return machine
-    if len(models) == 1:
-        return next(iter(models))
-    for part in reversed(path.resolve().parts[:-1]):
-        if part in models:
-            return part
-    raise AsdkitError(
-        f"{path}: cannot tell which machine type's model to use; pass --machine ({', '.join(sorted(models))})"
-    )
-
-
 def _git_commit() -> str | None:
     try:
         root = Path(__file__).resolve().parent
@@ -697,7 +664,7 @@ def plot_reconstruction(
     clip_path = Path(clip_path)
     if not clip_path.is_file():
         raise DataError(f"{clip_path}: no such audio file")
-    name = _machine_for(clip_path, models, machine)
+    name = machine_for(clip_path, models, machine)
     detector = models[name]
     require_reconstruction(detector)
     clip = Clip(path=clip_path, machine=name, section="00")

@@ -72,7 +72,7 @@ class EnsembleDetector(Detector):
         if hasattr(self, "members_"):
             members: list[Detector] = list(self.members_)
         else:
-            from asdkit.api import load_models
+            from asdkit.detectors.saved import load_models
 
             members = []
             for spec in map(_spec_dict, self._specs()):
@@ -109,7 +109,7 @@ class EnsembleDetector(Detector):
             if self._proxy is not None and getattr(member, "uses_proxy_machines", False):
                 member.set_proxy_data(self._proxy)  # type: ignore[attr-defined]
             return member, True
-        from asdkit.api import load_models
+        from asdkit.detectors.saved import load_models
 
         models = load_models(Path(spec["path"]))
         machine = X.clips[0].machine

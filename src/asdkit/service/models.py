@@ -22,6 +22,7 @@ from asdkit.data.audio import decode_audio
 from asdkit.data.layouts.common import section_from_name
 from asdkit.data.manifest import Clip
 from asdkit.detectors.base import CONFIG_NAME, WEIGHTS_NAME, ClipFeatures, Detector, read_model_config
+from asdkit.detectors.saved import MODELS_DIR, load_models
 from asdkit.errors import DataError, ModelError
 from asdkit.rundir import run_status
 from asdkit.scoring.guard import not_finite_features_reason, not_finite_reason
@@ -62,15 +63,13 @@ class ServedModel:
 
 
 def load_served_models(model_or_run: Path | str) -> dict[str, ServedModel]:
-    """``api.load_models`` plus each model's folder, content hash (its version) and run metrics."""
-    from asdkit import api
-
+    """``load_models`` plus each model's folder, content hash (its version) and run metrics."""
     path = Path(model_or_run)
-    detectors = api.load_models(path)
+    detectors = load_models(path)
     served: dict[str, ServedModel] = {}
     for name, detector in detectors.items():
-        folder = path if (path / CONFIG_NAME).is_file() else path / api.MODELS_DIR / name
-        run_dir = folder.parents[1] if folder.parent.name == api.MODELS_DIR else None
+        folder = path if (path / CONFIG_NAME).is_file() else path / MODELS_DIR / name
+        run_dir = folder.parents[1] if folder.parent.name == MODELS_DIR else None
         served[name] = ServedModel(
             name=name,
             detector=detector,
