@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,11 +18,11 @@ import numpy as np
 
 from asdkit.data.manifest import TEST, TRAIN, Clip, Manifest
 from asdkit.detectors.base import ClipFeatures, Detector, environment_versions
+from asdkit.detectors.inputs import fit_bundle, score_bundle
 from asdkit.detectors.registry import DEFAULT_DETECTOR
 from asdkit.detectors.saved import MODELS_DIR, load_models, machine_for
 from asdkit.errors import AsdkitError, DataError
 from asdkit.features.config import FeatureConfig
-from asdkit.features.spectrum import SpectrumConfig
 from asdkit.rundir import check_resume, kept_model, locked_run_directory
 from asdkit.scoring.guard import score_guarded
 from asdkit.tracking import TrackingOptions, log_run, tensorboard_logging
@@ -100,34 +101,18 @@ def load_features(
     cache_dir: Path | None = None,
     progress: bool = False,
     on_error: str = "skip",
-    spectrum: SpectrumConfig | None = None,
+    inputs: Mapping[str, Any] | None = None,
 ) -> tuple[ClipFeatures, list[tuple[Path, str]]]:
     """Log-mel arrays of ``clips`` from the on-disk cache (computed once); unreadable clips are skipped.
 
-    With ``spectrum`` (a detector's ``spectrum_config(config)``), each clip's spectrum comes along too, cached
-    the same way.
+    With ``inputs`` (a detector's ``input_configs(config)``: front-end name -> config), each clip's arrays
+    of those front ends come along too, cached the same way (:func:`asdkit.detectors.inputs.load_bundle`).
     """
-    from asdkit.features.cache import FeatureCache
+    from asdkit.detectors.inputs import load_bundle
 
-    by_path = {Path(c.path): c for c in clips}
-    result = FeatureCache(config, cache_dir=cache_dir).extract(
-        [Path(c.path) for c in clips],
-        progress=progress,
-        on_error=on_error,  # type: ignore[arg-type]
-    )
-    kept = [by_path[Path(p)] for p in result.kept]
-    if spectrum is None:
-        return ClipFeatures(result.arrays, kept, config), list(result.skipped)
-    spectra = FeatureCache(spectrum, cache_dir=cache_dir).extract(
-        [Path(c.path) for c in kept],
-        progress=progress,
-        on_error=on_error,  # type: ignore[arg-type]
-    )
-    both = {Path(p) for p in spectra.kept}
-    arrays = [a for a, c in zip(result.arrays, kept, strict=True) if Path(c.path) in both]
-    kept = [c for c in kept if Path(c.path) in both]
-    features = ClipFeatures(arrays, kept, config, spectra.arrays, spectrum)
-    return features, list(result.skipped) + list(spectra.skipped)
+    if on_error not in ("skip", "raise"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    return load_bundle(clips, config, inputs, cache_dir, progress, on_error)  # type: ignore[arg-type]
 
 
 # -- models -------------------------------------------------------------------------------------------------
@@ -182,7 +167,8 @@ def train(
     if debug:
         train_clips = _debug_subset(train_clips, DEBUG_TRAIN_CLIPS_PER_SECTION)
     detectors: dict[str, Detector] = {}
-    proxy_pool: list[Clip] | None = None  # other machine types' clips, for detectors that ask for them
+    # every machine type's normal training clips, read once and only for detectors whose tags ask for them
+    proxy_pool = functools.cache(lambda: _normal_training_clips_of_tree(manifest, debug))
     for machine in manifest.machines():
         clips = train_clips.filter(machine=machine, label=0).clips + [
             c for c in train_clips.filter(machine=machine) if c.label is None
@@ -194,26 +180,13 @@ def train(
             detectors[machine] = kept
             continue
         detector = make_detector(model, params, seed, debug)
-        spectrum = detector.spectrum_config(features)
         _say(progress, f"{machine}: features of {len(clips)} training clips")
-        X, skipped = load_features(
-            clips, features, cache_dir, progress=progress is not None, spectrum=spectrum
+        X, skipped = fit_bundle(
+            detector, clips, features, proxy_pool, cache_dir, progress=progress is not None, say=progress
         )
         _warn_skipped(machine, "training", skipped)
         if len(X) == 0:
             raise DataError(f"{machine}: every training clip was unreadable ({skipped[0][1]})")
-        if _wants_proxy_machines(detector):
-            if proxy_pool is None:
-                proxy_pool = _normal_training_clips_of_tree(manifest, debug)
-            others = [c for c in proxy_pool if c.machine != machine]
-            X_other = None
-            if others:
-                _say(progress, f"{machine}: features of {len(others)} proxy clips of other machine types")
-                X_other, bad = load_features(
-                    others, features, cache_dir, progress=progress is not None, spectrum=spectrum
-                )
-                _warn_skipped(machine, "proxy", bad)
-            detector.set_proxy_data(X_other)  # type: ignore[attr-defined]
         _say(progress, f"{machine}: training {model} on {len(X)} clips")
         start = time.perf_counter()
         with tensorboard_logging(_tensorboard_dir(out, machine, tracking)):
@@ -265,13 +238,7 @@ def score(
         clips = [
             Clip(path=f, machine=name, section=section or section_from_name(f.name) or "") for f in group
         ]
-        X, bad = load_features(
-            clips,
-            detector.feature_config_,
-            cache_dir,
-            progress=progress is not None,
-            spectrum=detector.spectrum_config(detector.feature_config_),
-        )
+        X, bad = score_bundle(detector, clips, cache_dir, progress is not None)
         skipped += bad
         if len(X):
             values, kept, unscored = score_guarded(detector, X)
@@ -431,13 +398,7 @@ def run(
             log.warning("%s: no test clips; nothing to score", machine)
             continue
         _say(progress, f"{machine}: scoring {len(clips)} test clips")
-        X, bad = load_features(
-            clips,
-            detector.feature_config_,
-            cache_dir,
-            progress=progress is not None,
-            spectrum=detector.spectrum_config(detector.feature_config_),
-        )
+        X, bad = score_bundle(detector, clips, cache_dir, progress is not None)
         _warn_skipped(machine, "test", bad)
         skipped += bad
         values, kept, unscored = score_guarded(detector, X, show=progress is not None)
@@ -549,14 +510,6 @@ def _demo_data(out: Path, seed: int, debug: bool, progress: Progress | None) -> 
 def _tensorboard_dir(out: Path | str | None, machine: str, tracking: TrackingOptions) -> Path | None:
     """``OUT/tensorboard/<machine>`` with --tensorboard (``tensorboard --logdir OUT/tensorboard``)."""
     return Path(out) / "tensorboard" / machine if tracking.tensorboard and out is not None else None
-
-
-def _wants_proxy_machines(detector: Detector) -> bool:
-    """Detectors that declare ``uses_proxy_machines`` get other machine types' clips (proxy outliers)."""
-    if not getattr(detector, "uses_proxy_machines", False):
-        return False
-    wants = getattr(detector, "wants_proxy_machines", None)
-    return bool(wants()) if callable(wants) else True
 
 
 def _normal_training_clips_of_tree(manifest: Manifest, debug: bool) -> list[Clip]:

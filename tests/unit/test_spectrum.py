@@ -155,10 +155,11 @@ def test_load_features_brings_aligned_spectra_and_skips_a_corrupt_clip(tmp_path:
     bad.write_bytes(b"RIFF not really a wav")
     clips = [Clip(path=p, machine="fan", section="00") for p in [good[0], bad, good[1]]]
     spectrum = SpectrumConfig(n_fft=1024)
-    X, skipped = api.load_features(clips, FeatureConfig(), tmp_path / "cache", spectrum=spectrum)
+    X, skipped = api.load_features(clips, FeatureConfig(), tmp_path / "cache", inputs={"spectrum": spectrum})
     assert [Path(c.path) for c in X.clips] == good
     assert [p for p, _ in skipped] == [bad]
-    assert X.spectrum_config == spectrum and X.spectra is not None and len(X.spectra) == 2
-    np.testing.assert_allclose(X.spectra[1], compute_spectrum([machine_sound(1.0, seed=1)], spectrum)[0])
-    subset = X.subset([1])
-    assert subset.spectra is not None and np.array_equal(subset.spectra[0], X.spectra[1])
+    spectra = X.arrays_of("spectrum")
+    assert X.input_configs() == {"spectrum": spectrum} and spectra is not None and len(spectra) == 2
+    np.testing.assert_allclose(spectra[1], compute_spectrum([machine_sound(1.0, seed=1)], spectrum)[0])
+    subset = X.subset([1]).arrays_of("spectrum")
+    assert subset is not None and np.array_equal(subset[0], spectra[1])

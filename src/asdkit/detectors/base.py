@@ -13,7 +13,7 @@ import json
 import logging
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -24,9 +24,10 @@ import torch
 from asdkit import __version__
 from asdkit.data.manifest import Clip
 from asdkit.detectors.model_file import check_model_config, load_failure
+from asdkit.detectors.tags import DetectorTags
 from asdkit.errors import DataError, ModelError
 from asdkit.features.config import FeatureConfig
-from asdkit.features.spectrum import SpectrumConfig
+from asdkit.features.frontends import LOGMEL, get_front_end
 from asdkit.scoring.threshold import gamma_threshold
 from asdkit.utils.io import atomic_open, atomic_write_text
 
@@ -38,39 +39,64 @@ CONFIG_NAME = "model.json"
 WEIGHTS_NAME = "weights.pt"
 
 
+@dataclass(frozen=True)
+class InputArrays:
+    """One front end's arrays of the clips of a :class:`ClipFeatures`, with the config that computed them."""
+
+    config: Any
+    arrays: Sequence[np.ndarray]
+
+
 @dataclass
 class ClipFeatures:
-    """Log-mel arrays ([n_mels, frames], usually memmaps from the cache) of clips, with their metadata.
+    """The fit/score bundle: log-mel arrays ([n_mels, frames], usually memmaps from the cache) of clips,
+    with their metadata, the arrays of every other input the detector declares, and (for fitting) proxy
+    clips. Built by :mod:`asdkit.detectors.inputs` from the detector's tags.
 
-    ``spectra`` ([1, n_bins] each, of ``spectrum_config``) are there only for detectors that read a clip
-    spectrum beside the log-mel (``Detector.spectrum_config``); ``asdkit.api.load_features`` adds them.
+    ``inputs``: other front ends' arrays by front-end name (e.g. ``"spectrum"``), aligned with ``clips``.
+    ``proxy``: other machine types' normal training clips with the same inputs, for detectors whose tags
+    ask for them (``proxies`` holds ``"machines"``); None otherwise and when scoring.
     """
 
     arrays: Sequence[np.ndarray]
     clips: Sequence[Clip]
     config: FeatureConfig = field(default_factory=FeatureConfig)
-    spectra: Sequence[np.ndarray] | None = None
-    spectrum_config: SpectrumConfig | None = None
+    inputs: Mapping[str, InputArrays] = field(default_factory=dict)
+    proxy: ClipFeatures | None = None
 
     def __post_init__(self) -> None:
         if len(self.arrays) != len(self.clips):
             raise ValueError(f"{len(self.arrays)} feature arrays for {len(self.clips)} clips")
-        if self.spectra is not None and (
-            self.spectrum_config is None or len(self.spectra) != len(self.clips)
+        for name, given in self.inputs.items():
+            if len(given.arrays) != len(self.clips):
+                raise ValueError(f"input {name!r}: {len(given.arrays)} arrays for {len(self.clips)} clips")
+        if self.proxy is not None and (
+            self.proxy.config != self.config or self.proxy.input_configs() != self.input_configs()
         ):
-            raise ValueError("spectra need a spectrum_config and one spectrum per clip")
+            raise ValueError("proxy clips must have the features and inputs of the clips they go with")
 
     def __len__(self) -> int:
         return len(self.arrays)
 
+    def input_configs(self) -> dict[str, Any]:
+        """The config of each input beside the log-mel, by front-end name."""
+        return {name: given.config for name, given in self.inputs.items()}
+
+    def arrays_of(self, name: str) -> Sequence[np.ndarray] | None:
+        """The arrays of input ``name`` (``"logmel"`` is ``arrays``); None when the bundle lacks it."""
+        if name == LOGMEL:
+            return self.arrays
+        given = self.inputs.get(name)
+        return None if given is None else given.arrays
+
     def subset(self, indices: Sequence[int]) -> ClipFeatures:
-        spectra = None if self.spectra is None else [self.spectra[i] for i in indices]
+        """These clips (and their inputs); the proxy clips stay as they are."""
         return ClipFeatures(
             [self.arrays[i] for i in indices],
             [self.clips[i] for i in indices],
             self.config,
-            spectra,
-            self.spectrum_config,
+            {n: InputArrays(g.config, [g.arrays[i] for i in indices]) for n, g in self.inputs.items()},
+            self.proxy,
         )
 
 
@@ -119,7 +145,7 @@ class Detector:
         """Learn normal behaviour from ``X`` (normal clips only; ``y`` is ignored, as in scikit-learn)."""
         if len(X) == 0:
             raise ValueError(f"{self.name}: no training clips")
-        self._check_spectra(X)
+        self._check_inputs(X)
         self.feature_config_ = X.config
         self._fit(X)
         # kept (not saved) so that an ensemble combines its members' held-out scores without refitting
@@ -133,27 +159,45 @@ class Detector:
             raise ValueError(f"{self.name}: features were computed with another configuration than training")
         if len(X) == 0:
             return np.zeros(0, dtype=np.float64)
-        self._check_spectra(X)
+        self._check_inputs(X)
         return np.asarray(self._score(X), dtype=np.float64)
 
     def predict(self, X: ClipFeatures) -> np.ndarray:
         return (self.anomaly_score(X) > self.threshold_).astype(np.int64)
 
-    def spectrum_config(self, features: FeatureConfig) -> SpectrumConfig | None:
-        """The clip spectrum this detector reads beside the log-mel ``features`` (``ClipFeatures.spectra``).
+    # -- what the detector reads (its tags) ----------------------------------------------------------------
+    def tags(self) -> DetectorTags:
+        """Its inputs, proxies and use of sections (scikit-learn's ``__sklearn_tags__``); subclasses
+        override it from their parameters, starting from ``super().tags()``."""
+        return DetectorTags()
 
-        None for log-mel-only detectors. It follows from the parameters and reads the audio as the log-mel
-        does (sample rate, channel), so a loaded model asks for the spectrum it was trained on.
-        """
-        return None
+    def input_configs(self, features: FeatureConfig) -> dict[str, Any]:
+        """The config of every declared input beside the log-mel ``features``, by front-end name: the
+        front end's defaults, the audio read as the log-mel reads it, and :meth:`_input_options`. It follows
+        from the parameters, so a loaded model asks for the inputs it was trained on."""
+        configs = {}
+        for name in self.tags().inputs:
+            if name != LOGMEL:
+                try:
+                    front = get_front_end(name).from_features(features, **self._input_options(name))
+                except (TypeError, ValueError) as exc:
+                    raise ModelError(f"{self.name}: input {name!r}: {exc}") from None
+                configs[name] = front.config
+        return configs
 
-    def _check_spectra(self, X: ClipFeatures) -> None:
-        wanted = self.spectrum_config(X.config)
-        if wanted is not None and (X.spectra is None or X.spectrum_config != wanted):
-            raise ModelError(
-                f"{self.name}: this model reads clip spectra beside the log-mel; load the features with "
-                "asdkit.api.load_features(clips, config, spectrum=detector.spectrum_config(config))"
-            )
+    def _input_options(self, name: str) -> dict[str, Any]:
+        """Settings of input ``name``'s config that come from this detector's parameters."""
+        return {}
+
+    def _check_inputs(self, X: ClipFeatures) -> None:
+        for name, wanted in self.input_configs(X.config).items():
+            given = X.inputs.get(name)
+            if given is None or given.config != wanted:
+                raise ModelError(
+                    f"{self.name}: this model reads input {name!r} beside the log-mel and the features "
+                    f"{'lack it' if given is None else 'hold another configuration of it'}; build them "
+                    "from its tags (asdkit.detectors.inputs.load_bundle)"
+                )
 
     # -- what subclasses provide --------------------------------------------------------------------------
     def _fit(self, X: ClipFeatures) -> None:
@@ -292,9 +336,9 @@ def cross_fit_scores(detector: Detector, X: ClipFeatures, folds: int = CROSS_FIT
     """Each clip's score by a fresh detector of the same parameters fitted on the other folds (K-fold).
 
     Folds are stratified by (section, domain), so every fold's detector knows every section with two or more
-    clips. Inputs handed over before ``fit`` (e.g. proxy clips: private attributes not ending in ``_``) go
-    to each fold's detector too; fold trainings write no TensorBoard logs. A clip whose fold could not be
-    fitted (a section with one clip) gets NaN, which the threshold ignores.
+    clips; each fold's bundle keeps ``X``'s inputs and proxy clips. Fold trainings write no TensorBoard
+    logs. A clip whose fold could not be fitted (a section with one clip) gets NaN, which the threshold
+    ignores.
     """
     from asdkit.tracking import tensorboard_logging
 
@@ -305,9 +349,6 @@ def cross_fit_scores(detector: Detector, X: ClipFeatures, folds: int = CROSS_FIT
         if not held or not rest:
             continue
         clone = type(detector)(**detector.get_params())
-        for key, value in vars(detector).items():
-            if key.startswith("_") and not key.endswith("_"):
-                setattr(clone, key, value)
         clone.feature_config_ = X.config
         with tensorboard_logging(None):
             try:

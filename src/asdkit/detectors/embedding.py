@@ -10,6 +10,7 @@ angular-margin classifiers (``arcface``, ``adacos``) embed with a trained networ
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -23,6 +24,7 @@ from asdkit.detectors.base import (
     held_out_split,
 )
 from asdkit.detectors.registry import register
+from asdkit.detectors.tags import DetectorTags
 from asdkit.errors import ModelError
 from asdkit.models.array_store import ArrayStore
 from asdkit.scoring.embedding import DomainBanks, Scorer, make_scorer
@@ -44,6 +46,9 @@ class EmbeddingDetector(Detector):
     #: a trained embedding (a network) is trained without the clips its threshold is fitted on
     learns_embedding: ClassVar[bool] = False
     domains: str
+
+    def tags(self) -> DetectorTags:
+        return replace(super().tags(), sections="banks")
 
     # -- what an embedding provides ---------------------------------------------------------------------
     def _fit_embedder(self, X: ClipFeatures) -> nn.Module:

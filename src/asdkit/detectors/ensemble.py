@@ -21,9 +21,9 @@ from torch import nn
 
 from asdkit.detectors.base import ClipFeatures, Detector, cross_fit_scores
 from asdkit.detectors.registry import create_detector, get_detector_class, register
+from asdkit.detectors.tags import DetectorTags
 from asdkit.errors import ModelError
 from asdkit.features.config import FeatureConfig
-from asdkit.features.spectrum import SpectrumConfig
 from asdkit.models.array_store import ArrayStore
 from asdkit.scoring.normalise import check_normalisation, fit_normaliser, normalise
 
@@ -54,36 +54,38 @@ class EnsembleDetector(Detector):
         self.weights = weights
         self.seed = seed
 
-    _proxy: ClipFeatures | None = None
-    uses_proxy_machines: ClassVar[bool] = True
-
-    def wants_proxy_machines(self) -> bool:
-        """True when a member to be trained here wants other machine types' clips."""
-        for spec in map(_spec_dict, self._specs()):
-            if "model" in spec and getattr(get_detector_class(spec["model"]), "uses_proxy_machines", False):
-                return True
-        return False
-
-    def set_proxy_data(self, X: ClipFeatures | None) -> None:
-        self._proxy = X
-
-    def spectrum_config(self, features: FeatureConfig) -> SpectrumConfig | None:
-        """The clip spectrum the members read (they must agree on one), or None."""
+    # -- what it reads: what its members read ------------------------------------------------------------
+    def _planned_members(self) -> list[Detector]:
+        """The fitted members, or before fitting the members its specs describe (saved ones loaded)."""
         if hasattr(self, "members_"):
-            members: list[Detector] = list(self.members_)
-        else:
-            from asdkit.detectors.saved import load_models
+            return list(self.members_)
+        from asdkit.detectors.saved import load_models
 
-            members = []
-            for spec in map(_spec_dict, self._specs()):
-                if "model" in spec:
-                    members.append(create_detector(spec["model"], **dict(spec.get("params") or {})))
-                else:
-                    members += list(load_models(Path(spec["path"])).values())[:1]
-        wanted = {c for m in members if (c := m.spectrum_config(features)) is not None}
-        if len(wanted) > 1:
-            raise ModelError("ensemble: members read different clip spectra (spectrum_fft); use one setting")
-        return wanted.pop() if wanted else None
+        members: list[Detector] = []
+        for spec in map(_spec_dict, self._specs()):
+            if "model" in spec:
+                members.append(create_detector(spec["model"], **dict(spec.get("params") or {})))  # type: ignore[arg-type]
+            else:
+                members += list(load_models(Path(spec["path"])).values())[:1]
+        return members
+
+    def tags(self) -> DetectorTags:
+        """Every member's inputs and proxies: the ensemble's bundle is each member's."""
+        tags = super().tags()
+        for member in self._planned_members():
+            tags = tags.merged(member.tags())
+        return tags
+
+    def input_configs(self, features: FeatureConfig) -> dict[str, Any]:
+        """The members' inputs (members reading one input must read it alike)."""
+        configs: dict[str, Any] = {}
+        for member in self._planned_members():
+            for name, config in member.input_configs(features).items():
+                if configs.setdefault(name, config) != config:
+                    raise ModelError(
+                        f"ensemble: members read input {name!r} with different settings; use one setting"
+                    )
+        return configs
 
     def _specs(self) -> list[dict[str, Any] | str]:
         return list(DEFAULT_MEMBERS if self.members is None else self.members)
@@ -106,8 +108,6 @@ class EnsembleDetector(Detector):
             if "seed" in cls().get_params():
                 params.setdefault("seed", self.seed)
             member: Detector = create_detector(spec["model"], **params)  # type: ignore[assignment]
-            if self._proxy is not None and getattr(member, "uses_proxy_machines", False):
-                member.set_proxy_data(self._proxy)  # type: ignore[attr-defined]
             return member, True
         from asdkit.detectors.saved import load_models
 

@@ -26,7 +26,6 @@ class SeedEnsembleMixin:
 
     name: str
     n_models: int
-    _proxy: ClipFeatures | None
 
     def _seed_ensemble(self) -> EnsembleDetector:
         params: dict[str, Any] = self.get_params()  # type: ignore[attr-defined]
@@ -44,9 +43,7 @@ class SeedEnsembleMixin:
             super()._fit(X)  # type: ignore[misc]
             return
         ensemble = self._seed_ensemble()
-        if self._proxy is not None:
-            ensemble.set_proxy_data(self._proxy)
-        ensemble.fit(X)
+        ensemble.fit(X)  # X carries the proxy clips the members' tags ask for
         self.ensemble_ = ensemble
         self.network_ = ensemble.network_
         self.history_ = [row for m in ensemble.members_ for row in m.training_history()]

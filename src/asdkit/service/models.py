@@ -21,7 +21,7 @@ import numpy as np
 from asdkit.data.audio import decode_audio
 from asdkit.data.layouts.common import section_from_name
 from asdkit.data.manifest import Clip
-from asdkit.detectors.base import CONFIG_NAME, WEIGHTS_NAME, ClipFeatures, Detector, read_model_config
+from asdkit.detectors.base import CONFIG_NAME, WEIGHTS_NAME, Detector, read_model_config
 from asdkit.detectors.saved import MODELS_DIR, load_models
 from asdkit.errors import DataError, ModelError
 from asdkit.rundir import run_status
@@ -133,8 +133,7 @@ def score_audio(
     so in ``note``; the decision compares the score with the model's threshold (score > threshold). The
     clip's section is ``section``, else the one in a DCASE-style file name, else unknown ("").
     """
-    from asdkit.features.logmel import compute_logmel
-    from asdkit.features.spectrum import compute_spectrum
+    from asdkit.detectors.inputs import bundle_of_waves
 
     if section is not None and not section.isdigit():
         raise DataError(f"section {section!r}: expected digits such as 00 or 01")
@@ -144,15 +143,12 @@ def score_audio(
     t0 = time.perf_counter()
     wave, rate = decode_audio(source, filename, config.sample_rate, config.channel)
     t1 = time.perf_counter()
-    arrays = compute_logmel([wave], config, workers=1)
-    spectrum = detector.spectrum_config(config)
-    spectra = compute_spectrum([wave], spectrum) if spectrum is not None else None
-    t2 = time.perf_counter()
     clip = Clip(path=Path(filename), machine=model.name, section=section or "")
-    if not np.all(np.isfinite(arrays[0])):
+    features = bundle_of_waves(detector, [wave], [clip])
+    t2 = time.perf_counter()
+    if not np.all(np.isfinite(features.arrays[0])):
         raise DataError(not_finite_features_reason(filename))
     try:
-        features = ClipFeatures(arrays, [clip], config, spectra, spectrum)
         value = float(detector.anomaly_score(features)[0])
     except ValueError as exc:  # e.g. a clip shorter than the frames one network input needs
         raise DataError(f"{filename}: cannot be scored ({exc})") from None
