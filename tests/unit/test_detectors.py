@@ -10,7 +10,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from asdkit.data.manifest import Clip
-from asdkit.detectors.base import CONFIG_NAME, WEIGHTS_NAME, ClipFeatures, Detector
+from asdkit.detectors.base import ARRAYS_NAME, CONFIG_NAME, WEIGHTS_NAME, ClipFeatures, Detector
 from asdkit.detectors.registry import available_detectors, create_detector, get_detector_class
 from asdkit.errors import AsdkitError, ModelError
 from asdkit.features.config import FeatureConfig
@@ -169,10 +169,17 @@ def test_loading_a_broken_model_folder_names_the_problem(fitted, tmp_path):
     with pytest.raises(ModelError, match="not a model folder"):
         Detector.load(tmp_path)
     path = fitted.save(tmp_path / "model")
-    if fitted.has_network:
-        (path / WEIGHTS_NAME).write_bytes(b"garbage")
-        with pytest.raises(ModelError, match="cannot be loaded"):
+    saved = [name for name in (WEIGHTS_NAME, ARRAYS_NAME) if (path / name).is_file()]
+    assert saved, "a fitted model saves its network or its fitted arrays"
+    for name in saved:
+        good = (path / name).read_bytes()
+        (path / name).write_bytes(b"garbage")
+        with pytest.raises(ModelError, match=f"{name}: cannot be loaded"):
             Detector.load(path)
+        (path / name).unlink()
+        with pytest.raises(ModelError, match=f"{name}: missing"):
+            Detector.load(path)
+        (path / name).write_bytes(good)
     (path / CONFIG_NAME).write_text("{not json")
     with pytest.raises(ModelError, match="unreadable"):
         Detector.load(path)
@@ -182,6 +189,10 @@ def test_weights_file_holds_only_tensors(fitted, tmp_path):
     import torch
 
     path = fitted.save(tmp_path / "model")
-    if fitted.has_network:
+    assert (path / WEIGHTS_NAME).is_file() == hasattr(fitted, "network_")
+    if (path / WEIGHTS_NAME).is_file():
         state = torch.load(path / WEIGHTS_NAME, weights_only=True)
         assert all(isinstance(v, torch.Tensor) for v in state.values())
+    if (path / ARRAYS_NAME).is_file():
+        with np.load(path / ARRAYS_NAME, allow_pickle=False) as arrays:
+            assert all(arrays[k].dtype.kind in "biuf" for k in arrays.files)

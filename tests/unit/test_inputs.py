@@ -61,10 +61,13 @@ def test_every_detector_declares_valid_tags_and_the_configs_of_its_inputs(name):
         get_front_end(input_name)  # every declared input is a registered front end
 
 
-@pytest.mark.parametrize("name", available_detectors())
-def test_a_detectors_use_of_sections_is_what_its_tags_say(name):
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [(name, {}) for name in available_detectors()] + [("ae", {"score": "selective_mahalanobis"})],
+)
+def test_a_detectors_use_of_sections_is_what_its_tags_say(name, params):
     """``condition``: a clip of an unknown section cannot be scored; ``banks``/``none``: it can."""
-    detector = _quick(name).fit(_features(24, np.random.default_rng(0)))
+    detector = _quick(name, **params).fit(_features(24, np.random.default_rng(0)))
     unknown = _features(2, np.random.default_rng(1))
     unknown = replace(unknown, clips=[replace(c, section="") for c in unknown.clips])
     if detector.tags().sections == "condition":

@@ -3,7 +3,10 @@
 ``__init__`` only stores typed keyword arguments; ``fit`` learns from normal clips and returns self; learned
 state ends in ``_``; ``anomaly_score`` gives one float per clip, higher = more anomalous; ``predict`` gives
 0/1 from ``threshold_``. A saved model is a folder with ``model.json`` (detector name, parameters, feature
-configuration, threshold, versions) and ``weights.pt`` (a state_dict, loaded with ``weights_only=True``).
+configuration, threshold, versions), ``weights.pt`` (the state_dict of ``network_`` if the detector has one,
+loaded with ``weights_only=True``), ``arrays.npz`` (fitted numpy arrays such as memory banks, from
+``_fitted_arrays``, loaded with ``allow_pickle=False``) and sub-models in sub-folders (an ensemble's
+members, ``_save_parts``). Format 1 kept the fitted arrays as buffers in weights.pt; it still loads.
 """
 
 from __future__ import annotations
@@ -34,9 +37,11 @@ from asdkit.utils.io import atomic_open, atomic_write_text
 log = logging.getLogger(__name__)
 
 MODEL_FORMAT = "asdkit-model"
-MODEL_FORMAT_VERSION = 1
+#: 2: fitted arrays in arrays.npz beside the network's weights.pt (1: both in weights.pt)
+MODEL_FORMAT_VERSION = 2
 CONFIG_NAME = "model.json"
 WEIGHTS_NAME = "weights.pt"
+ARRAYS_NAME = "arrays.npz"
 
 
 @dataclass(frozen=True)
@@ -105,11 +110,10 @@ TRAINER_PARAMS = ("epochs", "learning_rate", "seed", "accelerator", "devices", "
 
 
 class Detector:
-    """Base class: subclasses implement ``_fit`` and ``_score`` and, for networks, ``_build_network``."""
+    """Base class: subclasses implement ``_fit`` and ``_score``; a torch network lives in ``network_``
+    (saved as weights.pt), fitted arrays are handed over by ``_fitted_arrays`` (saved as arrays.npz)."""
 
     name: ClassVar[str] = ""
-    #: whether the detector holds a torch network in ``network_`` (saved as weights.pt)
-    has_network: ClassVar[bool] = False
 
     threshold_: float
     feature_config_: FeatureConfig
@@ -149,8 +153,8 @@ class Detector:
         self.feature_config_ = X.config
         self._fit(X)
         # kept (not saved) so that an ensemble combines its members' held-out scores without refitting
-        self._threshold_scores = self._training_scores(X)
-        self.threshold_ = gamma_threshold(self._threshold_scores)
+        self.held_out_scores_ = self._training_scores(X)
+        self.threshold_ = gamma_threshold(self.held_out_scores_)
         return self
 
     def anomaly_score(self, X: ClipFeatures) -> np.ndarray:
@@ -241,6 +245,19 @@ class Detector:
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         """Rebuild learned state (and the network's shape) before the weights are loaded."""
 
+    def _fitted_arrays(self) -> dict[str, np.ndarray]:
+        """Learned numpy arrays by name (memory banks, statistics), saved in arrays.npz."""
+        return {}
+
+    def _set_fitted_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Take back the arrays of :meth:`_fitted_arrays` (after ``_load_extra_state``) on loading."""
+
+    def _save_parts(self, path: Path) -> None:
+        """Write sub-models (e.g. an ensemble's members) into sub-folders of the model folder ``path``."""
+
+    def _load_parts(self, path: Path) -> None:
+        """Load the sub-models :meth:`_save_parts` wrote (through ``Detector.load``)."""
+
     def training_history(self) -> list[dict[str, float]]:
         """The per-epoch training curve (plots and experiment tracking read it); [] for one-shot fits."""
         return list(getattr(self, "history_", []))
@@ -255,9 +272,19 @@ class Detector:
         self._check_fitted()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        if self.has_network:
+        network = getattr(self, "network_", None)
+        if network is not None:
             with atomic_open(path / WEIGHTS_NAME, "wb") as f:
-                torch.save({k: v.detach().cpu() for k, v in self.network_.state_dict().items()}, f)
+                torch.save({k: v.detach().cpu() for k, v in network.state_dict().items()}, f)
+        else:
+            (path / WEIGHTS_NAME).unlink(missing_ok=True)  # a model saved here before
+        arrays = self._fitted_arrays()
+        if arrays:
+            with atomic_open(path / ARRAYS_NAME, "wb") as f:
+                np.savez(f, **{name: _plain_array(name, a) for name, a in arrays.items()})
+        else:
+            (path / ARRAYS_NAME).unlink(missing_ok=True)
+        self._save_parts(path)
         config = {
             "format": MODEL_FORMAT,
             "format_version": MODEL_FORMAT_VERSION,
@@ -266,6 +293,7 @@ class Detector:
             "features": self.feature_config_.to_dict(),
             "threshold": self.threshold_,
             "state": self._extra_state(),
+            "arrays": sorted(arrays),  # what arrays.npz must hold
             "history": self.training_history(),
             "metadata": metadata or {},
             "versions": environment_versions(),
@@ -276,10 +304,32 @@ class Detector:
 
     @classmethod
     def load(cls, path: Path | str) -> Detector:
-        from asdkit.detectors.registry import get_detector_class
-
+        """The model saved in folder ``path`` (format 1 or 2)."""
         path = Path(path)
         config = read_model_config(path)
+        detector = cls.from_config(config, _read_weights(path), _read_arrays(path), path)
+        try:
+            detector._load_parts(path)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
+            raise load_failure(path / CONFIG_NAME, "its sub-models", exc) from None
+        return detector
+
+    @classmethod
+    def from_config(
+        cls,
+        config: dict[str, Any],
+        weights: Mapping[str, torch.Tensor] | None,
+        arrays: Mapping[str, np.ndarray] | None,
+        path: Path = Path("."),
+    ) -> Detector:
+        """A detector from a parsed model.json, the network's tensors and the fitted arrays.
+
+        ``arrays`` None is format 1: the tensors that are not the network's are the fitted arrays. ``path``
+        (the model folder) only names the files in errors.
+        """
+        from asdkit.detectors.registry import get_detector_class
+
+        config_path = path / CONFIG_NAME
         detector_cls = get_detector_class(config["detector"])
         if cls is not Detector and not issubclass(detector_cls, cls):
             raise ModelError(f"{path}: holds a {config['detector']!r} model, not {cls.name!r}")
@@ -292,35 +342,79 @@ class Detector:
         try:
             detector.feature_config_ = FeatureConfig.from_dict(config["features"])
         except (TypeError, ValueError) as exc:
-            raise load_failure(path / CONFIG_NAME, "field 'features'", exc) from None
+            raise load_failure(config_path, "field 'features'", exc) from None
         detector.threshold_ = float(config["threshold"])
         detector.metadata_ = config.get("metadata", {})
         detector.history_ = list(config.get("history", []))
         try:
             detector._load_extra_state(config.get("state", {}))
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
-            raise load_failure(path / CONFIG_NAME, "field 'state'", exc) from None
+            raise load_failure(config_path, "field 'state'", exc) from None
         n_mels_in = getattr(detector, "n_mels_in_", None)
         if n_mels_in is not None and n_mels_in != detector.feature_config_.n_mels:
             raise ModelError(
-                f"{path / CONFIG_NAME}: field 'features.n_mels' is {detector.feature_config_.n_mels} but the "
+                f"{config_path}: field 'features.n_mels' is {detector.feature_config_.n_mels} but the "
                 f"network was trained on {n_mels_in} mel bands"
             )
-        if detector.has_network:
-            weights = path / WEIGHTS_NAME
-            if not weights.is_file():
-                raise ModelError(f"{weights}: missing (the model folder is incomplete)")
+        rest = dict(weights or {})
+        network = getattr(detector, "network_", None)
+        if network is not None:
+            if weights is None:
+                raise ModelError(f"{path / WEIGHTS_NAME}: missing (the model folder is incomplete)")
+            own = set(network.state_dict())
             try:
-                state = torch.load(weights, map_location="cpu", weights_only=True)
-                detector.network_.load_state_dict(state)
+                network.load_state_dict({k: v for k, v in rest.items() if k in own})
             except RuntimeError as exc:  # shapes: e.g. features.n_mels edited after training
                 raise load_failure(
-                    path / CONFIG_NAME, f"{WEIGHTS_NAME} (check 'features' and 'params')", exc
+                    config_path, f"{WEIGHTS_NAME} (check 'features' and 'params')", exc
                 ) from None
-            except Exception as exc:
-                raise ModelError(f"{weights}: cannot be loaded ({exc})") from None
-            detector.network_.eval()
+            network.eval()
+            rest = {k: v for k, v in rest.items() if k not in own}
+        no_arrays_file = arrays is None
+        if arrays is None:  # format 1: memory banks and statistics were buffers in weights.pt
+            arrays = {k: v.numpy() for k, v in rest.items()}
+        missing = [name for name in config.get("arrays", []) if name not in arrays]
+        if missing and no_arrays_file:
+            raise ModelError(f"{path / ARRAYS_NAME}: missing (the model folder is incomplete)")
+        if missing:
+            raise load_failure(config_path, ARRAYS_NAME, KeyError(missing[0]))
+        try:
+            detector._set_fitted_arrays(dict(arrays))
+        except KeyError as exc:
+            if no_arrays_file and not arrays:
+                raise ModelError(f"{path / ARRAYS_NAME}: missing (the model folder is incomplete)") from None
+            raise load_failure(config_path, ARRAYS_NAME, exc) from None
+        except (TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
+            raise load_failure(config_path, ARRAYS_NAME, exc) from None
         return detector
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor] | None:
+    weights = path / WEIGHTS_NAME
+    if not weights.is_file():
+        return None
+    try:
+        return dict(torch.load(weights, map_location="cpu", weights_only=True))
+    except Exception as exc:
+        raise ModelError(f"{weights}: cannot be loaded ({exc})") from None
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray] | None:
+    file = path / ARRAYS_NAME
+    if not file.is_file():
+        return None
+    try:
+        with np.load(file, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except Exception as exc:
+        raise ModelError(f"{file}: cannot be loaded ({exc})") from None
+
+
+def _plain_array(name: str, value: np.ndarray) -> np.ndarray:
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"fitted array {name!r}: numbers only (got dtype {array.dtype})")
+    return array
 
 
 #: Held-out clips a network keeps out of training at least (up to a quarter of its clips), so that its

@@ -139,7 +139,6 @@ class SectionDensityDetector(Detector):
     knobs; ``accelerator``/``devices``/``strategy`` go to Lightning's Trainer (GPU when there is one).
     """
 
-    has_network: ClassVar[bool] = True
     debug_params: ClassVar[dict[str, Any]] = {"epochs": 2}
 
     n_frames: int

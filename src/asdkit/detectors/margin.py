@@ -192,7 +192,7 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector):
             return "attributes" if any(c.attributes for c in clips) else "section"
         return self.labels
 
-    def _fit_embedder(self, X: ClipFeatures) -> nn.Module:
+    def _fit_embedder(self, X: ClipFeatures) -> None:
         from asdkit.detectors.training import fit_network
 
         if self.snippet_frames < 8 or self.hop_frames < 1:
@@ -250,7 +250,7 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector):
             None,
             **self._trainer_options(),
         )
-        return network
+        self.network_ = nn.ModuleDict({EMBEDDER: network})
 
     def _items(self, logmel: np.ndarray) -> np.ndarray:
         return snippets(logmel, self.snippet_frames, self.hop_frames)
@@ -300,12 +300,12 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector):
     def _embedder_state(self) -> dict[str, Any]:
         return {"n_mels_in": self.n_mels_in_, "classes": [list(k) for k in self.classes_]}
 
-    def _new_embedder(self, state: dict[str, Any]) -> nn.Module:
+    def _load_embedder(self, state: dict[str, Any]) -> None:
         # feature_config_ is set before the extra state is loaded; the spectrum branch's size follows from it
         self.n_mels_in_ = int(state["n_mels_in"])
         self.classes_ = [tuple(k) for k in state["classes"]]
         self.shifted_classes_ = self.classes_[-1] == SHIFTED_DOWN
-        return self._network(self.n_mels_in_, len(self.classes_))
+        self.network_ = nn.ModuleDict({EMBEDDER: self._network(self.n_mels_in_, len(self.classes_))})
 
 
 @register

@@ -32,7 +32,6 @@ def scoring_device(accelerator: str) -> torch.device:
 
 
 class ReconstructionDetector(Detector):
-    has_network: ClassVar[bool] = True
     debug_params: ClassVar[dict[str, Any]] = {"epochs": 2}
     #: set ``network_.scaler`` from the training data (a detector may make this a parameter, as the AE does)
     standardise: bool = False

@@ -109,7 +109,6 @@ def recalibrate_batchnorm(network: nn.Module, batches: Iterable[Any], device: to
 class SectionClassifier(Detector):
     """Base of the section classifiers; a subclass gives ``_network`` and ``_snippet_scores``."""
 
-    has_network: ClassVar[bool] = True
     #: parameters that fix the network's shape: fine-tuning requires them equal to the initial model's
     architecture: ClassVar[tuple[str, ...]] = ()
 

@@ -3,8 +3,9 @@ the torch module that turns a waveform into the clip's array.
 
 Detectors declare the front ends they read by name (``DetectorTags.inputs``); the feature cache keeps each
 front end's arrays in a folder named by its configuration (:meth:`FrontEnd.cache_key`); the fit/score
-bundle (:mod:`asdkit.detectors.inputs`) loads every declared one. Adding an input is one module with a
-``@register_front_end`` class (and its config) plus the detectors that declare it.
+bundle (:mod:`asdkit.detectors.inputs`) loads every declared one. Adding an input is one module in
+``asdkit.features`` with a ``@register_front_end`` class (and its config), plus the detectors that declare
+it in their tags.
 
 A config must be a frozen dataclass with ``sample_rate`` and ``channel`` (how the audio is read).
 """
@@ -27,8 +28,6 @@ from asdkit.features.config import FeatureConfig
 
 #: The front end every detector reads (its config is the model's ``feature_config_``).
 LOGMEL = "logmel"
-#: Modules whose front ends register on import.
-BUILTIN_MODULES = ("asdkit.features.logmel", "asdkit.features.spectrum")
 
 
 class FrontEnd(ABC):
@@ -114,8 +113,11 @@ def front_end_for(config: Any) -> FrontEnd:
 
 
 def _load_builtin() -> None:
-    """The built-in front ends register themselves when their modules are imported."""
+    """Import every module of ``asdkit.features`` once, so each registers its front ends by itself."""
     import importlib
+    import pkgutil
 
-    for module in BUILTIN_MODULES:
-        importlib.import_module(module)
+    import asdkit.features as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")

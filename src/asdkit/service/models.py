@@ -21,7 +21,7 @@ import numpy as np
 from asdkit.data.audio import decode_audio
 from asdkit.data.layouts.common import section_from_name
 from asdkit.data.manifest import Clip
-from asdkit.detectors.base import CONFIG_NAME, WEIGHTS_NAME, Detector, read_model_config
+from asdkit.detectors.base import ARRAYS_NAME, CONFIG_NAME, WEIGHTS_NAME, Detector, read_model_config
 from asdkit.detectors.saved import MODELS_DIR, load_models
 from asdkit.errors import DataError, ModelError
 from asdkit.rundir import run_status
@@ -83,9 +83,10 @@ def load_served_models(model_or_run: Path | str) -> dict[str, ServedModel]:
 
 
 def model_version(folder: Path) -> str:
-    """A short hash of model.json and weights.pt: two services answer alike iff their versions match."""
+    """A short hash of model.json, weights.pt and arrays.npz: two services answer alike iff their versions
+    match (sub-models such as an ensemble's members are saved with it, so model.json's time covers them)."""
     digest = hashlib.sha256()
-    for name in (CONFIG_NAME, WEIGHTS_NAME):
+    for name in (CONFIG_NAME, WEIGHTS_NAME, ARRAYS_NAME):
         if (folder / name).is_file():
             digest.update((folder / name).read_bytes())
     return digest.hexdigest()[:12]
