@@ -49,7 +49,7 @@ def main() -> None:
         start = time.perf_counter()
         detector.anomaly_score(test)
         score_s = time.perf_counter() - start
-        bank_bytes = sum(t.numel() * t.element_size() for t in detector.network_.state_dict().values())
+        bank_bytes = sum(a.nbytes for a in detector.bank_arrays_.values())
         rows.append(
             {
                 "training clips": n,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import shlex
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,16 +20,16 @@ from asdkit.data.files import expand_wavs as _expand_wavs
 from asdkit.data.files import truncated_clips
 from asdkit.data.manifest import TEST, TRAIN, Clip, Manifest
 from asdkit.demo import DEMO_PARAMS, demo
-from asdkit.detectors.base import CONFIG_NAME, ClipFeatures, Detector, environment_versions
+from asdkit.detectors.base import ClipFeatures, Detector, environment_versions
 from asdkit.detectors.deep import DeepDetector
+from asdkit.detectors.inputs import fit_bundle, score_bundle
 from asdkit.detectors.registry import DEFAULT_DETECTOR
-from asdkit.errors import AsdkitError, DataError, ModelError
+from asdkit.detectors.saved import MODELS_DIR, load_models, machine_for
+from asdkit.errors import AsdkitError, DataError
 from asdkit.features.config import FeatureConfig
-from asdkit.features.spectrum import SpectrumConfig
 from asdkit.run_result import (
     CONFIG_FILE,
     MANIFEST_FILE,
-    MODELS_DIR,
     PLOTS_DIR,
     SCORES_DIR,
     MachineScores,
@@ -89,34 +90,18 @@ def load_features(
     cache_dir: Path | None = None,
     progress: bool = False,
     on_error: str = "skip",
-    spectrum: SpectrumConfig | None = None,
+    inputs: Mapping[str, Any] | None = None,
 ) -> tuple[ClipFeatures, list[tuple[Path, str]]]:
     """Log-mel arrays of ``clips`` from the on-disk cache (computed once); unreadable clips are skipped.
 
-    With ``spectrum`` (a detector's ``spectrum_config(config)``), each clip's spectrum comes along too, cached
-    the same way.
+    With ``inputs`` (a detector's ``input_configs(config)``: front-end name -> config), each clip's arrays
+    of those front ends come along too, cached the same way (:func:`asdkit.detectors.inputs.load_bundle`).
     """
-    from asdkit.features.cache import FeatureCache
+    from asdkit.detectors.inputs import load_bundle
 
-    by_path = {Path(c.path): c for c in clips}
-    result = FeatureCache(config, cache_dir=cache_dir).extract(
-        [Path(c.path) for c in clips],
-        progress=progress,
-        on_error=on_error,  # type: ignore[arg-type]
-    )
-    kept = [by_path[Path(p)] for p in result.kept]
-    if spectrum is None:
-        return ClipFeatures(result.arrays, kept, config), list(result.skipped)
-    spectra = FeatureCache(spectrum, cache_dir=cache_dir).extract(
-        [Path(c.path) for c in kept],
-        progress=progress,
-        on_error=on_error,  # type: ignore[arg-type]
-    )
-    both = {Path(p) for p in spectra.kept}
-    arrays = [a for a, c in zip(result.arrays, kept, strict=True) if Path(c.path) in both]
-    kept = [c for c in kept if Path(c.path) in both]
-    features = ClipFeatures(arrays, kept, config, spectra.arrays, spectrum)
-    return features, list(result.skipped) + list(spectra.skipped)
+    if on_error not in ("skip", "raise"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    return load_bundle(clips, config, inputs, cache_dir, progress, on_error)  # type: ignore[arg-type]
 
 
 # -- models -------------------------------------------------------------------------------------------------
@@ -133,24 +118,6 @@ def make_detector(
     if "seed" in cls.parameters():
         merged.setdefault("seed", seed)
     return create_detector(model, **merged)  # type: ignore[return-value]
-
-
-def load_models(model_or_run: Path | str) -> dict[str, Detector]:
-    """Models by machine type, from a model folder or from a run directory holding ``models/<machine>/``."""
-    path = Path(model_or_run)
-    if not path.exists():
-        raise ModelError(f"{path}: no such model folder or run directory")
-    if (path / CONFIG_NAME).is_file():
-        detector = Detector.load(path)
-        machine = detector.metadata_.get("machine") or path.name
-        return {machine: detector}
-    models_dir = path / MODELS_DIR
-    found = sorted(p.parent for p in models_dir.glob(f"*/{CONFIG_NAME}")) if models_dir.is_dir() else []
-    if not found:
-        raise ModelError(
-            f"{path}: neither a model folder ({CONFIG_NAME}) nor a run directory ({MODELS_DIR}/*/)"
-        )
-    return {p.name: Detector.load(p) for p in found}
 
 
 # -- verbs --------------------------------------------------------------------------------------------------
@@ -183,7 +150,8 @@ def train(
     if debug:
         train_clips = _debug_subset(train_clips, DEBUG_TRAIN_CLIPS_PER_SECTION)
     detectors: dict[str, Detector] = {}
-    proxy_pool: list[Clip] | None = None  # other machine types' clips, for detectors that ask for them
+    # every machine type's normal training clips, read once and only for detectors whose tags ask for them
+    proxy_pool = functools.cache(lambda: _normal_training_clips_of_tree(manifest, debug))
     for machine in manifest.machines():
         clips = train_clips.filter(machine=machine, label=0).clips + [
             c for c in train_clips.filter(machine=machine) if c.label is None
@@ -195,26 +163,13 @@ def train(
             detectors[machine] = kept
             continue
         detector = make_detector(model, params, seed, debug)
-        spectrum = detector.spectrum_config(features)
         _say(progress, f"{machine}: features of {len(clips)} training clips")
-        X, skipped = load_features(
-            clips, features, cache_dir, progress=progress is not None, spectrum=spectrum
+        X, skipped = fit_bundle(
+            detector, clips, features, proxy_pool, cache_dir, progress=progress is not None, say=progress
         )
         _warn_skipped(machine, "training", skipped)
         if len(X) == 0:
             raise DataError(f"{machine}: every training clip was unreadable ({skipped[0][1]})")
-        if _wants_proxy_machines(detector):
-            if proxy_pool is None:
-                proxy_pool = _normal_training_clips_of_tree(manifest, debug)
-            others = [c for c in proxy_pool if c.machine != machine]
-            X_other = None
-            if others:
-                _say(progress, f"{machine}: features of {len(others)} proxy clips of other machine types")
-                X_other, bad = load_features(
-                    others, features, cache_dir, progress=progress is not None, spectrum=spectrum
-                )
-                _warn_skipped(machine, "proxy", bad)
-            detector.set_proxy_data(X_other)  # type: ignore[attr-defined]
         _say(progress, f"{machine}: training {model} on {len(X)} clips")
         start = time.perf_counter()
         if isinstance(detector, DeepDetector):
@@ -259,7 +214,7 @@ def score(
     truncated_clips(files)
     by_machine: dict[str, list[Path]] = {}
     for f in files:
-        by_machine.setdefault(_machine_for(f, models, machine), []).append(f)
+        by_machine.setdefault(machine_for(f, models, machine), []).append(f)
     scored: list[ScoredClip] = []
     skipped: list[tuple[Path, str]] = []
     for name, group in by_machine.items():
@@ -267,13 +222,7 @@ def score(
         clips = [
             Clip(path=f, machine=name, section=section or section_from_name(f.name) or "") for f in group
         ]
-        X, bad = load_features(
-            clips,
-            detector.feature_config_,
-            cache_dir,
-            progress=progress is not None,
-            spectrum=detector.spectrum_config(detector.feature_config_),
-        )
+        X, bad = score_bundle(detector, clips, cache_dir, progress is not None)
         skipped += bad
         if len(X):
             values, kept, unscored = score_guarded(detector, X)
@@ -430,13 +379,7 @@ def run(
             log.warning("%s: no test clips; nothing to score", machine)
             continue
         _say(progress, f"{machine}: scoring {len(clips)} test clips")
-        X, bad = load_features(
-            clips,
-            detector.feature_config_,
-            cache_dir,
-            progress=progress is not None,
-            spectrum=detector.spectrum_config(detector.feature_config_),
-        )
+        X, bad = score_bundle(detector, clips, cache_dir, progress is not None)
         _warn_skipped(machine, "test", bad)
         skipped += bad
         values, kept, unscored = score_guarded(detector, X, show=progress is not None)
@@ -503,14 +446,6 @@ def _tensorboard_dir(out: Path | str | None, machine: str, tracking: TrackingOpt
     return Path(out) / "tensorboard" / machine if tracking.tensorboard and out is not None else None
 
 
-def _wants_proxy_machines(detector: Detector) -> bool:
-    """Detectors that declare ``uses_proxy_machines`` get other machine types' clips (proxy outliers)."""
-    if not getattr(detector, "uses_proxy_machines", False):
-        return False
-    wants = getattr(detector, "wants_proxy_machines", None)
-    return bool(wants()) if callable(wants) else True
-
-
 def _normal_training_clips_of_tree(manifest: Manifest, debug: bool) -> list[Clip]:
     """Normal training clips of every machine type in the tree (also those a ``machines`` filter left out)."""
     pool = manifest
@@ -530,21 +465,6 @@ def _warn_skipped(machine: str, what: str, skipped: list[tuple[Path, str]]) -> N
         log.warning(
             "%s: skipped %d unreadable %s clip(s); first: %s", machine, len(skipped), what, skipped[0][1]
         )
-
-
-def _machine_for(path: Path, models: dict[str, Detector], machine: str | None) -> str:
-    if machine is not None:
-        if machine not in models:
-            raise AsdkitError(f"no model for machine {machine!r}; the run has: {', '.join(sorted(models))}")
-        return machine
-    if len(models) == 1:
-        return next(iter(models))
-    for part in reversed(path.resolve().parts[:-1]):
-        if part in models:
-            return part
-    raise AsdkitError(
-        f"{path}: cannot tell which machine type's model to use; pass --machine ({', '.join(sorted(models))})"
-    )
 
 
 # -- figures ------------------------------------------------------------------------------------------------
@@ -568,7 +488,7 @@ def plot_reconstruction(
     clip_path = Path(clip_path)
     if not clip_path.is_file():
         raise DataError(f"{clip_path}: no such audio file")
-    name = _machine_for(clip_path, models, machine)
+    name = machine_for(clip_path, models, machine)
     detector = models[name]
     require_reconstruction(detector)
     clip = Clip(path=clip_path, machine=name, section="00")

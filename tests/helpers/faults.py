@@ -45,12 +45,12 @@ def on_train_epoch_start(self):
     pause()
 training.NetworkModule.on_train_epoch_start = on_train_epoch_start
 """
-#: The disk fills up when the first model weights are synced to it.
+#: The disk fills up when the first model file of learned state (weights.pt, arrays.npz) is synced to it.
 DISK_FULL_AT_WEIGHTS = """
 import errno
 _fsync = os.fsync
 def fsync(fd):
-    if "weights.pt" in os.readlink(f"/proc/self/fd/{fd}"):
+    if any(name in os.readlink(f"/proc/self/fd/{fd}") for name in ("weights.pt", "arrays.npz")):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     return _fsync(fd)
 os.fsync = fsync

@@ -36,13 +36,13 @@ def test_train_fine_tune_and_score_through_the_api(tree, tmp_path, monkeypatch):
     from asdkit.detectors.resnet_section import ResNetSectionDetector
 
     proxies: list[tuple[set[str], int]] = []
-    set_proxy = ResNetSectionDetector.set_proxy_data
+    fit = ResNetSectionDetector.fit
 
-    def record(self, X_other):
-        proxies.append(({c.machine for c in X_other.clips}, len(X_other)))
-        set_proxy(self, X_other)
+    def record(self, X):
+        proxies.append(({c.machine for c in X.proxy.clips}, len(X.proxy)))
+        return fit(self, X)
 
-    monkeypatch.setattr(ResNetSectionDetector, "set_proxy_data", record)
+    monkeypatch.setattr(ResNetSectionDetector, "fit", record)
     cache = tmp_path / "cache"
     first = api.run(tree, tmp_path / "rn", model="resnet_section", params=TINY, cache_dir=cache)
     assert first.evaluation is not None and np.isfinite(first.evaluation.official_score)

@@ -12,6 +12,7 @@ import pytest
 from asdkit import api
 from asdkit.data.synthetic import SyntheticSpec, generate
 from asdkit.features import SpectrumConfig
+from asdkit.features.spectrum import SpectrumFrontEnd
 from asdkit.service.models import load_served_models, score_audio
 
 PARAMS = {
@@ -45,8 +46,8 @@ def test_run_then_score_files_through_the_api_and_the_service(tree: Path, tmp_pa
     cache = tmp_path / "cache"
     result = api.run(tree, tmp_path / "arc", model="arcface", params=PARAMS, cache_dir=cache)
     assert result.evaluation is not None and np.isfinite(result.evaluation.official_score)
-    spectrum = SpectrumConfig(n_fft=4096)
-    assert (cache / spectrum.key()).is_dir() and any((cache / spectrum.key()).glob("*.npy"))
+    folder = cache / SpectrumFrontEnd(SpectrumConfig(n_fft=4096)).cache_key()
+    assert folder.is_dir() and any(folder.glob("*.npy"))
 
     files = sorted((tree / "fan" / "test").glob("section_01_*.wav"))[:2]
     in_run = _run_scores(result.run_dir, "fan")

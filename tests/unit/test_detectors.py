@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
 from asdkit.data.manifest import Clip
-from asdkit.detectors.base import CONFIG_NAME, WEIGHTS_NAME, ClipFeatures, Detector
+from asdkit.detectors.base import ARRAYS_NAME, CONFIG_NAME, WEIGHTS_NAME, ClipFeatures, Detector
 from asdkit.detectors.registry import available_detectors, create_detector, get_detector_class
 from asdkit.errors import AsdkitError, ModelError
 from asdkit.features.config import FeatureConfig
@@ -50,23 +51,24 @@ SIZE_CAPS = {"hidden": 128, "n_blocks": 2}
 
 
 def _small(name: str, **overrides: object) -> Detector:
-    """A quick detector; one that asks for proxy outliers gets another machine type's clips, as api.train
-    gives them."""
+    """A quick detector."""
     cls = get_detector_class(name)
     known = cls().get_params()
     params = {k: v for k, v in (QUICK | overrides).items() if k in known}
     params |= {k: min(cap, known[k]) for k, cap in SIZE_CAPS.items() if k in known}
-    detector = create_detector(name, **params)
-    wants = getattr(detector, "wants_proxy_machines", None)
-    if callable(wants) and wants():
-        detector.set_proxy_data(_features(30, False, np.random.default_rng(1), machine="other"))
-    return detector  # type: ignore[return-value]
+    return create_detector(name, **params)  # type: ignore[return-value]
+
+
+def _with_proxy(X: ClipFeatures) -> ClipFeatures:
+    """Training clips with another machine type's clips as the fit bundle's proxies (as api.train builds
+    it); detectors whose tags ask for no ``machines`` proxies ignore them."""
+    return replace(X, proxy=_features(30, False, np.random.default_rng(1), machine="other"))
 
 
 @pytest.fixture(scope="module")
 def data() -> tuple[ClipFeatures, ClipFeatures, np.ndarray]:
     rng = np.random.default_rng(0)
-    train = _features(30, False, rng)
+    train = _with_proxy(_features(30, False, rng))
     normal, anomalous = _features(10, False, rng), _features(10, True, rng)
     test = ClipFeatures(
         list(normal.arrays) + list(anomalous.arrays), list(normal.clips) + list(anomalous.clips), CONFIG
@@ -113,7 +115,7 @@ def test_predict_uses_threshold(fitted, data):
 def test_threshold_flags_a_few_unseen_normal_clips(name):
     """The threshold is fitted to scores of clips the model did not fit, so on unseen normal clips drawn like
     the training ones it flags about the intended tenth (fitted to in-sample scores, it flagged up to 90%)."""
-    train = _features(100, False, np.random.default_rng(0))
+    train = _with_proxy(_features(100, False, np.random.default_rng(0)))
     unseen = _features(200, False, np.random.default_rng(7))
     detector = _small(name, epochs=10).fit(train)
     flagged = detector.predict(unseen).mean()
@@ -167,10 +169,17 @@ def test_loading_a_broken_model_folder_names_the_problem(fitted, tmp_path):
     with pytest.raises(ModelError, match="not a model folder"):
         Detector.load(tmp_path)
     path = fitted.save(tmp_path / "model")
-    if fitted.has_network:
-        (path / WEIGHTS_NAME).write_bytes(b"garbage")
-        with pytest.raises(ModelError, match="cannot be loaded"):
+    saved = [name for name in (WEIGHTS_NAME, ARRAYS_NAME) if (path / name).is_file()]
+    assert saved, "a fitted model saves its network or its fitted arrays"
+    for name in saved:
+        good = (path / name).read_bytes()
+        (path / name).write_bytes(b"garbage")
+        with pytest.raises(ModelError, match=f"{name}: cannot be loaded"):
             Detector.load(path)
+        (path / name).unlink()
+        with pytest.raises(ModelError, match=f"{name}: missing"):
+            Detector.load(path)
+        (path / name).write_bytes(good)
     (path / CONFIG_NAME).write_text("{not json")
     with pytest.raises(ModelError, match="unreadable"):
         Detector.load(path)
@@ -180,6 +189,10 @@ def test_weights_file_holds_only_tensors(fitted, tmp_path):
     import torch
 
     path = fitted.save(tmp_path / "model")
-    if fitted.has_network:
+    assert (path / WEIGHTS_NAME).is_file() == hasattr(fitted, "network_")
+    if (path / WEIGHTS_NAME).is_file():
         state = torch.load(path / WEIGHTS_NAME, weights_only=True)
         assert all(isinstance(v, torch.Tensor) for v in state.values())
+    if (path / ARRAYS_NAME).is_file():
+        with np.load(path / ARRAYS_NAME, allow_pickle=False) as arrays:
+            assert all(arrays[k].dtype.kind in "biuf" for k in arrays.files)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from asdkit.data.manifest import Clip
-from asdkit.detectors.base import ClipFeatures, Detector
+from asdkit.detectors.base import ClipFeatures, Detector, InputArrays
 from asdkit.detectors.embedding import KnnDetector, MahalanobisDetector, frame_statistics, parse_quantiles
 from asdkit.detectors.ensemble import EnsembleDetector
 from asdkit.detectors.margin import AdaCosDetector, ArcFaceDetector, class_key
@@ -185,8 +186,8 @@ def test_classifier_classes_come_from_sections_attributes_and_proxy_machines():
     arc = ArcFaceDetector(labels="section", **QUICK_NET).fit(train)
     assert arc.classes_ == [("m", "00"), ("m", "01")]
     ada = AdaCosDetector(mixup=0.2, **QUICK_NET)
-    ada.set_proxy_data(proxy)
-    ada.fit(train)
+    assert ada.tags().wants_machines and ada.tags().sections == "banks"
+    ada.fit(replace(train, proxy=proxy))
     assert ada.classes_ == [("m", "00", "speed=00"), ("m", "01", "speed=01"), ("other", "00")]
     assert [k for k, _ in ada._banks().keys] == ["00", "01"]  # proxy clips are never memory banks
     assert ada.history_[-1]["train_loss"] < ada.history_[0]["train_loss"]
@@ -268,7 +269,7 @@ def _with_spectra(X: ClipFeatures, rng: np.random.Generator, tone_bins: dict[str
         if clip.label == 1:
             s[90:92] += 25
         spectra.append(s[None].astype(np.float32))
-    return ClipFeatures(X.arrays, X.clips, X.config, spectra, SPECTRUM)
+    return ClipFeatures(X.arrays, X.clips, X.config, {"spectrum": InputArrays(SPECTRUM, spectra)})
 
 
 def test_spectrum_branch_maps_spectra_of_any_length_to_embeddings():
@@ -294,10 +295,10 @@ def test_the_spectrum_branch_finds_anomalies_that_only_the_spectrum_shows(tmp_pa
     test = _with_spectra(test, rng, tones)
     quick = {**QUICK_NET, "epochs": 4, "spectrum_fft": SPECTRUM_FFT}
     two = ArcFaceDetector(inputs="spectrum+logmel", **quick)
-    assert two.spectrum_config(CONFIG) == SPECTRUM
+    assert two.tags().inputs == ("logmel", "spectrum") and two.input_configs(CONFIG) == {"spectrum": SPECTRUM}
     two.fit(train)
     mel_only = ArcFaceDetector(**quick).fit(train)
-    assert mel_only.spectrum_config(CONFIG) is None
+    assert mel_only.tags().inputs == ("logmel",) and mel_only.input_configs(CONFIG) == {}
     assert roc_auc_score(labels, two.anomaly_score(test)) >= 0.9
     assert roc_auc_score(labels, mel_only.anomaly_score(test)) <= 0.75
     assert two._banks().score(two.embed(test), ["00"] * len(test)).shape == (len(test),)
@@ -312,8 +313,10 @@ def test_a_two_branch_model_without_spectra_is_a_clear_error():
     quick = {**QUICK_NET, "epochs": 1, "spectrum_fft": SPECTRUM_FFT}
     ada = AdaCosDetector(inputs="spectrum+logmel", n_subclusters=2, **quick).fit(train)
     bare = ClipFeatures(train.arrays, train.clips, CONFIG)
-    with pytest.raises(ModelError, match="reads clip spectra beside the log-mel"):
+    with pytest.raises(ModelError, match="reads input 'spectrum' beside the log-mel"):
         ada.anomaly_score(bare)
+    with pytest.raises(ModelError, match="reads input 'spectrum' beside the log-mel"):
+        AdaCosDetector(inputs="spectrum+logmel", n_subclusters=2, **quick).fit(bare)
     with pytest.raises(ModelError, match="inputs must be one of logmel, spectrum\\+logmel"):
         ArcFaceDetector(inputs="wave", **QUICK_NET).fit(bare)
     with pytest.raises(ModelError, match="n_fft must be >= 16"):
@@ -322,13 +325,14 @@ def test_a_two_branch_model_without_spectra_is_a_clear_error():
 
 def test_an_ensemble_asks_for_its_members_spectrum():
     two = {"model": "arcface", "params": {"inputs": "spectrum+logmel", "spectrum_fft": SPECTRUM_FFT}}
-    assert EnsembleDetector(members=["knn", two]).spectrum_config(CONFIG) == SPECTRUM
-    assert EnsembleDetector(members=["knn"]).spectrum_config(CONFIG) is None
+    assert EnsembleDetector(members=["knn", two]).input_configs(CONFIG) == {"spectrum": SPECTRUM}
+    assert EnsembleDetector(members=["knn", two]).tags().inputs == ("logmel", "spectrum")
+    assert EnsembleDetector(members=["knn"]).input_configs(CONFIG) == {}
     other = {"model": "adacos", "params": {"inputs": "spectrum+logmel", "spectrum_fft": 512}}
-    with pytest.raises(ModelError, match="different clip spectra"):
-        EnsembleDetector(members=[two, other]).spectrum_config(CONFIG)
+    with pytest.raises(ModelError, match="input 'spectrum' with different settings"):
+        EnsembleDetector(members=[two, other]).input_configs(CONFIG)
 
 
 def test_an_ensemble_named_by_plain_strings_still_asks_for_proxy_machines():
-    assert EnsembleDetector(members=["knn", "arcface"]).wants_proxy_machines()
-    assert not EnsembleDetector(members=["knn", {"model": "mahalanobis"}]).wants_proxy_machines()
+    assert EnsembleDetector(members=["knn", "arcface"]).tags().wants_machines
+    assert not EnsembleDetector(members=["knn", {"model": "mahalanobis"}]).tags().wants_machines

@@ -105,7 +105,7 @@ def test_other_machine_proxies_widen_the_nll_gap_to_that_machine(train, held_out
     machine_x = _clips("x", ("00",), 12, seed=2)
     x_test = _clips("x", ("00",), 6, seed=3)
     plain = _detector("made").fit(train)
-    proxied = _detector("made", proxy_outliers="other_machines").set_proxy_data(machine_x).fit(train)
+    proxied = _detector("made", proxy_outliers="other_machines").fit(replace(train, proxy=machine_x))
     assert proxied.proxy_outliers_used_ == "other_machines"
     gap_plain, gap_proxied = _gap(plain, x_test, held_out["00"]), _gap(proxied, x_test, held_out["00"])
     assert gap_proxied > gap_plain + 0.1, (gap_plain, gap_proxied)
@@ -132,17 +132,19 @@ def test_bad_proxy_mode_and_mismatched_proxy_features_are_refused(train):
         _detector("made", proxy_outliers="everything", epochs=1).fit(train)
     other = _clips("x", ("00",), 2, seed=0)
     other = ClipFeatures(other.arrays, other.clips, FeatureConfig(n_mels=8, hop_length=256))
-    with pytest.raises(ValueError, match="another feature configuration"):
-        _detector("made", proxy_outliers="other_machines", epochs=1).set_proxy_data(other).fit(train)
+    with pytest.raises(ValueError, match="proxy clips must have the features"):
+        replace(train, proxy=other)
 
 
-def test_proxy_data_is_neither_a_parameter_nor_saved(train, tmp_path):
+def test_proxy_clips_are_neither_a_parameter_nor_saved_and_the_tags_ask_for_them(train, tmp_path):
     detector = _detector("density_ae", proxy_outliers="other_machines", epochs=1)
-    detector.set_proxy_data(_clips("x", ("00",), 3, seed=0)).fit(train)
-    assert "proxy_data" not in detector.get_params()
+    detector.fit(replace(train, proxy=_clips("x", ("00",), 3, seed=0)))
     loaded = Detector.load(detector.save(tmp_path / "model"))
-    assert getattr(loaded, "proxy_data", None) is None
-    assert detector.wants_proxy_machines() and not _detector("made").wants_proxy_machines()
+    state = set(vars(loaded)) - set(loaded.get_params()) - {"proxy_outliers_used_"}
+    assert not [key for key in state if "proxy" in key]
+    assert detector.tags().proxies == {"machines"} and _detector("made").tags().proxies == set()
+    both = _detector("made", proxy_outliers="other_sections_and_machines").tags()
+    assert both.proxies == {"machines", "sections"} and both.sections == "condition"
 
 
 # -- sections: normalisation, unknown sections, persistence ------------------------------------------------
@@ -294,8 +296,17 @@ def tiny_tree(tmp_path_factory) -> Path:
     )
 
 
-def test_api_train_gives_other_machine_types_as_proxies(tiny_tree, tmp_path):
+def test_api_train_gives_other_machine_types_as_proxies(tiny_tree, tmp_path, monkeypatch):
     from asdkit import api
+
+    bundles: list[ClipFeatures] = []
+    fit = SectionDensityDetector._fit
+
+    def record(self: SectionDensityDetector, X: ClipFeatures) -> None:
+        bundles.append(X)
+        fit(self, X)
+
+    monkeypatch.setattr(SectionDensityDetector, "_fit", record)
 
     params = {"epochs": 1, "batch_size": 256, "accelerator": "cpu", "hidden": 16, "n_hidden": 1}
     both = api.train(
@@ -307,14 +318,14 @@ def test_api_train_gives_other_machine_types_as_proxies(tiny_tree, tmp_path):
     )
     fan = both["fan"]
     assert isinstance(fan, SectionDensityDetector)
-    assert fan.proxy_data is not None and len(fan.proxy_data) > 0
-    assert {c.machine for c in fan.proxy_data.clips} == {"pump"}
-    assert all(c.split == "train" and c.label in (0, None) for c in fan.proxy_data.clips)
+    proxy = bundles[0].proxy
+    assert proxy is not None and len(proxy) > 0
+    assert {c.machine for c in proxy.clips} == {"pump"}
+    assert all(c.split == "train" and c.label in (0, None) for c in proxy.clips)
     assert fan.proxy_outliers_used_ == "other_sections_and_machines"
-    plain = api.train(
-        tiny_tree, model="density_ae", params=params, machines=["fan"], cache_dir=tmp_path / "cache"
-    )
-    assert plain["fan"].proxy_data is None  # type: ignore[attr-defined]
+    bundles.clear()
+    api.train(tiny_tree, model="density_ae", params=params, machines=["fan"], cache_dir=tmp_path / "cache")
+    assert bundles and all(X.proxy is None for X in bundles)
 
 
 def test_api_score_takes_each_loose_files_section_from_its_name(tiny_tree, tmp_path):

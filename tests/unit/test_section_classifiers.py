@@ -3,6 +3,8 @@ fine-tuning from a run, and errors. The registry-wide contract is in test_detect
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -192,8 +194,8 @@ def test_augmentations_and_proxies_train_and_are_repeatable():
     scores = []
     for _ in range(2):
         detector = ResNetSectionDetector(**params)
-        detector.set_proxy_data(other)
-        scores.append(detector.fit(_clips(4)).anomaly_score(_clips(2, seed=3)))
+        assert detector.tags().wants_machines and detector.tags().sections == "condition"
+        scores.append(detector.fit(replace(_clips(4), proxy=other)).anomaly_score(_clips(2, seed=3)))
     np.testing.assert_allclose(scores[0], scores[1], rtol=1e-6)
     assert np.all(np.isfinite(scores[0]))
 

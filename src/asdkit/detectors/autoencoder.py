@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -11,11 +12,14 @@ from torch import nn
 from asdkit.detectors.base import ClipFeatures
 from asdkit.detectors.reconstruction import ReconstructionDetector, _item_chunks
 from asdkit.detectors.registry import register
+from asdkit.detectors.tags import DetectorTags
 from asdkit.errors import ModelError
-from asdkit.models.array_store import ArrayStore
 from asdkit.models.dense_ae import DenseAutoencoder
 from asdkit.scoring.embedding import DomainBanks
 from asdkit.scoring.error_mahalanobis import ERROR_SCORES, ErrorCovariance, clip_scores, fit_error_banks
+
+#: Name prefix of the error-vector banks among the fitted arrays.
+ERROR_BANKS = "error_banks"
 
 
 @register
@@ -31,8 +35,8 @@ class AutoencoderDetector(ReconstructionDetector):
     ``score``: ``mse`` (the DCASE2020/2021 baseline), ``mahalanobis`` (the DCASE2023/2024 baseline's
     Mahalanobis norm of the error vectors under their training covariance, one per section) or
     ``selective_mahalanobis`` (one covariance per section and domain, the smaller clip score counts);
-    see :mod:`asdkit.scoring.error_mahalanobis`. The covariances are kept in the network's
-    ``error_banks`` buffers.
+    see :mod:`asdkit.scoring.error_mahalanobis`. The covariances are saved as fitted arrays
+    (``error_banks.*``).
     """
 
     name: ClassVar[str] = "ae"
@@ -58,6 +62,10 @@ class AutoencoderDetector(ReconstructionDetector):
     def _network(self, n_mels: int) -> nn.Module:
         return DenseAutoencoder(n_mels * self.n_frames, self.hidden, self.bottleneck, self.n_hidden, n_mels)
 
+    def tags(self) -> DetectorTags:
+        """The error-vector banks of the Mahalanobis scores are per section (and domain)."""
+        return replace(super().tags(), sections="none" if self.score == "mse" else "banks")
+
     # -- Mahalanobis scoring of the error vectors (score != "mse") ----------------------------------------
     def _fit(self, X: ClipFeatures) -> None:
         if self.score not in ERROR_SCORES:
@@ -74,7 +82,7 @@ class AutoencoderDetector(ReconstructionDetector):
             self.score,
         )
         self.error_layout_ = banks.layout()
-        self.network_.error_banks = ArrayStore.of(banks.to_arrays())
+        self.error_bank_arrays_ = banks.to_arrays()
 
     @torch.inference_mode()
     def _error_vectors(self, logmel: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -90,8 +98,7 @@ class AutoencoderDetector(ReconstructionDetector):
 
     def _error_banks(self) -> DomainBanks:
         mode = "min" if self.score == "selective_mahalanobis" else "pooled"
-        arrays = self.network_.error_banks.arrays()
-        return DomainBanks.from_arrays(ErrorCovariance(), mode, self.error_layout_, arrays)
+        return DomainBanks.from_arrays(ErrorCovariance(), mode, self.error_layout_, self.error_bank_arrays_)
 
     def _score(self, X: ClipFeatures) -> np.ndarray:
         if self.score == "mse":
@@ -113,9 +120,15 @@ class AutoencoderDetector(ReconstructionDetector):
         super()._load_extra_state(state)
         if self.score != "mse":
             self.error_layout_ = state["error_banks"]
-            shapes = {
-                f"bank{i}__{name}": shape
-                for i, bank in enumerate(self.error_layout_)
-                for name, shape in bank["shapes"].items()
-            }
-            self.network_.error_banks = ArrayStore(shapes)
+
+    def _fitted_arrays(self) -> dict[str, np.ndarray]:
+        if self.score == "mse":
+            return {}
+        return {f"{ERROR_BANKS}.{k}": a for k, a in self.error_bank_arrays_.items()}
+
+    def _set_fitted_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        # format 1 kept these as the buffers of network_.error_banks: the same names
+        prefix = f"{ERROR_BANKS}."
+        self.error_bank_arrays_ = {
+            k.removeprefix(prefix): a for k, a in arrays.items() if k.startswith(prefix)
+        }

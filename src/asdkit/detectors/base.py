@@ -3,7 +3,10 @@
 ``__init__`` only stores typed keyword arguments; ``fit`` learns from normal clips and returns self; learned
 state ends in ``_``; ``anomaly_score`` gives one float per clip, higher = more anomalous; ``predict`` gives
 0/1 from ``threshold_``. A saved model is a folder with ``model.json`` (detector name, parameters, feature
-configuration, threshold, versions) and ``weights.pt`` (a state_dict, loaded with ``weights_only=True``).
+configuration, threshold, versions), ``weights.pt`` (the state_dict of ``network_`` if the detector has one,
+loaded with ``weights_only=True``), ``arrays.npz`` (fitted numpy arrays such as memory banks, from
+``_fitted_arrays``, loaded with ``allow_pickle=False``) and sub-models in sub-folders (an ensemble's
+members, ``_save_parts``). Format 1 kept the fitted arrays as buffers in weights.pt; it still loads.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import logging
 import platform
 import time
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -25,62 +28,89 @@ import torch
 from asdkit import __version__
 from asdkit.data.manifest import Clip
 from asdkit.detectors.model_file import check_model_config, load_failure
+from asdkit.detectors.tags import DetectorTags
 from asdkit.errors import DataError, ModelError
 from asdkit.features.config import FeatureConfig
-from asdkit.features.spectrum import SpectrumConfig
+from asdkit.features.frontends import LOGMEL, get_front_end
 from asdkit.scoring.threshold import gamma_threshold
 from asdkit.utils.io import atomic_open, atomic_write_text
 
 log = logging.getLogger(__name__)
 
 MODEL_FORMAT = "asdkit-model"
-MODEL_FORMAT_VERSION = 1
+#: 2: fitted arrays in arrays.npz beside the network's weights.pt (1: both in weights.pt)
+MODEL_FORMAT_VERSION = 2
 CONFIG_NAME = "model.json"
 WEIGHTS_NAME = "weights.pt"
+ARRAYS_NAME = "arrays.npz"
+
+
+@dataclass(frozen=True)
+class InputArrays:
+    """One front end's arrays of the clips of a :class:`ClipFeatures`, with the config that computed them."""
+
+    config: Any
+    arrays: Sequence[np.ndarray]
 
 
 @dataclass
 class ClipFeatures:
-    """Log-mel arrays ([n_mels, frames], usually memmaps from the cache) of clips, with their metadata.
+    """The fit/score bundle: log-mel arrays ([n_mels, frames], usually memmaps from the cache) of clips,
+    with their metadata, the arrays of every other input the detector declares, and (for fitting) proxy
+    clips. Built by :mod:`asdkit.detectors.inputs` from the detector's tags.
 
-    ``spectra`` ([1, n_bins] each, of ``spectrum_config``) are there only for detectors that read a clip
-    spectrum beside the log-mel (``Detector.spectrum_config``); ``asdkit.api.load_features`` adds them.
+    ``inputs``: other front ends' arrays by front-end name (e.g. ``"spectrum"``), aligned with ``clips``.
+    ``proxy``: other machine types' normal training clips with the same inputs, for detectors whose tags
+    ask for them (``proxies`` holds ``"machines"``); None otherwise and when scoring.
     """
 
     arrays: Sequence[np.ndarray]
     clips: Sequence[Clip]
     config: FeatureConfig = field(default_factory=FeatureConfig)
-    spectra: Sequence[np.ndarray] | None = None
-    spectrum_config: SpectrumConfig | None = None
+    inputs: Mapping[str, InputArrays] = field(default_factory=dict)
+    proxy: ClipFeatures | None = None
 
     def __post_init__(self) -> None:
         if len(self.arrays) != len(self.clips):
             raise ValueError(f"{len(self.arrays)} feature arrays for {len(self.clips)} clips")
-        if self.spectra is not None and (
-            self.spectrum_config is None or len(self.spectra) != len(self.clips)
+        for name, given in self.inputs.items():
+            if len(given.arrays) != len(self.clips):
+                raise ValueError(f"input {name!r}: {len(given.arrays)} arrays for {len(self.clips)} clips")
+        if self.proxy is not None and (
+            self.proxy.config != self.config or self.proxy.input_configs() != self.input_configs()
         ):
-            raise ValueError("spectra need a spectrum_config and one spectrum per clip")
+            raise ValueError("proxy clips must have the features and inputs of the clips they go with")
 
     def __len__(self) -> int:
         return len(self.arrays)
 
+    def input_configs(self) -> dict[str, Any]:
+        """The config of each input beside the log-mel, by front-end name."""
+        return {name: given.config for name, given in self.inputs.items()}
+
+    def arrays_of(self, name: str) -> Sequence[np.ndarray] | None:
+        """The arrays of input ``name`` (``"logmel"`` is ``arrays``); None when the bundle lacks it."""
+        if name == LOGMEL:
+            return self.arrays
+        given = self.inputs.get(name)
+        return None if given is None else given.arrays
+
     def subset(self, indices: Sequence[int]) -> ClipFeatures:
-        spectra = None if self.spectra is None else [self.spectra[i] for i in indices]
+        """These clips (and their inputs); the proxy clips stay as they are."""
         return ClipFeatures(
             [self.arrays[i] for i in indices],
             [self.clips[i] for i in indices],
             self.config,
-            spectra,
-            self.spectrum_config,
+            {n: InputArrays(g.config, [g.arrays[i] for i in indices]) for n, g in self.inputs.items()},
+            self.proxy,
         )
 
 
 class Detector:
-    """Base class: subclasses implement ``_fit`` and ``_score`` and, for networks, ``_build_network``."""
+    """Base class: subclasses implement ``_fit`` and ``_score``; a torch network lives in ``network_``
+    (saved as weights.pt), fitted arrays are handed over by ``_fitted_arrays`` (saved as arrays.npz)."""
 
     name: ClassVar[str] = ""
-    #: whether the detector holds a torch network in ``network_`` (saved as weights.pt)
-    has_network: ClassVar[bool] = False
 
     threshold_: float
     feature_config_: FeatureConfig
@@ -138,12 +168,12 @@ class Detector:
         """Learn normal behaviour from ``X`` (normal clips only; ``y`` is ignored, as in scikit-learn)."""
         if len(X) == 0:
             raise ValueError(f"{self.name}: no training clips")
-        self._check_spectra(X)
+        self._check_inputs(X)
         self.feature_config_ = X.config
         self._fit(X)
         # kept (not saved) so that an ensemble combines its members' held-out scores without refitting
-        self._threshold_scores = self._training_scores(X)
-        self.threshold_ = gamma_threshold(self._threshold_scores)
+        self.held_out_scores_ = self._training_scores(X)
+        self.threshold_ = gamma_threshold(self.held_out_scores_)
         return self
 
     def anomaly_score(self, X: ClipFeatures) -> np.ndarray:
@@ -152,27 +182,45 @@ class Detector:
             raise ValueError(f"{self.name}: features were computed with another configuration than training")
         if len(X) == 0:
             return np.zeros(0, dtype=np.float64)
-        self._check_spectra(X)
+        self._check_inputs(X)
         return np.asarray(self._score(X), dtype=np.float64)
 
     def predict(self, X: ClipFeatures) -> np.ndarray:
         return (self.anomaly_score(X) > self.threshold_).astype(np.int64)
 
-    def spectrum_config(self, features: FeatureConfig) -> SpectrumConfig | None:
-        """The clip spectrum this detector reads beside the log-mel ``features`` (``ClipFeatures.spectra``).
+    # -- what the detector reads (its tags) ----------------------------------------------------------------
+    def tags(self) -> DetectorTags:
+        """Its inputs, proxies and use of sections (scikit-learn's ``__sklearn_tags__``); subclasses
+        override it from their parameters, starting from ``super().tags()``."""
+        return DetectorTags()
 
-        None for log-mel-only detectors. It follows from the parameters and reads the audio as the log-mel
-        does (sample rate, channel), so a loaded model asks for the spectrum it was trained on.
-        """
-        return None
+    def input_configs(self, features: FeatureConfig) -> dict[str, Any]:
+        """The config of every declared input beside the log-mel ``features``, by front-end name: the
+        front end's defaults, the audio read as the log-mel reads it, and :meth:`_input_options`. It follows
+        from the parameters, so a loaded model asks for the inputs it was trained on."""
+        configs = {}
+        for name in self.tags().inputs:
+            if name != LOGMEL:
+                try:
+                    front = get_front_end(name).from_features(features, **self._input_options(name))
+                except (TypeError, ValueError) as exc:
+                    raise ModelError(f"{self.name}: input {name!r}: {exc}") from None
+                configs[name] = front.config
+        return configs
 
-    def _check_spectra(self, X: ClipFeatures) -> None:
-        wanted = self.spectrum_config(X.config)
-        if wanted is not None and (X.spectra is None or X.spectrum_config != wanted):
-            raise ModelError(
-                f"{self.name}: this model reads clip spectra beside the log-mel; load the features with "
-                "asdkit.api.load_features(clips, config, spectrum=detector.spectrum_config(config))"
-            )
+    def _input_options(self, name: str) -> dict[str, Any]:
+        """Settings of input ``name``'s config that come from this detector's parameters."""
+        return {}
+
+    def _check_inputs(self, X: ClipFeatures) -> None:
+        for name, wanted in self.input_configs(X.config).items():
+            given = X.inputs.get(name)
+            if given is None or given.config != wanted:
+                raise ModelError(
+                    f"{self.name}: this model reads input {name!r} beside the log-mel and the features "
+                    f"{'lack it' if given is None else 'hold another configuration of it'}; build them "
+                    "from its tags (asdkit.detectors.inputs.load_bundle)"
+                )
 
     # -- what subclasses provide --------------------------------------------------------------------------
     def _fit(self, X: ClipFeatures) -> None:
@@ -212,6 +260,19 @@ class Detector:
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         """Rebuild learned state (and the network's shape) before the weights are loaded."""
 
+    def _fitted_arrays(self) -> dict[str, np.ndarray]:
+        """Learned numpy arrays by name (memory banks, statistics), saved in arrays.npz."""
+        return {}
+
+    def _set_fitted_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Take back the arrays of :meth:`_fitted_arrays` (after ``_load_extra_state``) on loading."""
+
+    def _save_parts(self, path: Path) -> None:
+        """Write sub-models (e.g. an ensemble's members) into sub-folders of the model folder ``path``."""
+
+    def _load_parts(self, path: Path) -> None:
+        """Load the sub-models :meth:`_save_parts` wrote (through ``Detector.load``)."""
+
     def training_history(self) -> list[dict[str, float]]:
         """The per-epoch training curve (plots and experiment tracking read it); [] for one-shot fits."""
         return list(getattr(self, "history_", []))
@@ -226,9 +287,19 @@ class Detector:
         self._check_fitted()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        if self.has_network:
+        network = getattr(self, "network_", None)
+        if network is not None:
             with atomic_open(path / WEIGHTS_NAME, "wb") as f:
-                torch.save({k: v.detach().cpu() for k, v in self.network_.state_dict().items()}, f)
+                torch.save({k: v.detach().cpu() for k, v in network.state_dict().items()}, f)
+        else:
+            (path / WEIGHTS_NAME).unlink(missing_ok=True)  # a model saved here before
+        arrays = self._fitted_arrays()
+        if arrays:
+            with atomic_open(path / ARRAYS_NAME, "wb") as f:
+                np.savez(f, **{name: _plain_array(name, a) for name, a in arrays.items()})
+        else:
+            (path / ARRAYS_NAME).unlink(missing_ok=True)
+        self._save_parts(path)
         config = {
             "format": MODEL_FORMAT,
             "format_version": MODEL_FORMAT_VERSION,
@@ -237,6 +308,7 @@ class Detector:
             "features": self.feature_config_.to_dict(),
             "threshold": self.threshold_,
             "state": self._extra_state(),
+            "arrays": sorted(arrays),  # what arrays.npz must hold
             "history": self.training_history(),
             "metadata": metadata or {},
             "versions": environment_versions(),
@@ -247,10 +319,32 @@ class Detector:
 
     @classmethod
     def load(cls, path: Path | str) -> Detector:
-        from asdkit.detectors.registry import get_detector_class
-
+        """The model saved in folder ``path`` (format 1 or 2)."""
         path = Path(path)
         config = read_model_config(path)
+        detector = cls.from_config(config, _read_weights(path), _read_arrays(path), path)
+        try:
+            detector._load_parts(path)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
+            raise load_failure(path / CONFIG_NAME, "its sub-models", exc) from None
+        return detector
+
+    @classmethod
+    def from_config(
+        cls,
+        config: dict[str, Any],
+        weights: Mapping[str, torch.Tensor] | None,
+        arrays: Mapping[str, np.ndarray] | None,
+        path: Path = Path("."),
+    ) -> Detector:
+        """A detector from a parsed model.json, the network's tensors and the fitted arrays.
+
+        ``arrays`` None is format 1: the tensors that are not the network's are the fitted arrays. ``path``
+        (the model folder) only names the files in errors.
+        """
+        from asdkit.detectors.registry import get_detector_class
+
+        config_path = path / CONFIG_NAME
         detector_cls = get_detector_class(config["detector"])
         if cls is not Detector and not issubclass(detector_cls, cls):
             raise ModelError(f"{path}: holds a {config['detector']!r} model, not {cls.name!r}")
@@ -263,35 +357,79 @@ class Detector:
         try:
             detector.feature_config_ = FeatureConfig.from_dict(config["features"])
         except (TypeError, ValueError) as exc:
-            raise load_failure(path / CONFIG_NAME, "field 'features'", exc) from None
+            raise load_failure(config_path, "field 'features'", exc) from None
         detector.threshold_ = float(config["threshold"])
         detector.metadata_ = config.get("metadata", {})
         detector.history_ = list(config.get("history", []))
         try:
             detector._load_extra_state(config.get("state", {}))
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
-            raise load_failure(path / CONFIG_NAME, "field 'state'", exc) from None
+            raise load_failure(config_path, "field 'state'", exc) from None
         n_mels_in = getattr(detector, "n_mels_in_", None)
         if n_mels_in is not None and n_mels_in != detector.feature_config_.n_mels:
             raise ModelError(
-                f"{path / CONFIG_NAME}: field 'features.n_mels' is {detector.feature_config_.n_mels} but the "
+                f"{config_path}: field 'features.n_mels' is {detector.feature_config_.n_mels} but the "
                 f"network was trained on {n_mels_in} mel bands"
             )
-        if detector.has_network:
-            weights = path / WEIGHTS_NAME
-            if not weights.is_file():
-                raise ModelError(f"{weights}: missing (the model folder is incomplete)")
+        rest = dict(weights or {})
+        network = getattr(detector, "network_", None)
+        if network is not None:
+            if weights is None:
+                raise ModelError(f"{path / WEIGHTS_NAME}: missing (the model folder is incomplete)")
+            own = set(network.state_dict())
             try:
-                state = torch.load(weights, map_location="cpu", weights_only=True)
-                detector.network_.load_state_dict(state)
+                network.load_state_dict({k: v for k, v in rest.items() if k in own})
             except RuntimeError as exc:  # shapes: e.g. features.n_mels edited after training
                 raise load_failure(
-                    path / CONFIG_NAME, f"{WEIGHTS_NAME} (check 'features' and 'params')", exc
+                    config_path, f"{WEIGHTS_NAME} (check 'features' and 'params')", exc
                 ) from None
-            except Exception as exc:
-                raise ModelError(f"{weights}: cannot be loaded ({exc})") from None
-            detector.network_.eval()
+            network.eval()
+            rest = {k: v for k, v in rest.items() if k not in own}
+        no_arrays_file = arrays is None
+        if arrays is None:  # format 1: memory banks and statistics were buffers in weights.pt
+            arrays = {k: v.numpy() for k, v in rest.items()}
+        missing = [name for name in config.get("arrays", []) if name not in arrays]
+        if missing and no_arrays_file:
+            raise ModelError(f"{path / ARRAYS_NAME}: missing (the model folder is incomplete)")
+        if missing:
+            raise load_failure(config_path, ARRAYS_NAME, KeyError(missing[0]))
+        try:
+            detector._set_fitted_arrays(dict(arrays))
+        except KeyError as exc:
+            if no_arrays_file and not arrays:
+                raise ModelError(f"{path / ARRAYS_NAME}: missing (the model folder is incomplete)") from None
+            raise load_failure(config_path, ARRAYS_NAME, exc) from None
+        except (TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
+            raise load_failure(config_path, ARRAYS_NAME, exc) from None
         return detector
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor] | None:
+    weights = path / WEIGHTS_NAME
+    if not weights.is_file():
+        return None
+    try:
+        return dict(torch.load(weights, map_location="cpu", weights_only=True))
+    except Exception as exc:
+        raise ModelError(f"{weights}: cannot be loaded ({exc})") from None
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray] | None:
+    file = path / ARRAYS_NAME
+    if not file.is_file():
+        return None
+    try:
+        with np.load(file, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except Exception as exc:
+        raise ModelError(f"{file}: cannot be loaded ({exc})") from None
+
+
+def _plain_array(name: str, value: np.ndarray) -> np.ndarray:
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"fitted array {name!r}: numbers only (got dtype {array.dtype})")
+    return array
 
 
 #: Held-out clips a network keeps out of training at least (up to a quarter of its clips), so that its
@@ -307,9 +445,9 @@ def cross_fit_scores(detector: Detector, X: ClipFeatures, folds: int = CROSS_FIT
     """Each clip's score by a fresh detector of the same parameters fitted on the other folds (K-fold).
 
     Folds are stratified by (section, domain), so every fold's detector knows every section with two or more
-    clips. Inputs handed over before ``fit`` (e.g. proxy clips: private attributes not ending in ``_``) go
-    to each fold's detector too; fold trainings write no TensorBoard logs. A clip whose fold could not be
-    fitted (a section with one clip) gets NaN, which the threshold ignores.
+    clips; each fold's bundle keeps ``X``'s inputs and proxy clips. Fold trainings write no TensorBoard
+    logs. A clip whose fold could not be fitted (a section with one clip) gets NaN, which the threshold
+    ignores.
     """
     fold_of = stratified_folds(X.clips, folds, int(getattr(detector, "seed", 0) or 0))
     scores = np.full(len(X), np.nan)
@@ -318,9 +456,6 @@ def cross_fit_scores(detector: Detector, X: ClipFeatures, folds: int = CROSS_FIT
         if not held or not rest:
             continue
         clone = type(detector)(**detector.get_params())
-        for key, value in vars(detector).items():
-            if key.startswith("_") and not key.endswith("_"):
-                setattr(clone, key, value)
         clone.feature_config_ = X.config
         try:
             clone._fit(X.subset(rest))

@@ -86,7 +86,6 @@ class _TrainerSetting:
 class DeepDetector(Detector):
     """A detector that trains a torch network (``network_``, saved as weights.pt) with a TrainerConfig."""
 
-    has_network: ClassVar[bool] = True
     #: the family's trainer defaults (a registered detector may change a few)
     trainer_defaults: ClassVar[TrainerConfig] = TrainerConfig()
 

@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, ClassVar, Self
+from dataclasses import replace
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -44,6 +45,7 @@ from asdkit.detectors.reconstruction import split_clips
 from asdkit.detectors.registry import register
 from asdkit.detectors.schedule import RampDown
 from asdkit.detectors.sections import SectionIndex
+from asdkit.detectors.tags import DetectorTags
 from asdkit.detectors.windows import StackedFrames
 from asdkit.models.made import MADE
 from asdkit.models.maf import MAF
@@ -52,7 +54,7 @@ from asdkit.models.section_density import ConditionalAutoencoder, SectionDensity
 
 log = logging.getLogger(__name__)
 
-#: Proxy modes that need clips of other machine types (given by ``set_proxy_data``).
+#: Proxy modes that need clips of other machine types (the fit bundle's ``proxy``).
 MACHINE_MODES = ("other_sections_and_machines", "other_machines")
 SECTION_MODES = ("other_sections", "other_sections_and_machines")
 
@@ -83,20 +85,14 @@ def proxy_loss(
 class SectionDensityDetector(DeepDetector):
     """Shared machinery of ``density_ae``, ``made`` and ``maf``: sections as conditions, proxies, z-scores.
 
-    Proxy clips of *other machine types* are not part of ``X`` (a model covers one machine type): give them
-    with :meth:`set_proxy_data` before ``fit`` (``asdkit.api.train`` does so for detectors that declare
-    ``uses_proxy_machines`` and whose ``proxy_outliers`` needs them). They are not saved with the model.
+    Proxy clips of *other machine types* come in the fit bundle's ``X.proxy`` (a model covers one machine
+    type): the tags ask for them when ``proxy_outliers`` needs them. They are not saved with the model.
 
     Common parameters: ``proxy_outliers`` ("none", "other_sections", "other_sections_and_machines",
     "other_machines"), ``proxy_lambda`` (weight of the ranking loss), ``margin`` (nats per dimension),
     ``rampdown_start``/``rampdown_length`` (epochs of the learning-rate ramp-down), and the usual training
     knobs; ``accelerator``/``devices``/``strategy`` go to Lightning's Trainer (GPU when there is one).
     """
-
-    #: asks ``api.train`` for other machine types' training clips (see :meth:`wants_proxy_machines`)
-    uses_proxy_machines: ClassVar[bool] = True
-
-    proxy_data: ClipFeatures | None = None
 
     def __init__(
         self,
@@ -122,14 +118,11 @@ class SectionDensityDetector(DeepDetector):
         raise NotImplementedError
 
     # -- proxies ------------------------------------------------------------------------------------------
-    def set_proxy_data(self, X_other: ClipFeatures | None) -> Self:
-        """Normal clips of other machine types, the proxies of the ``*_machines`` modes (used by ``fit``)."""
-        self.proxy_data = X_other
-        return self
-
-    def wants_proxy_machines(self) -> bool:
-        """Whether ``fit`` would use :meth:`set_proxy_data`'s clips (so the API loads them only then)."""
-        return self.proxy_outliers in MACHINE_MODES
+    def tags(self) -> DetectorTags:
+        mode = self.proxy_outliers
+        proxies = {"machines"} if mode in MACHINE_MODES else set()
+        proxies |= {"sections"} if mode in SECTION_MODES else set()
+        return replace(super().tags(), proxies=frozenset(proxies), sections="condition")
 
     def _proxy_mode(self, X: ClipFeatures, n_sections: int) -> str:
         """The mode actually trained: machine modes fall back to other sections without proxy clips."""
@@ -139,7 +132,7 @@ class SectionDensityDetector(DeepDetector):
                 f"{self.name}: proxy_outliers must be one of {', '.join(PROXY_MODES)}; got {mode!r}"
             )
         if mode in MACHINE_MODES:
-            other = self.proxy_data
+            other = X.proxy
             if other is None or len(other) == 0:
                 log.warning(
                     "%s: proxy_outliers=%s but no clips of other machine types were given; "
@@ -148,8 +141,6 @@ class SectionDensityDetector(DeepDetector):
                     mode,
                 )
                 mode = "other_sections"
-            elif other.config != X.config:
-                raise ValueError(f"{self.name}: proxy clips were computed with another feature configuration")
         if mode in SECTION_MODES and n_sections < 2:
             log.warning("%s: only one section in the training clips, so no other-section proxies", self.name)
             mode = "other_machines" if mode == "other_sections_and_machines" else "none"
@@ -194,8 +185,8 @@ class SectionDensityDetector(DeepDetector):
             )
 
         machines = None
-        if mode in MACHINE_MODES and self.proxy_data is not None:
-            other = self.proxy_data
+        if mode in MACHINE_MODES and X.proxy is not None:
+            other = X.proxy
             machines = ItemStream(
                 list(other.arrays),
                 self._items,

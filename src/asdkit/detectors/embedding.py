@@ -10,10 +10,10 @@ angular-margin classifiers (``arcface``, ``adacos``) embed with a trained networ
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
-from torch import nn
 
 from asdkit.detectors.base import (
     HELD_OUT_FRACTION,
@@ -23,8 +23,8 @@ from asdkit.detectors.base import (
     held_out_split,
 )
 from asdkit.detectors.registry import register
+from asdkit.detectors.tags import DetectorTags
 from asdkit.errors import ModelError
-from asdkit.models.array_store import ArrayStore
 from asdkit.models.scaling import band_statistics
 from asdkit.scoring.embedding import DomainBanks, Scorer, make_scorer
 
@@ -34,23 +34,25 @@ BANKS, EMBEDDER = "banks", "embedder"
 class EmbeddingDetector(Detector):
     """Clip embedding -> minimum distance over its section's source and target memory banks.
 
-    ``network_`` is an nn.ModuleDict: ``banks`` (the banks' arrays as buffers), ``embedder`` (the
-    embedding's own arrays or network). Subclasses implement ``_fit_embedder``, ``_embed`` and
-    ``_new_embedder`` (an untrained embedder of the saved shape, filled by the weights on loading).
+    The banks' arrays are saved as fitted arrays named ``banks.bank<i>__<name>``. Subclasses implement
+    ``_fit_embedder`` (sets the embedding's state: a network in ``network_``, or arrays), ``embed`` and
+    ``_load_embedder`` (rebuilds an untrained embedding of the saved shape, filled on loading).
     """
 
-    has_network: ClassVar[bool] = True
     #: the scorer of the detector when it has no ``scorer`` parameter
     scorer_kind: ClassVar[str] = "knn"
     #: a trained embedding (a network) is trained without the clips its threshold is fitted on
     learns_embedding: ClassVar[bool] = False
     domains: str
 
+    def tags(self) -> DetectorTags:
+        return replace(super().tags(), sections="banks")
+
     # -- what an embedding provides ---------------------------------------------------------------------
-    def _fit_embedder(self, X: ClipFeatures) -> nn.Module:
+    def _fit_embedder(self, X: ClipFeatures) -> None:
         raise NotImplementedError
 
-    def _new_embedder(self, state: dict[str, Any]) -> nn.Module:
+    def _load_embedder(self, state: dict[str, Any]) -> None:
         raise NotImplementedError
 
     def _embedder_state(self) -> dict[str, Any]:
@@ -71,18 +73,18 @@ class EmbeddingDetector(Detector):
         fit_idx = list(range(len(X)))
         if self.learns_embedding:
             fit_idx, self._held_out_idx = held_out_split(X.clips, HELD_OUT_FRACTION, getattr(self, "seed", 0))
-        embedder = self._fit_embedder(X.subset(fit_idx))
-        self.network_ = nn.ModuleDict({EMBEDDER: embedder})
+        self._fit_embedder(X.subset(fit_idx))
         E = self.embed(X)
         banks = DomainBanks(scorer, self.domains).fit(
             E, [c.section for c in X.clips], [c.domain for c in X.clips]
         )
         self.bank_layout_ = banks.layout()
-        self.network_[BANKS] = ArrayStore.of(banks.to_arrays())
+        self.bank_arrays_ = banks.to_arrays()
 
     def _banks(self) -> DomainBanks:
-        store = self.network_[BANKS]
-        return DomainBanks.from_arrays(self._make_scorer(), self.domains, self.bank_layout_, store.arrays())
+        return DomainBanks.from_arrays(
+            self._make_scorer(), self.domains, self.bank_layout_, self.bank_arrays_
+        )
 
     def _score(self, X: ClipFeatures) -> np.ndarray:
         return self._banks().score(self.embed(X), [c.section for c in X.clips])
@@ -107,14 +109,22 @@ class EmbeddingDetector(Detector):
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         self.bank_layout_ = state["banks"]
-        shapes = {
-            f"bank{i}__{name}": shape
-            for i, bank in enumerate(self.bank_layout_)
-            for name, shape in bank["shapes"].items()
-        }
-        self.network_ = nn.ModuleDict(
-            {EMBEDDER: self._new_embedder(state.get(EMBEDDER, {})), BANKS: ArrayStore(shapes)}
-        )
+        self._load_embedder(state.get(EMBEDDER, {}))
+
+    def _fitted_arrays(self) -> dict[str, np.ndarray]:
+        return _prefixed(BANKS, self.bank_arrays_)
+
+    def _set_fitted_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        self.bank_arrays_ = _unprefixed(BANKS, arrays)
+
+
+def _prefixed(prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Arrays named ``<prefix>.<name>`` (the names format 1 gave them as buffers of ``network_[prefix]``)."""
+    return {f"{prefix}.{name}": a for name, a in arrays.items()}
+
+
+def _unprefixed(prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k.removeprefix(f"{prefix}."): a for k, a in arrays.items() if k.startswith(f"{prefix}.")}
 
 
 def parse_quantiles(text: str) -> list[float]:
@@ -145,26 +155,36 @@ class StatisticsDetector(EmbeddingDetector):
     quantiles: str
     standardise: bool
 
-    def _fit_embedder(self, X: ClipFeatures) -> nn.Module:
+    def _fit_embedder(self, X: ClipFeatures) -> None:
         raw = np.stack([frame_statistics(a, parse_quantiles(self.quantiles)) for a in X.arrays])
         center, scale = np.zeros(raw.shape[1]), np.ones(raw.shape[1])
         if self.standardise:  # each dimension over the clips, as a band over frames
             center, scale = band_statistics([raw.T], per_band=True, floor=0.0)
-        return ArrayStore.of({"center": center, "scale": np.where(scale > 1e-6, scale, 1.0)})
+        self.standard_ = {"center": center, "scale": np.where(scale > 1e-6, scale, 1.0)}
+        self.n_mels_in_ = X.config.n_mels
 
     def _embedder_state(self) -> dict[str, Any]:
-        return {"shapes": self.network_[EMBEDDER].shapes()}
+        return {"n_mels_in": self.n_mels_in_}
 
-    def _new_embedder(self, state: dict[str, Any]) -> nn.Module:
+    def _load_embedder(self, state: dict[str, Any]) -> None:
         # the mel bands the statistics were computed on, which Detector.load checks against the features
-        self.n_mels_in_ = int(state["shapes"]["center"][0]) // (2 + len(parse_quantiles(self.quantiles)))
-        return ArrayStore(state["shapes"])
+        if "n_mels_in" in state:
+            self.n_mels_in_ = int(state["n_mels_in"])
+        else:  # format 1 kept the statistics' shapes instead
+            self.n_mels_in_ = int(state["shapes"]["center"][0]) // (2 + len(parse_quantiles(self.quantiles)))
+
+    def _fitted_arrays(self) -> dict[str, np.ndarray]:
+        return {**super()._fitted_arrays(), **_prefixed(EMBEDDER, self.standard_)}
+
+    def _set_fitted_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        super()._set_fitted_arrays(arrays)
+        standard = _unprefixed(EMBEDDER, arrays)
+        self.standard_ = {"center": standard["center"], "scale": standard["scale"]}
 
     def embed(self, X: ClipFeatures) -> np.ndarray:
-        stats = self.network_[EMBEDDER].arrays()
         quantiles = parse_quantiles(self.quantiles)
         raw = np.stack([frame_statistics(a, quantiles) for a in X.arrays])
-        return (raw - stats["center"]) / stats["scale"]
+        return (raw - self.standard_["center"]) / self.standard_["scale"]
 
 
 @register

@@ -7,27 +7,30 @@ normalised with its held-out training scores (z-score or rank, see :mod:`asdkit.
 members on different scales weigh alike; the ensemble's threshold is fitted to their weighted mean. A
 reused model's scores of the training clips stand in for held-out ones, so reuse models trained on other
 clips (a model trained on these very clips scores them in-sample: list it as a model to be trained here).
-The saved ensemble holds every member (configuration in model.json, weights in weights.pt) and loads
-without the original runs.
+The saved ensemble holds every member, each saved as a model of its own in ``members/m<i>/``, and loads
+without the original runs (an ensemble saved in format 1, with every member inside model.json and
+weights.pt, loads too).
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from torch import nn
+import torch
 
 from asdkit.detectors.base import ClipFeatures, Detector, cross_fit_scores
 from asdkit.detectors.registry import create_detector, get_detector_class, register
+from asdkit.detectors.tags import DetectorTags
 from asdkit.errors import ModelError
 from asdkit.features.config import FeatureConfig
-from asdkit.features.spectrum import SpectrumConfig
-from asdkit.models.array_store import ArrayStore
 from asdkit.scoring.normalise import check_normalisation, fit_normaliser, normalise
 
 NORM = "normalisation"
+#: The sub-folder of a saved ensemble that holds its members' model folders.
+MEMBERS_DIR = "members"
 #: The ensemble when no members are given: the three scorers on log-mel frame statistics.
 DEFAULT_MEMBERS: tuple[dict[str, Any], ...] = ({"model": "knn"}, {"model": "mahalanobis"}, {"model": "gmm"})
 
@@ -40,7 +43,6 @@ class EnsembleDetector(Detector):
     """
 
     name: ClassVar[str] = "ensemble"
-    has_network: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -54,36 +56,38 @@ class EnsembleDetector(Detector):
         self.weights = weights
         self.seed = seed
 
-    _proxy: ClipFeatures | None = None
-    uses_proxy_machines: ClassVar[bool] = True
-
-    def wants_proxy_machines(self) -> bool:
-        """True when a member to be trained here wants other machine types' clips."""
-        for spec in map(_spec_dict, self._specs()):
-            if "model" in spec and getattr(get_detector_class(spec["model"]), "uses_proxy_machines", False):
-                return True
-        return False
-
-    def set_proxy_data(self, X: ClipFeatures | None) -> None:
-        self._proxy = X
-
-    def spectrum_config(self, features: FeatureConfig) -> SpectrumConfig | None:
-        """The clip spectrum the members read (they must agree on one), or None."""
+    # -- what it reads: what its members read ------------------------------------------------------------
+    def _planned_members(self) -> list[Detector]:
+        """The fitted members, or before fitting the members its specs describe (saved ones loaded)."""
         if hasattr(self, "members_"):
-            members: list[Detector] = list(self.members_)
-        else:
-            from asdkit.api import load_models
+            return list(self.members_)
+        from asdkit.detectors.saved import load_models
 
-            members = []
-            for spec in map(_spec_dict, self._specs()):
-                if "model" in spec:
-                    members.append(create_detector(spec["model"], **dict(spec.get("params") or {})))
-                else:
-                    members += list(load_models(Path(spec["path"])).values())[:1]
-        wanted = {c for m in members if (c := m.spectrum_config(features)) is not None}
-        if len(wanted) > 1:
-            raise ModelError("ensemble: members read different clip spectra (spectrum_fft); use one setting")
-        return wanted.pop() if wanted else None
+        members: list[Detector] = []
+        for spec in map(_spec_dict, self._specs()):
+            if "model" in spec:
+                members.append(create_detector(spec["model"], **dict(spec.get("params") or {})))  # type: ignore[arg-type]
+            else:
+                members += list(load_models(Path(spec["path"])).values())[:1]
+        return members
+
+    def tags(self) -> DetectorTags:
+        """Every member's inputs and proxies: the ensemble's bundle is each member's."""
+        tags = super().tags()
+        for member in self._planned_members():
+            tags = tags.merged(member.tags())
+        return tags
+
+    def input_configs(self, features: FeatureConfig) -> dict[str, Any]:
+        """The members' inputs (members reading one input must read it alike)."""
+        configs: dict[str, Any] = {}
+        for member in self._planned_members():
+            for name, config in member.input_configs(features).items():
+                if configs.setdefault(name, config) != config:
+                    raise ModelError(
+                        f"ensemble: members read input {name!r} with different settings; use one setting"
+                    )
+        return configs
 
     def _specs(self) -> list[dict[str, Any] | str]:
         return list(DEFAULT_MEMBERS if self.members is None else self.members)
@@ -106,10 +110,8 @@ class EnsembleDetector(Detector):
             if "seed" in cls().get_params():
                 params.setdefault("seed", self.seed)
             member: Detector = create_detector(spec["model"], **params)  # type: ignore[assignment]
-            if self._proxy is not None and getattr(member, "uses_proxy_machines", False):
-                member.set_proxy_data(self._proxy)  # type: ignore[attr-defined]
             return member, True
-        from asdkit.api import load_models
+        from asdkit.detectors.saved import load_models
 
         models = load_models(Path(spec["path"]))
         machine = X.clips[0].machine
@@ -133,7 +135,7 @@ class EnsembleDetector(Detector):
             member, untrained = self._member(spec, X)
             if untrained:
                 member.fit(X)
-                train_scores = member._threshold_scores  # its held-out scores (NaN where none)
+                train_scores = member.held_out_scores_  # NaN where it held no score out
             else:  # a saved member's scores stand in for held-out ones: it was trained on other clips
                 train_scores = member.anomaly_score(X)
             for name, a in fit_normaliser(self.normalise, train_scores[np.isfinite(train_scores)]).items():
@@ -141,14 +143,7 @@ class EnsembleDetector(Detector):
             total += weights[i] * normalise(self.normalise, _member_stats(stats, i), train_scores)
             self.members_.append(member)
         self.train_scores_ = total
-        self._assemble(ArrayStore.of(stats))
-
-    def _assemble(self, norm: ArrayStore) -> None:
-        modules: dict[str, nn.Module] = {NORM: norm}
-        for i, member in enumerate(self.members_):
-            if member.has_network:
-                modules[f"m{i}"] = member.network_
-        self.network_ = nn.ModuleDict(modules)
+        self.normalisers_ = stats
 
     def _training_scores(self, X: ClipFeatures) -> np.ndarray:
         """The members' held-out scores combined (NaN where a member held no score out); cross-fitted
@@ -159,42 +154,48 @@ class EnsembleDetector(Detector):
 
     def _score(self, X: ClipFeatures) -> np.ndarray:
         weights = self._member_weights(len(self.members_))
-        arrays = self.network_[NORM].arrays()
         total = np.zeros(len(X))
         for i, member in enumerate(self.members_):
             raw = member.anomaly_score(X)
-            total += weights[i] * normalise(self.normalise, _member_stats(arrays, i), raw)
+            total += weights[i] * normalise(self.normalise, _member_stats(self.normalisers_, i), raw)
         return total
 
-    # -- saving: every member's configuration in model.json, their weights under m<i>. in weights.pt -----
+    # -- saving: each member a model of its own in members/m<i>/, the normalisers as fitted arrays ----------
     def _extra_state(self) -> dict[str, Any]:
         return {
-            "members": [
-                {
-                    "detector": m.name,
-                    "params": m.get_params(),
-                    "features": m.feature_config_.to_dict(),
-                    "threshold": m.threshold_,
-                    "state": m._extra_state(),
-                }
-                for m in self.members_
-            ],
-            "normalisation_shapes": self.network_[NORM].shapes(),
+            "n_members": len(self.members_),
             "train_scores": [v if np.isfinite(v) else None for v in self.train_scores_.tolist()],
         }
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
-        self.members_ = []
-        for config in state["members"]:
-            member: Detector = get_detector_class(config["detector"])(**config["params"])
-            member.feature_config_ = FeatureConfig.from_dict(config["features"])
-            member.threshold_ = float(config["threshold"])
-            member._load_extra_state(config.get("state", {}))
-            self.members_.append(member)
         self.train_scores_ = np.asarray(
             [np.nan if v is None else v for v in state["train_scores"]], dtype=np.float64
         )
-        self._assemble(ArrayStore(state["normalisation_shapes"]))
+        # format 1 held every member's model.json fields here (and their weights in weights.pt)
+        self._format1_members: list[dict[str, Any]] | None = state.get("members")
+        self._n_members = len(state["members"]) if "members" in state else int(state["n_members"])
+
+    def _fitted_arrays(self) -> dict[str, np.ndarray]:
+        return {f"{NORM}.{k}": a for k, a in self.normalisers_.items()}
+
+    def _set_fitted_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        self.normalisers_ = {
+            k.removeprefix(f"{NORM}."): a for k, a in arrays.items() if k.startswith(f"{NORM}.")
+        }
+        if self._format1_members is not None:
+            self.members_ = [
+                Detector.from_config(config, _tensors(arrays, f"m{i}."), None)
+                for i, config in enumerate(self._format1_members)
+            ]
+
+    def _save_parts(self, path: Path) -> None:
+        shutil.rmtree(path / MEMBERS_DIR, ignore_errors=True)  # members of an ensemble saved here before
+        for i, member in enumerate(self.members_):
+            member.save(path / MEMBERS_DIR / f"m{i}")
+
+    def _load_parts(self, path: Path) -> None:
+        if self._format1_members is None:
+            self.members_ = [Detector.load(path / MEMBERS_DIR / f"m{i}") for i in range(self._n_members)]
 
 
 def _spec_dict(spec: dict[str, Any] | str) -> dict[str, Any]:
@@ -212,3 +213,8 @@ def _spec_dict(spec: dict[str, Any] | str) -> dict[str, Any]:
 def _member_stats(arrays: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:
     prefix = f"m{i}__"
     return {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)}
+
+
+def _tensors(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, torch.Tensor]:
+    """The arrays named ``<prefix>...`` as tensors, without the prefix (a format-1 member's weights)."""
+    return {k.removeprefix(prefix): torch.from_numpy(a) for k, a in arrays.items() if k.startswith(prefix)}

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -32,10 +33,9 @@ from asdkit.detectors.embedding import EMBEDDER, EmbeddingDetector
 from asdkit.detectors.frames import ItemStream
 from asdkit.detectors.registry import register
 from asdkit.detectors.seed_ensemble import SeedEnsembleMixin
+from asdkit.detectors.tags import DetectorTags
 from asdkit.detectors.windows import Patches
 from asdkit.errors import ModelError
-from asdkit.features.config import FeatureConfig
-from asdkit.features.spectrum import SpectrumConfig
 from asdkit.models.margin_classifier import MarginClassifier, make_backbone
 from asdkit.models.margin_heads import ArcFace, SubClusterAdaCos
 from asdkit.models.scaling import band_statistics
@@ -61,11 +61,8 @@ def class_key(clip: Clip, mode: str) -> tuple[str, ...]:
 class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetector):
     """Shared fitting of the ArcFace and AdaCos detectors; subclasses build the head."""
 
-    uses_proxy_machines: ClassVar[bool] = True
     learns_embedding: ClassVar[bool] = True
     trainer_defaults: ClassVar[TrainerConfig] = TrainerConfig(epochs=20, batch_size=64)
-
-    _proxy: ClipFeatures | None = None
 
     def __init__(
         self,
@@ -112,31 +109,23 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
     def _head(self, dim: int, n_classes: int) -> nn.Module:
         raise NotImplementedError
 
-    # -- proxy clips of other machine types (api.train hands them over) -----------------------------------
-    def wants_proxy_machines(self) -> bool:
-        return self.proxy_classes
-
-    def set_proxy_data(self, X: ClipFeatures | None) -> None:
-        """Other machine types' normal training clips, used as extra classes (never as memory banks)."""
-        self._proxy = X
-
-    # -- the spectrum branch --------------------------------------------------------------------------
-    def spectrum_config(self, features: FeatureConfig) -> SpectrumConfig | None:
+    # -- what it reads: the log-mel (and the clip spectrum), other machine types as extra classes ---------
+    def tags(self) -> DetectorTags:
         if self.inputs not in INPUTS:
             raise ModelError(f"{self.name}: inputs must be one of {', '.join(INPUTS)}, got {self.inputs!r}")
-        if self.inputs == "logmel":
-            return None
-        try:
-            return SpectrumConfig(features.sample_rate, n_fft=self.spectrum_fft, channel=features.channel)
-        except ValueError as exc:
-            raise ModelError(f"{self.name}: {exc}") from None
+        inputs = tuple(self.inputs.split("+"))[::-1]  # "spectrum+logmel" -> ("logmel", "spectrum")
+        proxies = frozenset({"machines"}) if self.proxy_classes else frozenset()
+        return replace(super().tags(), inputs=inputs, proxies=proxies)
+
+    def _input_options(self, name: str) -> dict[str, Any]:
+        return {"n_fft": self.spectrum_fft} if name == "spectrum" else {}
 
     # -- the embedding ------------------------------------------------------------------------------------
     def _network(self, n_mels: int, n_classes: int) -> MarginClassifier:
         from asdkit.models.spectrum_cnn import SpectrumCnn
 
         backbone = make_backbone(self.backbone, n_mels, self.embedding_dim, self.base_channels)
-        spectrum = self.spectrum_config(self.feature_config_)
+        spectrum = self.input_configs(self.feature_config_).get("spectrum")
         if spectrum is None:
             return MarginClassifier(n_mels, backbone, self._head(self.embedding_dim, n_classes))
         head = self._head(2 * self.embedding_dim, n_classes)
@@ -151,7 +140,7 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
             return "attributes" if any(c.attributes for c in clips) else "section"
         return self.labels
 
-    def _fit_embedder(self, X: ClipFeatures) -> nn.Module:
+    def _fit_embedder(self, X: ClipFeatures) -> None:
         if self.snippet_frames < 8 or self.hop_frames < 1:
             raise ModelError(
                 f"{self.name}: snippet_frames must be >= 8 and hop_frames >= 1 "
@@ -162,18 +151,14 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
                 f"{self.name}: mixup (the Beta distribution's alpha) must be >= 0, got {self.mixup}"
             )
         arrays, clips = list(X.arrays), list(X.clips)
-        spectra = None if X.spectra is None else list(X.spectra)
-        proxy = self._proxy
-        if (
-            self.proxy_classes
-            and proxy is not None
-            and X.config == proxy.config
-            and X.spectrum_config == proxy.spectrum_config
-        ):
+        own_spectra = X.arrays_of("spectrum")
+        spectra = None if own_spectra is None else list(own_spectra)
+        proxy = X.proxy  # other machine types' clips, with the same inputs (the bundle's contract)
+        if self.proxy_classes and proxy is not None:
             arrays += list(proxy.arrays)
             clips += list(proxy.clips)
-            if spectra is not None and proxy.spectra is not None:
-                spectra += list(proxy.spectra)
+            if spectra is not None:
+                spectra += list(proxy.arrays_of("spectrum") or [])
         mode = self._label_mode(clips)
         keys = [class_key(c, mode) for c in clips]
         self.classes_ = sorted(set(keys))
@@ -192,8 +177,8 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
         network = self._network(self.n_mels_in_, len(self.classes_))
         mean, std = band_statistics(X.arrays)  # the machine's own clips set the scale
         network.scaler.set(torch.from_numpy(mean), torch.from_numpy(std))
-        if network.spectrum_branch is not None and X.spectra is not None:
-            own = np.stack([np.asarray(s, dtype=np.float64)[0] for s in X.spectra])
+        if network.spectrum_branch is not None and own_spectra is not None:
+            own = np.stack([np.asarray(s, dtype=np.float64)[0] for s in own_spectra])
             network.spectrum_scaler.set(torch.from_numpy(own.mean(axis=0)), max(float(own.std()), 1e-3))
         stream = ItemStream(
             arrays,
@@ -205,7 +190,7 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
             side=None if spectra is None else [np.asarray(s)[0] for s in spectra],
         )
         self.history_ = self._train(network, stream, None)
-        return network
+        self.network_ = nn.ModuleDict({EMBEDDER: network})
 
     def _windows(self) -> Patches:
         return Patches(self.snippet_frames, self.hop_frames)
@@ -234,11 +219,12 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
         device = self.scoring_device()
         network = self.network_[EMBEDDER].to(device).eval()
         out = []
+        spectra = X.arrays_of("spectrum")
         for i, array in enumerate(X.arrays):
             items = torch.from_numpy(self._items(np.asarray(array, dtype=np.float32)))
             spectrum = None
-            if X.spectra is not None and network.spectrum_branch is not None:
-                spectrum = torch.from_numpy(np.array(X.spectra[i], dtype=np.float32)).to(device)
+            if spectra is not None and network.spectrum_branch is not None:
+                spectrum = torch.from_numpy(np.array(spectra[i], dtype=np.float32)).to(device)
             parts = []
             for start in range(0, len(items), max_items):
                 chunk = items[start : start + max_items].to(device)
@@ -251,12 +237,12 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
     def _embedder_state(self) -> dict[str, Any]:
         return {"n_mels_in": self.n_mels_in_, "classes": [list(k) for k in self.classes_]}
 
-    def _new_embedder(self, state: dict[str, Any]) -> nn.Module:
+    def _load_embedder(self, state: dict[str, Any]) -> None:
         # feature_config_ is set before the extra state is loaded; the spectrum branch's size follows from it
         self.n_mels_in_ = int(state["n_mels_in"])
         self.classes_ = [tuple(k) for k in state["classes"]]
         self.shifted_classes_ = self.classes_[-1] == SHIFTED_DOWN
-        return self._network(self.n_mels_in_, len(self.classes_))
+        self.network_ = nn.ModuleDict({EMBEDDER: self._network(self.n_mels_in_, len(self.classes_))})
 
 
 @register

@@ -21,7 +21,12 @@ REQUIRED: dict[str, tuple[type, ...]] = {
     "threshold": (int, float),
 }
 #: Optional fields and their JSON types.
-OPTIONAL: dict[str, tuple[type, ...]] = {"state": (dict,), "history": (list,), "metadata": (dict,)}
+OPTIONAL: dict[str, tuple[type, ...]] = {
+    "state": (dict,),
+    "history": (list,),
+    "metadata": (dict,),
+    "arrays": (list,),
+}
 
 
 def check_model_config(config: Any, config_path: Path) -> dict[str, Any]:

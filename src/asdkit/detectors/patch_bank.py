@@ -21,13 +21,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from torch import nn
 
 from asdkit.detectors.base import ClipFeatures, Detector
 from asdkit.detectors.registry import register
 from asdkit.errors import ModelError
 from asdkit.features.logmel import stack_frames
-from asdkit.models.array_store import ArrayStore
 from asdkit.scoring.embedding import Arrays, DomainBanks
 
 BANKS, SCALER = "banks", "scaler"
@@ -149,7 +147,6 @@ class PatchBankDetector(Detector):
     """
 
     name: ClassVar[str] = "patch_bank"
-    has_network: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -183,7 +180,7 @@ class PatchBankDetector(Detector):
 
     def _frames(self, logmel: np.ndarray) -> np.ndarray:
         """The clip's standardised stacked-frame vectors, [n_points, n_mels * n_frames]."""
-        scaler = self.network_[SCALER].arrays()
+        scaler = self.scaler_
         x = (np.asarray(logmel, dtype=np.float64) - scaler["mean"][:, None]) / scaler["std"][:, None]
         if x.shape[1] < self.n_frames:
             raise ModelError(
@@ -214,20 +211,17 @@ class PatchBankDetector(Detector):
         windows = np.concatenate(raw)  # [n_pool, n_mels, n_frames], raw dB
         mean = windows.mean(axis=(0, 2))
         std = windows.std(axis=(0, 2))
-        self.network_ = nn.ModuleDict(
-            {SCALER: ArrayStore.of({"mean": mean, "std": np.where(std > 1e-6, std, 1.0)})}
-        )
-        standard = (windows - mean[None, :, None]) / self.network_[SCALER].arrays()["std"][None, :, None]
+        self.scaler_ = {"mean": mean, "std": np.where(std > 1e-6, std, 1.0)}
+        standard = (windows - mean[None, :, None]) / self.scaler_["std"][None, :, None]
         points = standard.transpose(0, 2, 1).reshape(len(windows), -1)  # frame-major, as stack_frames
         banks = FrameBanks(CoresetScorer(self.bank_size, self.seed), self.domains)
         banks.fit_frames(points, sections, domains, np.asarray(owners, dtype=np.int64))
         self.bank_layout_ = banks.layout()
-        self.network_[BANKS] = ArrayStore.of(banks.to_arrays())
+        self.bank_arrays_ = banks.to_arrays()
 
     def _banks(self) -> FrameBanks:
-        store = self.network_[BANKS]
         banks = FrameBanks.from_arrays(
-            CoresetScorer(self.bank_size, self.seed), self.domains, self.bank_layout_, store.arrays()
+            CoresetScorer(self.bank_size, self.seed), self.domains, self.bank_layout_, self.bank_arrays_
         )
         return banks  # type: ignore[return-value]
 
@@ -264,16 +258,18 @@ class PatchBankDetector(Detector):
         return np.asarray(scores)
 
     def _extra_state(self) -> dict[str, Any]:
-        return {"banks": self.bank_layout_, "n_mels": len(self.network_[SCALER].arrays()["mean"])}
+        return {"banks": self.bank_layout_, "n_mels": len(self.scaler_["mean"])}
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         self.bank_layout_ = state["banks"]
-        n_mels = int(state["n_mels"])
-        shapes = {
-            f"bank{i}__{name}": shape
-            for i, bank in enumerate(self.bank_layout_)
-            for name, shape in bank["shapes"].items()
+        self.n_mels_in_ = int(state["n_mels"])  # Detector.load checks it against the features
+
+    def _fitted_arrays(self) -> dict[str, np.ndarray]:
+        arrays = {f"{SCALER}.{k}": a for k, a in self.scaler_.items()}
+        return arrays | {f"{BANKS}.{k}": a for k, a in self.bank_arrays_.items()}
+
+    def _set_fitted_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        self.scaler_ = {"mean": arrays[f"{SCALER}.mean"], "std": arrays[f"{SCALER}.std"]}
+        self.bank_arrays_ = {
+            k.removeprefix(f"{BANKS}."): a for k, a in arrays.items() if k.startswith(f"{BANKS}.")
         }
-        self.network_ = nn.ModuleDict(
-            {SCALER: ArrayStore({"mean": [n_mels], "std": [n_mels]}), BANKS: ArrayStore(shapes)}
-        )

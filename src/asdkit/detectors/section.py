@@ -5,7 +5,7 @@ Shared by ``resnet_section`` (CP-JKU, DCASE2021) and ``mobilenet_section`` (the 
 baseline). Training streams snippets from the feature cache with their labels. Options:
 
 - proxy outliers: other machine types' normal clips, pushed to a uniform prediction (cross-entropy to the
-  uniform distribution, weight ``proxy_lambda``); ``api.train`` hands them over via ``set_proxy_data``;
+  uniform distribution, weight ``proxy_lambda``); the fit bundle carries them (``ClipFeatures.proxy``);
 - CCSA (Motiian et al. 2017): the contrastive semantic alignment loss on the L2-normalised embedding, over
   every source/target pair of snippets in a batch: same section pulled together (squared distance),
   different sections pushed at least ``margin`` apart (squared hinge), weight ``ccsa_weight``;
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,6 +34,7 @@ from asdkit.detectors.deep import DeepDetector
 from asdkit.detectors.frames import ItemStream
 from asdkit.detectors.schedule import RampDown
 from asdkit.detectors.sections import SectionIndex
+from asdkit.detectors.tags import DetectorTags
 from asdkit.detectors.windows import Patches
 from asdkit.errors import DataError, ModelError
 from asdkit.models.scaling import band_statistics
@@ -99,8 +101,6 @@ def recalibrate_batchnorm(network: nn.Module, batches: Iterable[Any], device: to
 class SectionClassifier(DeepDetector):
     """Base of the section classifiers; a subclass gives ``_network`` and ``_snippet_scores``."""
 
-    #: api.train offers other machine types' clips (see ``wants_proxy_machines``)
-    uses_proxy_machines: ClassVar[bool] = True
     #: parameters that fix the network's shape: fine-tuning requires them equal to the initial model's
     architecture: ClassVar[tuple[str, ...]] = ()
 
@@ -146,13 +146,10 @@ class SectionClassifier(DeepDetector):
         """Per-snippet anomaly scores from the log-probability of the clip's own section."""
         raise NotImplementedError
 
-    # -- proxy outliers (api.train calls these) ---------------------------------------------------------
-    def wants_proxy_machines(self) -> bool:
-        return bool(self.proxy_outliers) and self.proxy_lambda > 0
-
-    def set_proxy_data(self, X_other: ClipFeatures | None) -> None:
-        """Other machine types' normal clips, used as proxy outliers by the next ``fit``."""
-        self._proxy_data = X_other
+    # -- what it reads: sections as classes; other machine types' clips as proxy outliers ---------------
+    def tags(self) -> DetectorTags:
+        proxies = frozenset({"machines"}) if self.proxy_outliers and self.proxy_lambda > 0 else frozenset()
+        return replace(super().tags(), proxies=proxies, sections="condition")
 
     # -- training -----------------------------------------------------------------------------------------
     def _build_network(self, n_mels: int, sections: Sequence[str]) -> None:
@@ -181,8 +178,8 @@ class SectionClassifier(DeepDetector):
         ids = SectionIndex(self.sections_).of((c.section for c in X.clips), self.name)
         arrays = list(X.arrays)
         labels = [2 * i + int(c.domain == TARGET) for i, c in zip(ids, X.clips, strict=True)]
-        proxies = self._proxy_arrays(len(arrays))
-        if self.wants_proxy_machines() and not proxies:
+        proxies = self._proxy_arrays(X.proxy, len(arrays))
+        if self.tags().wants_machines and not proxies:
             log.warning("%s: %s: no proxy clips of other machine types; training without", self.name, machine)
         arrays += proxies
         labels += [PROXY] * len(proxies)
@@ -201,13 +198,10 @@ class SectionClassifier(DeepDetector):
         if self.proxy_lambda < 0 or self.ccsa_weight < 0 or self.mixup < 0 or self.margin < 0:
             raise ModelError(f"{self.name}: proxy_lambda, ccsa_weight, mixup and margin must be >= 0")
 
-    def _proxy_arrays(self, n_own: int) -> list[np.ndarray]:
+    def _proxy_arrays(self, proxy: ClipFeatures | None, n_own: int) -> list[np.ndarray]:
         """A seeded subset of the proxy clips, at most as many as the machine's own clips."""
-        proxy = getattr(self, "_proxy_data", None)
-        if not self.wants_proxy_machines() or proxy is None or len(proxy) == 0:
+        if not self.tags().wants_machines or proxy is None or len(proxy) == 0:
             return []
-        if proxy.config != self.feature_config_:
-            raise ModelError(f"{self.name}: proxy clips were computed with another feature configuration")
         chosen = np.random.default_rng(self.seed).permutation(len(proxy))[:n_own]
         return [proxy.arrays[i] for i in sorted(chosen)]
 

@@ -4,20 +4,22 @@ Learned embeddings on a few clips swing between seeds (an AdaCos run on 12 fan c
 0.88). Averaging K networks of different seeds narrows that spread. The K members are trained by
 :class:`asdkit.detectors.ensemble.EnsembleDetector` (each member's scores z-normalised with its own
 training scores, then averaged), with seeds ``seed * K + i``, so ensembles of different outer seeds share
-no member. The saved model is one folder: every member's configuration in model.json, every network in
-weights.pt (loaded with ``weights_only=True``).
+no member. The saved model is one folder, the ensemble saved as a model of its own in ``seed_ensemble/``
+(format 1 kept every member's configuration in model.json and every network in weights.pt; it loads).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from asdkit.detectors.base import ClipFeatures
+from asdkit.detectors.base import ClipFeatures, Detector
 from asdkit.detectors.ensemble import EnsembleDetector
 from asdkit.errors import ModelError
 
+#: The key of the saved state and the sub-folder that holds the ensemble.
 STATE = "seed_ensemble"
 
 
@@ -26,7 +28,6 @@ class SeedEnsembleMixin:
 
     name: str
     n_models: int
-    _proxy: ClipFeatures | None
 
     def _seed_ensemble(self) -> EnsembleDetector:
         params: dict[str, Any] = self.get_params()  # type: ignore[attr-defined]
@@ -44,34 +45,58 @@ class SeedEnsembleMixin:
             super()._fit(X)  # type: ignore[misc]
             return
         ensemble = self._seed_ensemble()
-        if self._proxy is not None:
-            ensemble.set_proxy_data(self._proxy)
-        ensemble.fit(X)
+        ensemble.fit(X)  # X carries the proxy clips the members' tags ask for
         self.ensemble_ = ensemble
-        self.network_ = ensemble.network_
         self.history_ = [row for m in ensemble.members_ for row in m.training_history()]
 
     def _score(self, X: ClipFeatures) -> np.ndarray:
         if self.n_models == 1:
             return super()._score(X)  # type: ignore[misc]
-        return self.ensemble_._score(X)
+        return self.ensemble_.anomaly_score(X)
 
     def _training_scores(self, X: ClipFeatures) -> np.ndarray:
         if self.n_models == 1:
             return super()._training_scores(X)  # type: ignore[misc]
-        return self.ensemble_._training_scores(X)
+        return self.ensemble_.held_out_scores_
 
     def _extra_state(self) -> dict[str, Any]:
         if self.n_models == 1:
             return super()._extra_state()  # type: ignore[misc]
-        return {STATE: self.ensemble_._extra_state()}
+        return {STATE: {"folder": STATE}}
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         if self.n_models == 1:
             super()._load_extra_state(state)  # type: ignore[misc]
             return
-        ensemble = self._seed_ensemble()
-        ensemble.feature_config_ = self.feature_config_  # type: ignore[attr-defined]
-        ensemble._load_extra_state(state[STATE])
-        self.ensemble_ = ensemble
-        self.network_ = ensemble.network_
+        # format 1 held the ensemble's state here (its members' weights in weights.pt)
+        self._format1_state: dict[str, Any] | None = state[STATE] if "members" in state[STATE] else None
+
+    def _fitted_arrays(self) -> dict[str, np.ndarray]:
+        if self.n_models == 1:
+            return super()._fitted_arrays()  # type: ignore[misc]
+        return {}
+
+    def _set_fitted_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        if self.n_models == 1:
+            super()._set_fitted_arrays(arrays)  # type: ignore[misc]
+        elif self._format1_state is not None:
+            config = {
+                "detector": EnsembleDetector.name,
+                "params": self._seed_ensemble().get_params(),
+                "features": self.feature_config_.to_dict(),  # type: ignore[attr-defined]
+                "threshold": self.threshold_,  # type: ignore[attr-defined]
+                "state": self._format1_state,
+            }
+            self.ensemble_ = Detector.from_config(config, None, arrays)
+
+    def _save_parts(self, path: Path) -> None:
+        if self.n_models == 1:
+            super()._save_parts(path)  # type: ignore[misc]
+        else:
+            self.ensemble_.save(path / STATE)
+
+    def _load_parts(self, path: Path) -> None:
+        if self.n_models == 1:
+            super()._load_parts(path)  # type: ignore[misc]
+        elif self._format1_state is None:
+            self.ensemble_ = Detector.load(path / STATE)

@@ -1,9 +1,10 @@
 """An on-disk cache of per-clip features, so that each clip's features are computed once.
 
-Entries are float32 ``.npy`` files (log-mel ``[n_mels, frames]``, or a Welch spectrum ``[1, n_bins]`` for a
-``SpectrumConfig``) named by a hash of the audio file's resolved path, size and mtime (a changed file gets
-a new entry) in a folder named by the configuration's ``key()`` (a changed configuration gets a new
-folder). Arrays come back memory-mapped so that memory does not grow with the data set.
+Entries are float32 ``.npy`` files (the array of any registered front end, :mod:`asdkit.features.frontends`:
+log-mel ``[n_mels, frames]``, a Welch spectrum ``[1, n_bins]``...) named by a hash of the audio file's
+resolved path, size and mtime (a changed file gets a new entry) in a folder named by the front end's
+``cache_key()`` (a changed configuration gets a new folder). Arrays come back memory-mapped so that memory
+does not grow with the data set.
 """
 
 from __future__ import annotations
@@ -18,25 +19,23 @@ import tempfile
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 
 from asdkit.data.audio import load_audio
 from asdkit.errors import AudioError
-from asdkit.features.config import FeatureConfig
+from asdkit.features.frontends import FrontEnd, front_end_for
 from asdkit.features.logmel import (
     available_cpus,
     compute_logmel,
     logmel_batches,
     logmel_numpy,
-    shared_logmel,
     single_threaded_workers,
 )
-from asdkit.features.spectrum import SpectrumConfig, shared_spectrum
 from asdkit.utils.io import atomic_write_text
 
 __all__ = ["FeatureCache", "FeatureResult", "compute_logmel", "default_cache_dir"]
@@ -66,12 +65,9 @@ class FeatureResult:
     skipped: list[tuple[Path, str]] = field(default_factory=list)
 
 
-#: The front ends the cache can hold: log-mel spectrograms, or clip-level spectra.
-FrontEndConfig = FeatureConfig | SpectrumConfig
-
-
 class FeatureCache:
-    """Computes feature arrays (log-mel or spectra) for audio files once and serves them from disk afterwards.
+    """Computes a front end's arrays for audio files once and serves them from disk afterwards; ``config``
+    is any registered front end's config (a FeatureConfig for log-mel, a SpectrumConfig...).
 
     Missing entries are computed in one of two ways (``strategy="auto"`` picks by device):
 
@@ -87,7 +83,7 @@ class FeatureCache:
 
     def __init__(
         self,
-        config: FrontEndConfig,
+        config: Any,
         cache_dir: Path | None = None,
         device: str = "cpu",
         batch_size: int = 32,
@@ -101,8 +97,9 @@ class FeatureCache:
         if strategy not in ("auto", "clips", "batches"):
             raise ValueError(f"strategy must be 'auto', 'clips' or 'batches', got {strategy!r}")
         self.config = config
+        self.front_end: FrontEnd = front_end_for(config)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        self.folder = self.cache_dir / config.key()
+        self.folder = self.cache_dir / self.front_end.cache_key()
         self.device = device
         self.batch_size = batch_size
         self.workers = workers if workers is not None else min(8, available_cpus())
@@ -208,7 +205,7 @@ class FeatureCache:
         except (OSError, ValueError, EOFError) as exc:
             log.warning("%s: ignoring a damaged feature cache entry (%s)", entry, exc)
             return None
-        if array.dtype != np.float32 or not self.config.valid_shape(array.shape):
+        if array.dtype != np.float32 or not self.front_end.valid_shape(array.shape):
             log.warning("%s: ignoring a feature cache entry of shape %s", entry, array.shape)
             return None
         return array
@@ -227,7 +224,7 @@ class FeatureCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._describe_folder()
         items = list(missing.items())
-        desc = "spectra" if isinstance(self.config, SpectrumConfig) else "log-mel"
+        desc = self.front_end.name
         bar = tqdm(total=len(items), unit="clip", desc=desc, file=sys.stderr, disable=not progress)
         try:
             if self.strategy == "clips":
@@ -237,11 +234,11 @@ class FeatureCache:
             bar.close()
 
     def _compute_clips(self, items: list[tuple[Path, Path]], bar: tqdm, on_error: OnError) -> dict[Path, str]:
-        module = _front_end(self.config, self.device)
-        config = self.config
+        module = self.front_end.module(self.device)
+        front_end = self.front_end
 
         def job(entry: Path, audio: Path) -> None:
-            _atomic_save(entry, logmel_numpy(module, _read_clip(audio, config)))
+            _atomic_save(entry, logmel_numpy(module, _read_clip(audio, front_end)))
 
         failed: dict[Path, str] = {}
         with single_threaded_workers(self.workers) as pool:
@@ -272,16 +269,16 @@ class FeatureCache:
     ) -> dict[Path, str]:
         failed: dict[Path, str] = {}
         chunks = [items[i : i + self.batch_size] for i in range(0, len(items), self.batch_size)]
-        config = self.config
-        module = _front_end(config, self.device)
+        front_end = self.front_end
+        module = front_end.module(self.device)
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="asdkit-io") as pool:
             writes: list[Future[None]] = []
             # Read the next chunk while this one is computed; the pool also does the writes.
-            pending = [pool.submit(_read_clip, audio, config) for _, audio in chunks[0]] if chunks else []
+            pending = [pool.submit(_read_clip, audio, front_end) for _, audio in chunks[0]] if chunks else []
             for k, chunk in enumerate(chunks):
                 current = pending
                 nxt = chunks[k + 1] if k + 1 < len(chunks) else []
-                pending = [pool.submit(_read_clip, audio, config) for _, audio in nxt]
+                pending = [pool.submit(_read_clip, audio, front_end) for _, audio in nxt]
                 good: list[tuple[Path, np.ndarray]] = []
                 for (entry, _audio), fut in zip(chunk, current, strict=True):
                     try:
@@ -302,20 +299,12 @@ class FeatureCache:
         info = self.folder / "config.json"
         if not info.exists():
             with contextlib.suppress(OSError):
-                atomic_write_text(info, json.dumps(self.config.to_dict(), indent=2, sort_keys=True) + "\n")
+                atomic_write_text(info, json.dumps(asdict(self.config), indent=2, sort_keys=True) + "\n")
 
 
-def _front_end(config: FrontEndConfig, device: str) -> torch.nn.Module:
-    """The shared module that computes ``config``'s features (it has a ``window`` buffer on its device)."""
-    if isinstance(config, SpectrumConfig):
-        return shared_spectrum(config, device)
-    return shared_logmel(config, device)
-
-
-def _read_clip(audio: Path, config: FrontEndConfig) -> np.ndarray:
-    wave = load_audio(audio, config.sample_rate, config.channel)
-    if isinstance(config, FeatureConfig) and not config.center and wave.shape[0] < config.n_fft:
-        raise AudioError(f"{audio}: {wave.shape[0]} samples, shorter than one frame (n_fft={config.n_fft})")
+def _read_clip(audio: Path, front_end: FrontEnd) -> np.ndarray:
+    wave = load_audio(audio, front_end.config.sample_rate, front_end.config.channel)
+    front_end.check_wave(wave, audio)
     return wave
 
 

@@ -15,12 +15,15 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Literal, TypeVar
 
 import numpy as np
 import torch
 
+from asdkit.errors import AudioError
 from asdkit.features.config import FeatureConfig
+from asdkit.features.frontends import LOGMEL, FrontEnd, register_front_end
 
 Precision = Literal["float32", "float64"]
 _CPU_MEL_GROUP = 16  # mel bands per block of the CPU mel projection
@@ -309,10 +312,19 @@ def single_threaded_workers(workers: int) -> Iterator[ThreadPoolExecutor]:
         torch.set_num_threads(threads)
 
 
+def module_device(module: torch.nn.Module) -> torch.device:
+    """Where a front end's module runs: the device of its first buffer or parameter (CPU if it has none)."""
+    for tensor in module.buffers():
+        return tensor.device
+    for tensor in module.parameters():
+        return tensor.device
+    return torch.device("cpu")
+
+
 def logmel_numpy(module: torch.nn.Module, wave: np.ndarray) -> np.ndarray:
-    """One clip through a front end (LogMel, or Spectrum) on its device, back as a float32 array."""
+    """One clip through a front end (LogMel, Spectrum, ...) on its device, back as a float32 array."""
     with torch.inference_mode():
-        return module(torch.from_numpy(wave).to(module.window.device)).cpu().numpy()
+        return module(torch.from_numpy(wave).to(module_device(module))).cpu().numpy()
 
 
 def compute_logmel(
@@ -349,7 +361,7 @@ def compute_logmel(
 
 def logmel_batches(module: torch.nn.Module, waves: Sequence[np.ndarray], batch_size: int) -> list[np.ndarray]:
     """Equal-length clips in batches of ``batch_size`` through a front end (the GPU way), in input order."""
-    device = module.window.device
+    device = module_device(module)
     out: list[np.ndarray | None] = [None] * len(waves)
     by_length: dict[int, list[int]] = defaultdict(list)
     for i, w in enumerate(waves):
@@ -385,3 +397,25 @@ def stack_frames(logmel: ArrayT, n_frames: int = 5) -> ArrayT:
         return windows.movedim(-3, -1).reshape(*lead, n_vectors, n_frames * n_mels)
     windows = np.lib.stride_tricks.sliding_window_view(logmel, n_frames, axis=-1)
     return np.ascontiguousarray(np.moveaxis(windows, -3, -1)).reshape(*lead, n_vectors, n_frames * n_mels)
+
+
+@register_front_end
+class LogMelFrontEnd(FrontEnd):
+    """The log-mel spectrogram ``[n_mels, frames]`` of :class:`FeatureConfig` (every detector reads it)."""
+
+    name = LOGMEL
+    config_type = FeatureConfig
+
+    def module(self, device: str = "cpu") -> torch.nn.Module:
+        return shared_logmel(self.config, device)
+
+    def cache_key(self) -> str:
+        return str(self.config.key())  # unprefixed, as caches written before the registry are named
+
+    def check_wave(self, wave: np.ndarray, audio: Path) -> None:
+        c = self.config
+        if not c.center and wave.shape[0] < c.n_fft:
+            raise AudioError(f"{audio}: {wave.shape[0]} samples, shorter than one frame (n_fft={c.n_fft})")
+
+    def compute(self, waves: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return compute_logmel(list(waves), self.config, workers=1)

@@ -14,13 +14,13 @@ zero-padded to one.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 import numpy as np
 import torch
+
+from asdkit.features.frontends import FrontEnd, register_front_end
 
 
 @dataclass(frozen=True)
@@ -71,11 +71,6 @@ class SpectrumConfig:
         if unknown:
             raise ValueError(f"unknown spectrum settings: {', '.join(sorted(unknown))}")
         return cls(**data)
-
-    def key(self) -> str:
-        """A short stable hash, distinct from every log-mel configuration's (cache folder names)."""
-        blob = json.dumps({"front_end": "spectrum", **self.to_dict()}, sort_keys=True).encode()
-        return "spectrum-" + hashlib.sha1(blob).hexdigest()[:12]
 
 
 class Spectrum(torch.nn.Module):
@@ -131,6 +126,15 @@ def shared_spectrum(config: SpectrumConfig, device: str = "cpu") -> Spectrum:
 def compute_spectrum(waves: list[np.ndarray], config: SpectrumConfig = SpectrumConfig()) -> list[np.ndarray]:
     """Spectra ``[1, n_bins]`` (float32) of in-memory waveforms, in input order (one clip at a time: a
     clip's result never depends on its neighbours)."""
-    module = shared_spectrum(config)
-    with torch.inference_mode():
-        return [module(torch.from_numpy(np.asarray(w, dtype=np.float32))).numpy() for w in waves]
+    return SpectrumFrontEnd(config).compute(waves)
+
+
+@register_front_end
+class SpectrumFrontEnd(FrontEnd):
+    """The clip's Welch spectrum ``[1, n_bins]`` of :class:`SpectrumConfig` (cache folder ``spectrum-*``)."""
+
+    name = "spectrum"
+    config_type = SpectrumConfig
+
+    def module(self, device: str = "cpu") -> torch.nn.Module:
+        return shared_spectrum(self.config, device)

@@ -21,7 +21,8 @@ import numpy as np
 from asdkit.data.audio import decode_audio
 from asdkit.data.layouts.common import section_from_name
 from asdkit.data.manifest import Clip
-from asdkit.detectors.base import CONFIG_NAME, WEIGHTS_NAME, ClipFeatures, Detector, read_model_config
+from asdkit.detectors.base import ARRAYS_NAME, CONFIG_NAME, WEIGHTS_NAME, Detector, read_model_config
+from asdkit.detectors.saved import MODELS_DIR, load_models
 from asdkit.errors import DataError, ModelError
 from asdkit.rundir import run_status
 from asdkit.scoring.guard import not_finite_features_reason, not_finite_reason
@@ -62,15 +63,13 @@ class ServedModel:
 
 
 def load_served_models(model_or_run: Path | str) -> dict[str, ServedModel]:
-    """``api.load_models`` plus each model's folder, content hash (its version) and run metrics."""
-    from asdkit import api
-
+    """``load_models`` plus each model's folder, content hash (its version) and run metrics."""
     path = Path(model_or_run)
-    detectors = api.load_models(path)
+    detectors = load_models(path)
     served: dict[str, ServedModel] = {}
     for name, detector in detectors.items():
-        folder = path if (path / CONFIG_NAME).is_file() else path / api.MODELS_DIR / name
-        run_dir = folder.parents[1] if folder.parent.name == api.MODELS_DIR else None
+        folder = path if (path / CONFIG_NAME).is_file() else path / MODELS_DIR / name
+        run_dir = folder.parents[1] if folder.parent.name == MODELS_DIR else None
         served[name] = ServedModel(
             name=name,
             detector=detector,
@@ -84,9 +83,10 @@ def load_served_models(model_or_run: Path | str) -> dict[str, ServedModel]:
 
 
 def model_version(folder: Path) -> str:
-    """A short hash of model.json and weights.pt: two services answer alike iff their versions match."""
+    """A short hash of model.json, weights.pt and arrays.npz: two services answer alike iff their versions
+    match (sub-models such as an ensemble's members are saved with it, so model.json's time covers them)."""
     digest = hashlib.sha256()
-    for name in (CONFIG_NAME, WEIGHTS_NAME):
+    for name in (CONFIG_NAME, WEIGHTS_NAME, ARRAYS_NAME):
         if (folder / name).is_file():
             digest.update((folder / name).read_bytes())
     return digest.hexdigest()[:12]
@@ -134,8 +134,7 @@ def score_audio(
     so in ``note``; the decision compares the score with the model's threshold (score > threshold). The
     clip's section is ``section``, else the one in a DCASE-style file name, else unknown ("").
     """
-    from asdkit.features.logmel import compute_logmel
-    from asdkit.features.spectrum import compute_spectrum
+    from asdkit.detectors.inputs import bundle_of_waves
 
     if section is not None and not section.isdigit():
         raise DataError(f"section {section!r}: expected digits such as 00 or 01")
@@ -145,15 +144,12 @@ def score_audio(
     t0 = time.perf_counter()
     wave, rate = decode_audio(source, filename, config.sample_rate, config.channel)
     t1 = time.perf_counter()
-    arrays = compute_logmel([wave], config, workers=1)
-    spectrum = detector.spectrum_config(config)
-    spectra = compute_spectrum([wave], spectrum) if spectrum is not None else None
-    t2 = time.perf_counter()
     clip = Clip(path=Path(filename), machine=model.name, section=section or "")
-    if not np.all(np.isfinite(arrays[0])):
+    features = bundle_of_waves(detector, [wave], [clip])
+    t2 = time.perf_counter()
+    if not np.all(np.isfinite(features.arrays[0])):
         raise DataError(not_finite_features_reason(filename))
     try:
-        features = ClipFeatures(arrays, [clip], config, spectra, spectrum)
         value = float(detector.anomaly_score(features)[0])
     except ValueError as exc:  # e.g. a clip shorter than the frames one network input needs
         raise DataError(f"{filename}: cannot be scored ({exc})") from None

@@ -109,7 +109,7 @@ class FolderWatcher:
         return [(path, key) for _, path, key in sorted(ready)], waiting
 
     def process(self, ready: list[tuple[Path, Key]], counts: WatchCounts) -> None:
-        from asdkit.api import _machine_for
+        from asdkit.detectors.saved import machine_for
         from asdkit.service.models import score_audio
 
         detectors = {name: m.detector for name, m in self.models.items()}
@@ -118,7 +118,7 @@ class FolderWatcher:
             try:
                 if path in self._gave_up:
                     raise DataError(self._gave_up.pop(path))
-                model = self.models[_machine_for(path, detectors, self.machine)]
+                model = self.models[machine_for(path, detectors, self.machine)]
                 result = score_audio(model, str(path), path.name)
                 record |= {k: result[k] for k in ("score", "decision", "threshold", "model", "model_version")}
                 if "note" in result:

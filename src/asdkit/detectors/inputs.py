@@ -1,0 +1,106 @@
+"""The fit/score bundle: the :class:`ClipFeatures` a detector's tags ask for, built one way for everyone.
+
+``asdkit.api`` (train, score, run), the service and the watcher (clips in memory) and the ensemble (its
+members share its bundle) all get a detector's features here: the log-mel of ``feature_config_``, every
+input the tags declare (each config from :meth:`Detector.input_configs`), and, for fitting a detector
+whose tags ask for ``machines`` proxies, other machine types' normal training clips with the same inputs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from asdkit.data.manifest import Clip
+from asdkit.detectors.base import ClipFeatures, Detector, InputArrays
+from asdkit.errors import ModelError
+from asdkit.features.config import FeatureConfig
+from asdkit.features.frontends import LOGMEL, front_end_for, get_front_end
+
+log = logging.getLogger(__name__)
+
+Skipped = list[tuple[Path, str]]
+
+
+def load_bundle(
+    clips: Sequence[Clip],
+    config: FeatureConfig,
+    inputs: Mapping[str, Any] | None = None,
+    cache_dir: Path | None = None,
+    progress: bool = False,
+    on_error: Literal["skip", "raise"] = "skip",
+) -> tuple[ClipFeatures, Skipped]:
+    """Log-mel arrays of ``clips`` and those of every front end in ``inputs`` (name -> config), from the
+    on-disk cache (computed once); a clip any front end cannot read is skipped (listed with the reason)."""
+    from asdkit.features.cache import FeatureCache
+
+    kept = list(clips)
+    skipped: Skipped = []
+    found: dict[str, tuple[Any, list[np.ndarray]]] = {}
+    for name, cfg in {LOGMEL: config, **(inputs or {})}.items():
+        result = FeatureCache(cfg, cache_dir=cache_dir).extract(
+            [Path(c.path) for c in kept], progress=progress, on_error=on_error
+        )
+        skipped += result.skipped
+        readable = {Path(p) for p in result.kept}
+        keep = [i for i, c in enumerate(kept) if Path(c.path) in readable]
+        kept = [kept[i] for i in keep]
+        found = {n: (g, [arrays[i] for i in keep]) for n, (g, arrays) in found.items()}
+        found[name] = (cfg, list(result.arrays))
+    logmel = found.pop(LOGMEL)[1]
+    extra = {name: InputArrays(cfg, arrays) for name, (cfg, arrays) in found.items()}
+    return ClipFeatures(logmel, kept, config, extra), skipped
+
+
+def score_bundle(
+    detector: Detector, clips: Sequence[Clip], cache_dir: Path | None = None, progress: bool = False
+) -> tuple[ClipFeatures, Skipped]:
+    """What a trained ``detector`` scores ``clips`` from: its own feature config and declared inputs."""
+    config = detector.feature_config_
+    return load_bundle(clips, config, detector.input_configs(config), cache_dir, progress)
+
+
+def fit_bundle(
+    detector: Detector,
+    clips: Sequence[Clip],
+    config: FeatureConfig,
+    proxy_pool: Callable[[], Sequence[Clip]] | None = None,
+    cache_dir: Path | None = None,
+    progress: bool = False,
+    say: Callable[[str], None] | None = None,
+) -> tuple[ClipFeatures, Skipped]:
+    """What ``detector`` is fitted on: ``clips`` with its declared inputs and, when its tags ask for
+    ``machines`` proxies, the clips of ``proxy_pool()`` (called only then) of other machine types than
+    ``clips``'; unreadable proxy clips are logged, not returned."""
+    inputs = detector.input_configs(config)
+    X, skipped = load_bundle(clips, config, inputs, cache_dir, progress)
+    if not detector.tags().wants_machines or proxy_pool is None:
+        return X, skipped
+    own = {c.machine for c in clips}
+    others = [c for c in proxy_pool() if c.machine not in own]
+    if not others:
+        return X, skipped
+    if say is not None:
+        say(f"{'/'.join(sorted(own))}: features of {len(others)} proxy clips of other machine types")
+    proxy, bad = load_bundle(others, config, inputs, cache_dir, progress)
+    if bad:
+        log.warning("skipped %d unreadable proxy clip(s); first: %s", len(bad), bad[0][1])
+    return (replace(X, proxy=proxy) if len(proxy) else X), skipped
+
+
+def bundle_of_waves(detector: Detector, waves: Sequence[np.ndarray], clips: Sequence[Clip]) -> ClipFeatures:
+    """The score bundle of waveforms in memory (decoded at the log-mel config's rate and channel), as the
+    service and the watcher score clips: nothing is cached."""
+    config = detector.feature_config_
+    extra = {}
+    for name, cfg in detector.input_configs(config).items():
+        if (cfg.sample_rate, cfg.channel) != (config.sample_rate, config.channel):
+            raise ModelError(f"{detector.name}: input {name!r} reads the audio unlike the log-mel")
+        extra[name] = InputArrays(cfg, front_end_for(cfg).compute(waves))
+    logmel = get_front_end(LOGMEL)(config).compute(waves)
+    return ClipFeatures(logmel, list(clips), config, extra)

@@ -1,0 +1,49 @@
+"""Saved models on disk: a model folder or a run's ``models/<machine>/``, and which model a clip goes to.
+
+Here rather than in ``asdkit.api`` so that detectors (an ensemble reusing a trained run), the service and
+the watcher find saved models the same way without importing the API.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from asdkit.detectors.base import CONFIG_NAME, Detector
+from asdkit.errors import AsdkitError, ModelError
+from asdkit.run_result import MODELS_DIR
+
+
+def load_models(model_or_run: Path | str) -> dict[str, Detector]:
+    """Models by machine type, from a model folder or from a run directory holding ``models/<machine>/``."""
+    path = Path(model_or_run)
+    if not path.exists():
+        raise ModelError(f"{path}: no such model folder or run directory")
+    if (path / CONFIG_NAME).is_file():
+        detector = Detector.load(path)
+        machine = detector.metadata_.get("machine") or path.name
+        return {machine: detector}
+    models_dir = path / MODELS_DIR
+    found = sorted(p.parent for p in models_dir.glob(f"*/{CONFIG_NAME}")) if models_dir.is_dir() else []
+    if not found:
+        raise ModelError(
+            f"{path}: neither a model folder ({CONFIG_NAME}) nor a run directory ({MODELS_DIR}/*/)"
+        )
+    return {p.name: Detector.load(p) for p in found}
+
+
+def machine_for(path: Path, models: dict[str, Detector], machine: str | None = None) -> str:
+    """The machine type whose model scores the clip at ``path``: ``machine`` if given, else the only model,
+    else the nearest folder of the clip's path named like a model; an AsdkitError asking for ``machine``
+    otherwise."""
+    if machine is not None:
+        if machine not in models:
+            raise AsdkitError(f"no model for machine {machine!r}; the run has: {', '.join(sorted(models))}")
+        return machine
+    if len(models) == 1:
+        return next(iter(models))
+    for part in reversed(Path(path).resolve().parts[:-1]):
+        if part in models:
+            return part
+    raise AsdkitError(
+        f"{path}: cannot tell which machine type's model to use; pass --machine ({', '.join(sorted(models))})"
+    )
