@@ -30,6 +30,7 @@ from asdkit.detectors.base import ClipFeatures
 from asdkit.detectors.conv_ae import patch_starts
 from asdkit.detectors.embedding import EMBEDDER, EmbeddingDetector
 from asdkit.detectors.frames import ItemStream
+from asdkit.detectors.pretext import extend_batch, pretext_classes, resolve
 from asdkit.detectors.reconstruction import band_statistics, scoring_device
 from asdkit.detectors.registry import register
 from asdkit.detectors.seed_ensemble import SeedEnsembleMixin
@@ -43,9 +44,6 @@ from asdkit.models.scaling import BandScaler
 log = logging.getLogger(__name__)
 
 LABEL_MODES = ("auto", "section", "attributes")
-#: Pseudo-classes when the clips form a single class: the snippets with their mel bands rolled up or down.
-SHIFTED_UP, SHIFTED_DOWN = ("band-shifted", "up"), ("band-shifted", "down")
-BAND_SHIFT = 3
 #: What the network reads: log-mel snippets, or those and the clip's spectrum (two branches).
 INPUTS = ("logmel", "spectrum+logmel")
 
@@ -154,6 +152,7 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector):
     scorer: str
     seed: int
     n_models: int
+    pretext: str
     accelerator: str
     devices: int | str
     strategy: str
@@ -231,15 +230,24 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector):
         mode = self._label_mode(clips)
         keys = [class_key(c, mode) for c in clips]
         self.classes_ = sorted(set(keys))
-        self.shifted_classes_ = len(self.classes_) == 1
-        if self.shifted_classes_:
+        try:
+            self.pretext_tasks_ = resolve(self.pretext, len(self.classes_))
+        except ModelError as exc:
+            raise ModelError(f"{self.name}: {exc}") from None
+        if len(self.classes_) == 1 and not self.pretext_tasks_:
+            raise ModelError(
+                f"{self.name}: the training clips form one class; pretext=none leaves nothing to learn"
+            )
+        if self.pretext == "auto" and self.pretext_tasks_:
             log.warning(
                 "%s: the training clips form one class (%s); training against band-shifted copies as two "
                 "extra classes (more sections, attributes or proxy machine types make a better embedding)",
                 self.name,
                 "/".join(self.classes_[0]),
             )
-            self.classes_ += [SHIFTED_UP, SHIFTED_DOWN]
+        self.labelled_classes_ = len(self.classes_)
+        self.classes_ += pretext_classes(self.pretext_tasks_, self.classes_)
+        self._pretext_rng = np.random.default_rng(self.seed)
         index = {k: i for i, k in enumerate(self.classes_)}
         torch.manual_seed(self.seed)
         self.n_mels_in_ = X.config.n_mels
@@ -276,13 +284,9 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector):
     def _loss(self, network: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         x, y = batch[0], batch[-1]
         spectra = batch[1] if len(batch) == 3 else None
-        if self.shifted_classes_:
-            up, down = torch.full_like(y, 1), torch.full_like(y, 2)
-            x = torch.cat([x, x.roll(BAND_SHIFT, dims=-1), x.roll(-BAND_SHIFT, dims=-1)])
-            y = torch.cat([y, up, down])
-            if spectra is not None:  # the same relative shift of the frequency axis
-                shift = max(1, round(BAND_SHIFT * spectra.shape[-1] / x.shape[-1]))
-                spectra = torch.cat([spectra, spectra.roll(shift, dims=-1), spectra.roll(-shift, dims=-1)])
+        x, y, spectra, exchanged = extend_batch(
+            self.pretext_tasks_, x, y, spectra, self.labelled_classes_, self._pretext_rng
+        )
         y_b, lam = y, 1.0
         if self.mixup > 0 and len(x) > 1:
             lam = float(torch.distributions.Beta(self.mixup, self.mixup).sample())
@@ -290,6 +294,8 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector):
             x, y_b = lam * x + (1 - lam) * x[perm], y[perm]
             if spectra is not None:
                 spectra = lam * spectra + (1 - lam) * spectra[perm]
+        if exchanged is not None:  # exchanged items join the forward pass, not the mixup
+            return exchanged.loss(network, x, spectra, y, y_b, lam)
         return network.head.loss(network(x, spectra), y, y_b, lam)
 
     @torch.inference_mode()
@@ -318,7 +324,6 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector):
         # feature_config_ is set before the extra state is loaded; the spectrum branch's size follows from it
         self.n_mels_in_ = int(state["n_mels_in"])
         self.classes_ = [tuple(k) for k in state["classes"]]
-        self.shifted_classes_ = self.classes_[-1] == SHIFTED_DOWN
         return self._network(self.n_mels_in_, len(self.classes_))
 
 
@@ -358,6 +363,7 @@ class ArcFaceDetector(MarginClassifierDetector):
         devices: int | str = 1,
         strategy: str = "auto",
         progress: bool = False,
+        pretext: str = "auto",
     ) -> None:
         self.margin = margin
         self.scale = scale
@@ -387,6 +393,7 @@ class ArcFaceDetector(MarginClassifierDetector):
         self.devices = devices
         self.strategy = strategy
         self.progress = progress
+        self.pretext = pretext
 
     def _head(self, dim: int, n_classes: int) -> nn.Module:
         return ArcFace(dim, n_classes, self.scale, self.margin)
@@ -427,6 +434,7 @@ class AdaCosDetector(MarginClassifierDetector):
         devices: int | str = 1,
         strategy: str = "auto",
         progress: bool = False,
+        pretext: str = "auto",
     ) -> None:
         self.n_subclusters = n_subclusters
         self.snippet_frames = snippet_frames
@@ -455,6 +463,7 @@ class AdaCosDetector(MarginClassifierDetector):
         self.devices = devices
         self.strategy = strategy
         self.progress = progress
+        self.pretext = pretext
 
     def _head(self, dim: int, n_classes: int) -> nn.Module:
         return SubClusterAdaCos(dim, n_classes, self.n_subclusters)
