@@ -31,6 +31,7 @@ from asdkit.detectors.base import ClipFeatures
 from asdkit.detectors.deep import DeepDetector, TrainerConfig
 from asdkit.detectors.embedding import EMBEDDER, EmbeddingDetector
 from asdkit.detectors.frames import ItemStream
+from asdkit.detectors.pretext import extend_batch, pretext_classes, resolve
 from asdkit.detectors.registry import register
 from asdkit.detectors.seed_ensemble import SeedEnsembleMixin
 from asdkit.detectors.tags import DetectorTags
@@ -43,9 +44,6 @@ from asdkit.models.scaling import band_statistics
 log = logging.getLogger(__name__)
 
 LABEL_MODES = ("auto", "section", "attributes")
-#: Pseudo-classes when the clips form a single class: the snippets with their mel bands rolled up or down.
-SHIFTED_UP, SHIFTED_DOWN = ("band-shifted", "up"), ("band-shifted", "down")
-BAND_SHIFT = 3
 #: What the network reads: log-mel snippets, or those and the clip's spectrum (two branches).
 INPUTS = ("logmel", "spectrum+logmel")
 
@@ -84,6 +82,7 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
         n_components: int = 2,
         covariance_type: str = "diag",
         n_models: int = 1,
+        pretext: str = "auto",
         **trainer: Any,
     ) -> None:
         super().__init__(**trainer)
@@ -105,6 +104,7 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.n_models = n_models
+        self.pretext = pretext
 
     def _head(self, dim: int, n_classes: int) -> nn.Module:
         raise NotImplementedError
@@ -162,15 +162,24 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
         mode = self._label_mode(clips)
         keys = [class_key(c, mode) for c in clips]
         self.classes_ = sorted(set(keys))
-        self.shifted_classes_ = len(self.classes_) == 1
-        if self.shifted_classes_:
+        try:
+            self.pretext_tasks_ = resolve(self.pretext, len(self.classes_))
+        except ModelError as exc:
+            raise ModelError(f"{self.name}: {exc}") from None
+        if len(self.classes_) == 1 and not self.pretext_tasks_:
+            raise ModelError(
+                f"{self.name}: the training clips form one class; pretext=none leaves nothing to learn"
+            )
+        if self.pretext == "auto" and self.pretext_tasks_:
             log.warning(
                 "%s: the training clips form one class (%s); training against band-shifted copies as two "
                 "extra classes (more sections, attributes or proxy machine types make a better embedding)",
                 self.name,
                 "/".join(self.classes_[0]),
             )
-            self.classes_ += [SHIFTED_UP, SHIFTED_DOWN]
+        self.labelled_classes_ = len(self.classes_)
+        self.classes_ += pretext_classes(self.pretext_tasks_, self.classes_)
+        self._pretext_rng = np.random.default_rng(self.seed)
         index = {k: i for i, k in enumerate(self.classes_)}
         torch.manual_seed(self.seed)
         self.n_mels_in_ = X.config.n_mels
@@ -198,13 +207,9 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
     def _loss(self, network: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         x, y = batch[0], batch[-1]
         spectra = batch[1] if len(batch) == 3 else None
-        if self.shifted_classes_:
-            up, down = torch.full_like(y, 1), torch.full_like(y, 2)
-            x = torch.cat([x, x.roll(BAND_SHIFT, dims=-1), x.roll(-BAND_SHIFT, dims=-1)])
-            y = torch.cat([y, up, down])
-            if spectra is not None:  # the same relative shift of the frequency axis
-                shift = max(1, round(BAND_SHIFT * spectra.shape[-1] / x.shape[-1]))
-                spectra = torch.cat([spectra, spectra.roll(shift, dims=-1), spectra.roll(-shift, dims=-1)])
+        x, y, spectra, exchanged = extend_batch(
+            self.pretext_tasks_, x, y, spectra, self.labelled_classes_, self._pretext_rng
+        )
         y_b, lam = y, 1.0
         if self.mixup > 0 and len(x) > 1:
             lam = float(torch.distributions.Beta(self.mixup, self.mixup).sample())
@@ -212,6 +217,8 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
             x, y_b = lam * x + (1 - lam) * x[perm], y[perm]
             if spectra is not None:
                 spectra = lam * spectra + (1 - lam) * spectra[perm]
+        if exchanged is not None:  # exchanged items join the forward pass, not the mixup
+            return exchanged.loss(network, x, spectra, y, y_b, lam)
         return network.head.loss(network(x, spectra), y, y_b, lam)
 
     @torch.inference_mode()
@@ -241,7 +248,6 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
         # feature_config_ is set before the extra state is loaded; the spectrum branch's size follows from it
         self.n_mels_in_ = int(state["n_mels_in"])
         self.classes_ = [tuple(k) for k in state["classes"]]
-        self.shifted_classes_ = self.classes_[-1] == SHIFTED_DOWN
         self.network_ = nn.ModuleDict({EMBEDDER: self._network(self.n_mels_in_, len(self.classes_))})
 
 
