@@ -62,7 +62,9 @@ def _dev2022(rng: random.Random) -> ClipName:
 
 
 @pytest.mark.parametrize(
-    ("module", "make"), [(dcase2020, _dev2020), (dcase2021, _dev2021), (dcase2022, _dev2022)], ids=str
+    ("module", "make"),
+    [(dcase2020, _dev2020), (dcase2021, _dev2021), (dcase2022, _dev2022)],
+    ids=["dcase2020", "dcase2021", "dcase2022"],
 )
 def test_development_fields_round_trip_through_names(module, make) -> None:
     for fields in _cases(make):
