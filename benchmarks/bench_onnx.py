@@ -53,8 +53,8 @@ def main() -> None:
     import torch
 
     from asdkit.data.manifest import Clip
-    from asdkit.detectors.autoencoder import AutoencoderDetector
     from asdkit.detectors.base import ClipFeatures
+    from asdkit.detectors.reconstruction.autoencoder import AutoencoderDetector
     from asdkit.export.onnx import export_onnx, onnx_scores
     from asdkit.features.config import FeatureConfig
     from asdkit.features.logmel import compute_logmel

@@ -17,8 +17,8 @@ import numpy as np
 from _table import print_table
 
 from asdkit.data.manifest import Clip
+from asdkit.detectors.banks.patch_bank import PatchBankDetector
 from asdkit.detectors.base import ClipFeatures
-from asdkit.detectors.patch_bank import PatchBankDetector
 from asdkit.features.config import FeatureConfig
 
 

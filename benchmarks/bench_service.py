@@ -56,8 +56,8 @@ def train_model(folder: Path, clips: list[bytes]) -> Path:
     """The official-shape dense AE, one epoch on the normal clips, saved as a model folder."""
     from asdkit.data.audio import decode_audio
     from asdkit.data.manifest import Clip
-    from asdkit.detectors.autoencoder import AutoencoderDetector
     from asdkit.detectors.base import ClipFeatures
+    from asdkit.detectors.reconstruction.autoencoder import AutoencoderDetector
     from asdkit.features.config import FeatureConfig
     from asdkit.features.logmel import compute_logmel
 

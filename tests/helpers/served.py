@@ -8,8 +8,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from asdkit.detectors.autoencoder import AutoencoderDetector
 from asdkit.detectors.base import Detector
+from asdkit.detectors.reconstruction.autoencoder import AutoencoderDetector
 from asdkit.features.config import FeatureConfig
 
 

@@ -23,7 +23,7 @@ import torch.distributed as dist
 torch.set_num_threads(1)
 from asdkit.data.manifest import Clip
 from asdkit.detectors.base import ClipFeatures
-from asdkit.detectors.resnet_section import ResNetSectionDetector
+from asdkit.detectors.section.resnet import ResNetSectionDetector
 from asdkit.features.config import FeatureConfig
 
 out = Path(sys.argv[1])

@@ -33,7 +33,7 @@ def tree(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_train_fine_tune_and_score_through_the_api(tree, tmp_path, monkeypatch):
-    from asdkit.detectors.resnet_section import ResNetSectionDetector
+    from asdkit.detectors.section.resnet import ResNetSectionDetector
 
     proxies: list[tuple[set[str], int]] = []
     fit = ResNetSectionDetector.fit

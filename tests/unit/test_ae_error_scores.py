@@ -7,8 +7,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from asdkit.data.manifest import Clip
-from asdkit.detectors.autoencoder import AutoencoderDetector
 from asdkit.detectors.base import ClipFeatures, Detector
+from asdkit.detectors.reconstruction.autoencoder import AutoencoderDetector
 from asdkit.errors import ModelError
 from asdkit.features.config import FeatureConfig
 from asdkit.scoring.embedding import DomainBanks

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from asdkit.data.manifest import Clip
-from asdkit.detectors.autoencoder import AutoencoderDetector
 from asdkit.detectors.base import ClipFeatures
+from asdkit.detectors.reconstruction.autoencoder import AutoencoderDetector
 from asdkit.features.config import FeatureConfig
 from asdkit.models.dense_ae import DenseAutoencoder
 

@@ -8,7 +8,7 @@ import torch
 
 from asdkit.data.manifest import Clip
 from asdkit.detectors.base import ClipFeatures
-from asdkit.detectors.conv_ae import ConvAeDetector
+from asdkit.detectors.reconstruction.conv_ae import ConvAeDetector
 from asdkit.detectors.windows import patch_starts
 from asdkit.features.config import FeatureConfig
 from asdkit.models.conv_ae import ConvAutoencoder

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from asdkit.api import make_detector
-from asdkit.detectors.autoencoder import AutoencoderDetector
 from asdkit.detectors.base import CONFIG_NAME, MODEL_FORMAT, WEIGHTS_NAME, Detector
 from asdkit.detectors.deep import DEBUG_EPOCHS, DeepDetector, TrainerConfig
-from asdkit.detectors.margin import AdaCosDetector, ArcFaceDetector
+from asdkit.detectors.margin.family import AdaCosDetector, ArcFaceDetector
 from asdkit.detectors.params import validate_params
+from asdkit.detectors.reconstruction.autoencoder import AutoencoderDetector
 from asdkit.detectors.registry import available_detectors, get_detector_class
 from asdkit.errors import AsdkitError
 from asdkit.features.config import FeatureConfig

@@ -11,10 +11,15 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from asdkit.data.manifest import Clip
+from asdkit.detectors.banks.embedding import (
+    KnnDetector,
+    MahalanobisDetector,
+    frame_statistics,
+    parse_quantiles,
+)
 from asdkit.detectors.base import ClipFeatures, Detector, InputArrays
-from asdkit.detectors.embedding import KnnDetector, MahalanobisDetector, frame_statistics, parse_quantiles
 from asdkit.detectors.ensemble import EnsembleDetector
-from asdkit.detectors.margin import AdaCosDetector, ArcFaceDetector, class_key
+from asdkit.detectors.margin.family import AdaCosDetector, ArcFaceDetector, class_key
 from asdkit.detectors.windows import patches
 from asdkit.errors import ModelError
 from asdkit.features.config import FeatureConfig

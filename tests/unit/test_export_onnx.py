@@ -12,8 +12,8 @@ import pytest
 from asdkit.data.audio import load_audio
 from asdkit.data.manifest import Clip
 from asdkit.data.synthetic import synthesize_clip
-from asdkit.detectors.autoencoder import AutoencoderDetector
 from asdkit.detectors.base import ClipFeatures
+from asdkit.detectors.reconstruction.autoencoder import AutoencoderDetector
 from asdkit.detectors.registry import create_detector
 from asdkit.errors import ModelError
 from asdkit.export.onnx import export_onnx, onnx_scores

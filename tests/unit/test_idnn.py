@@ -8,7 +8,7 @@ import torch
 
 from asdkit.data.manifest import Clip
 from asdkit.detectors.base import ClipFeatures
-from asdkit.detectors.idnn import IdnnDetector
+from asdkit.detectors.reconstruction.idnn import IdnnDetector
 from asdkit.errors import AsdkitError
 from asdkit.features.config import FeatureConfig
 from asdkit.features.logmel import stack_frames

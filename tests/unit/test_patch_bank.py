@@ -7,8 +7,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from asdkit.data.manifest import Clip
+from asdkit.detectors.banks.patch_bank import PatchBankDetector, aggregate, greedy_coreset
 from asdkit.detectors.base import ClipFeatures, Detector
-from asdkit.detectors.patch_bank import PatchBankDetector, aggregate, greedy_coreset
 from asdkit.errors import ModelError
 from asdkit.features.config import FeatureConfig
 

@@ -11,8 +11,8 @@ import pytest
 from asdkit.data.manifest import Clip
 from asdkit.data.synthetic import SyntheticSpec, generate
 from asdkit.detectors.base import ClipFeatures, Detector
-from asdkit.detectors.margin import AdaCosDetector, ArcFaceDetector
-from asdkit.detectors.pretext import (
+from asdkit.detectors.margin.family import AdaCosDetector, ArcFaceDetector
+from asdkit.detectors.margin.pretext import (
     SHIFTED_DOWN,
     SHIFTED_UP,
     TASKS,

@@ -13,7 +13,7 @@ import torch
 
 from asdkit.data.manifest import Clip
 from asdkit.detectors.base import CONFIG_NAME, ClipFeatures, Detector
-from asdkit.detectors.density import SectionDensityDetector
+from asdkit.detectors.density.family import SectionDensityDetector
 from asdkit.detectors.frames import ItemStream
 from asdkit.detectors.proxy import ProxyBatches, partner_indices
 from asdkit.detectors.registry import create_detector
@@ -166,7 +166,7 @@ def test_scores_are_z_scores_of_each_sections_training_clips(fitted, train):
 
 
 def test_statistics_and_threshold_come_from_held_out_clips_when_each_section_has_some(train):
-    from asdkit.detectors.reconstruction import split_clips
+    from asdkit.detectors.reconstruction.family import split_clips
     from asdkit.scoring.threshold import gamma_threshold
 
     detector = _detector("made", validation_fraction=0.5).fit(train)

@@ -13,8 +13,8 @@ import torch
 from asdkit import api
 from asdkit.data.manifest import Clip
 from asdkit.detectors.base import ClipFeatures, Detector
-from asdkit.detectors.conv_ae import ConvAeDetector
-from asdkit.detectors.idnn import IdnnDetector
+from asdkit.detectors.reconstruction.conv_ae import ConvAeDetector
+from asdkit.detectors.reconstruction.idnn import IdnnDetector
 from asdkit.errors import AsdkitError
 from asdkit.features.config import FeatureConfig
 from asdkit.reports.reconstruction_plot import PANELS, plot_reconstruction, reconstruction_figure

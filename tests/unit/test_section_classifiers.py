@@ -11,9 +11,9 @@ import torch
 
 from asdkit.data.manifest import Clip
 from asdkit.detectors.base import ClipFeatures, Detector
-from asdkit.detectors.mobilenet_section import MobileNetSectionDetector
-from asdkit.detectors.resnet_section import ResNetSectionDetector
-from asdkit.detectors.section import PROXY, ccsa_loss, mask_spans
+from asdkit.detectors.section.family import PROXY, ccsa_loss, mask_spans
+from asdkit.detectors.section.mobilenet import MobileNetSectionDetector
+from asdkit.detectors.section.resnet import ResNetSectionDetector
 from asdkit.detectors.windows import patches
 from asdkit.errors import DataError, ModelError
 from asdkit.features.config import FeatureConfig

@@ -8,7 +8,7 @@ from sklearn.metrics import roc_auc_score
 
 from asdkit.data.manifest import Clip
 from asdkit.detectors.base import WEIGHTS_NAME, ClipFeatures, Detector
-from asdkit.detectors.margin import AdaCosDetector
+from asdkit.detectors.margin.family import AdaCosDetector
 from asdkit.errors import ModelError
 from asdkit.features.config import FeatureConfig
 

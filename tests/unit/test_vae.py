@@ -8,7 +8,13 @@ import torch
 
 from asdkit.data.manifest import Clip
 from asdkit.detectors.base import ClipFeatures
-from asdkit.detectors.vae import AE_LIKE_PRESET, DEFAULT_PRESET, PRESETS, VaeDetector, VaeParameterError
+from asdkit.detectors.reconstruction.vae import (
+    AE_LIKE_PRESET,
+    DEFAULT_PRESET,
+    PRESETS,
+    VaeDetector,
+    VaeParameterError,
+)
 from asdkit.errors import AsdkitError
 from asdkit.features.config import FeatureConfig
 

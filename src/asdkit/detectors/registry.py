@@ -1,4 +1,5 @@
-"""One registry of detectors: a new detector is one module in this package with one ``@register``-ed class."""
+"""One registry of detectors: a new detector is one module in this package (or a family folder) with one
+``@register``-ed class."""
 
 from __future__ import annotations
 
@@ -50,12 +51,13 @@ _NOT_DETECTORS = {"training"}
 
 
 def _load_builtin() -> None:
-    """Import every module of ``asdkit.detectors`` once, so each registers its classes by itself."""
+    """Import every module of ``asdkit.detectors`` and its family folders once, so each registers its classes
+    by itself."""
     import importlib
     import pkgutil
 
     import asdkit.detectors as package
 
-    for module in pkgutil.iter_modules(package.__path__):
-        if module.name not in _NOT_DETECTORS:
-            importlib.import_module(f"{package.__name__}.{module.name}")
+    for module in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}."):
+        if module.name.rsplit(".", 1)[-1] not in _NOT_DETECTORS:
+            importlib.import_module(module.name)

@@ -1,6 +1,6 @@
 """The margin classifiers' network: band scaling, a backbone, the embedding (and a spectrum branch's).
 
-Plain torch; the ``arcface`` and ``adacos`` detectors (:mod:`asdkit.detectors.margin`) train it.
+Plain torch; the ``arcface`` and ``adacos`` detectors (:mod:`asdkit.detectors.margin.family`) train it.
 """
 
 from __future__ import annotations

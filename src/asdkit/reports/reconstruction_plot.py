@@ -21,7 +21,7 @@ PANELS = ("input", "reconstruction", "error")
 
 def require_reconstruction(detector: Any) -> None:
     """One-line error for a model the view cannot show (it needs a network that rebuilds its input)."""
-    from asdkit.detectors.reconstruction import ReconstructionDetector
+    from asdkit.detectors.reconstruction.family import ReconstructionDetector
 
     if not isinstance(detector, ReconstructionDetector):
         from asdkit.detectors.registry import available_detectors, get_detector_class

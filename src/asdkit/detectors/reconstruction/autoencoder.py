@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from asdkit.detectors.base import ClipFeatures
-from asdkit.detectors.reconstruction import ReconstructionDetector, _item_chunks
+from asdkit.detectors.reconstruction.family import ReconstructionDetector, _item_chunks
 from asdkit.detectors.registry import register
 from asdkit.detectors.tags import DetectorTags
 from asdkit.errors import ModelError

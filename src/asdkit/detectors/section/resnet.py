@@ -9,7 +9,7 @@ from torch import nn
 
 from asdkit.detectors.deep import TrainerConfig
 from asdkit.detectors.registry import register
-from asdkit.detectors.section import SectionClassifier
+from asdkit.detectors.section.family import SectionClassifier
 from asdkit.models.rf_resnet import RFResNet
 
 
@@ -19,7 +19,8 @@ class ResNetSectionDetector(SectionClassifier):
 
     Proxy outliers (other machine types pushed to a uniform prediction, ``proxy_lambda``) are on by
     default, as in CP-JKU's system. Fine-tune a trained model with CCSA by ``init_from=RUN_OR_MODEL``,
-    ``ccsa_weight=1``, a small ``learning_rate`` and few ``epochs``. See :mod:`asdkit.detectors.section`.
+    ``ccsa_weight=1``, a small ``learning_rate`` and few ``epochs``.
+    See :mod:`asdkit.detectors.section.family`.
     """
 
     name: ClassVar[str] = "resnet_section"

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from asdkit.detectors.base import ClipFeatures
-from asdkit.detectors.reconstruction import ReconstructionDetector
+from asdkit.detectors.reconstruction.family import ReconstructionDetector
 from asdkit.detectors.registry import register
 from asdkit.errors import AsdkitError
 from asdkit.models.vae import VariationalAutoencoder, kl_divergence

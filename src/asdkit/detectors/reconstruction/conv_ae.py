@@ -9,7 +9,7 @@ from torch import nn
 
 from asdkit.detectors.base import ClipFeatures
 from asdkit.detectors.deep import TrainerConfig
-from asdkit.detectors.reconstruction import ReconstructionDetector
+from asdkit.detectors.reconstruction.family import ReconstructionDetector
 from asdkit.detectors.registry import register
 from asdkit.detectors.windows import Patches
 from asdkit.errors import AsdkitError

@@ -27,13 +27,13 @@ import torch
 from torch import nn
 
 from asdkit.data.manifest import Clip
+from asdkit.detectors.banks.embedding import EMBEDDER, EmbeddingDetector
 from asdkit.detectors.base import ClipFeatures
 from asdkit.detectors.deep import DeepDetector, TrainerConfig
-from asdkit.detectors.embedding import EMBEDDER, EmbeddingDetector
 from asdkit.detectors.frames import ItemStream
-from asdkit.detectors.pretext import extend_batch, pretext_classes, resolve
+from asdkit.detectors.margin.pretext import extend_batch, pretext_classes, resolve
+from asdkit.detectors.margin.seed_ensemble import SeedEnsembleMixin
 from asdkit.detectors.registry import register
-from asdkit.detectors.seed_ensemble import SeedEnsembleMixin
 from asdkit.detectors.tags import DetectorTags
 from asdkit.detectors.windows import Patches
 from asdkit.errors import ModelError

@@ -10,7 +10,7 @@ from torch import nn
 
 from asdkit.detectors.deep import TrainerConfig
 from asdkit.detectors.registry import register
-from asdkit.detectors.section import SectionClassifier
+from asdkit.detectors.section.family import SectionClassifier
 from asdkit.models.mobilenet_v2 import MobileNetV2
 
 #: The baseline's floor on p and 1 - p before the logarithm.
@@ -22,7 +22,7 @@ class MobileNetSectionDetector(SectionClassifier):
     """MobileNetV2 (width 0.5) on 64-frame snippets; clip score = mean over snippets of log((1 - p) / p).
 
     ``p`` is the softmax probability of the clip's own section. No proxy outliers by default (the
-    baseline has none), but every option of :mod:`asdkit.detectors.section` applies.
+    baseline has none), but every option of :mod:`asdkit.detectors.section.family` applies.
     """
 
     name: ClassVar[str] = "mobilenet_section"

@@ -41,7 +41,7 @@ from asdkit.detectors.base import ClipFeatures
 from asdkit.detectors.deep import DeepDetector
 from asdkit.detectors.frames import ItemStream
 from asdkit.detectors.proxy import PROXY_MODES, ProxyBatches
-from asdkit.detectors.reconstruction import split_clips
+from asdkit.detectors.reconstruction.family import split_clips
 from asdkit.detectors.registry import register
 from asdkit.detectors.schedule import RampDown
 from asdkit.detectors.sections import SectionIndex

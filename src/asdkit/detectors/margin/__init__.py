@@ -1,0 +1,1 @@
+"""Angular-margin family: embeddings learnt by ArcFace / AdaCos classification, scored by the banks."""

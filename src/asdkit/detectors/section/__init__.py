@@ -1,0 +1,1 @@
+"""Section-classifier family: CNNs that tell sections apart; the softmax of the own section is the score."""
