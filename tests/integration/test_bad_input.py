@@ -78,7 +78,7 @@ def _corrupt(train: Path) -> list[Path]:
 def test_corrupt_zero_length_and_silent_training_clips_are_skipped_and_counted(tree, tmp_path, caplog):
     clips = _corrupt(tree / "fan" / "train")
     with caplog.at_level("WARNING"):
-        result = api.run(tree, tmp_path / "run", params=QUICK, cache_dir=tmp_path / "cache")
+        result = api.run(tree, tmp_path / "run", model="ae", params=QUICK, cache_dir=tmp_path / "cache")
     assert result.evaluation is not None
     assert "skipped 3 unreadable training clip(s)" in caplog.text
     assert "resampling" in caplog.text and clips[3].name in caplog.text
@@ -91,11 +91,11 @@ def test_every_training_clip_unreadable_is_an_error(tmp_path):
     for clip in (tree / "fan" / "train").glob("*.wav"):
         clip.write_bytes(b"garbage")
     with pytest.raises(DataError, match="every training clip was unreadable"):
-        api.run(tree, tmp_path / "run", params=QUICK, cache_dir=tmp_path / "cache")
+        api.run(tree, tmp_path / "run", model="ae", params=QUICK, cache_dir=tmp_path / "cache")
 
 
 def test_scoring_a_corrupt_file_reports_it_and_scores_the_rest(tree, tmp_path):
-    api.train(tree, tmp_path / "model", params=QUICK, cache_dir=tmp_path / "cache")
+    api.train(tree, tmp_path / "model", model="ae", params=QUICK, cache_dir=tmp_path / "cache")
     test = tmp_path / "incoming"
     test.mkdir()
     good = next((tree / "fan" / "test").glob("*.wav"))

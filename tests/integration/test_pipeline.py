@@ -30,7 +30,9 @@ def cache_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def run_2022(tree_2022, cache_dir, tmp_path_factory) -> api.RunResult:
-    return api.run(tree_2022, tmp_path_factory.mktemp("run") / "r", params=QUICK, cache_dir=cache_dir)
+    return api.run(
+        tree_2022, tmp_path_factory.mktemp("run") / "r", model="ae", params=QUICK, cache_dir=cache_dir
+    )
 
 
 def test_run_writes_every_challenge_file(run_2022):
@@ -63,7 +65,7 @@ def test_result_csv_equals_evaluating_the_written_files(run_2022):
 
 
 def test_same_seed_repeats_exactly(tree_2022, cache_dir, tmp_path, run_2022):
-    again = api.run(tree_2022, tmp_path / "again", params=QUICK, cache_dir=cache_dir)
+    again = api.run(tree_2022, tmp_path / "again", model="ae", params=QUICK, cache_dir=cache_dir)
     for machine, scores in run_2022.scores.items():
         np.testing.assert_allclose(again.scores[machine], scores, rtol=1e-6)
 
@@ -83,7 +85,7 @@ def test_same_seed_repeats_exactly(tree_2022, cache_dir, tmp_path, run_2022):
 )
 def test_older_layouts_get_their_file_names_and_scheme(layout, expected, tmp_path, cache_dir):
     data = generate(tmp_path / "data", layout=layout, spec=SyntheticSpec.tiny(machines=("pump",)))
-    result = api.run(data, tmp_path / "run", params=QUICK, cache_dir=cache_dir)
+    result = api.run(data, tmp_path / "run", model="ae", params=QUICK, cache_dir=cache_dir)
     names = {p.name for p in (tmp_path / "run" / "scores").iterdir()}
     assert set(expected) <= names
     assert result.evaluation.scheme == layout
@@ -128,14 +130,19 @@ def test_interrupted_run_does_not_look_complete(tree_2022, cache_dir, tmp_path, 
 
     monkeypatch.setattr(submission, "write_scores", boom)
     with pytest.raises(KeyboardInterrupt):
-        api.run(tree_2022, tmp_path / "run", params=QUICK, cache_dir=cache_dir, machines=["fan"])
+        api.run(tree_2022, tmp_path / "run", model="ae", params=QUICK, cache_dir=cache_dir, machines=["fan"])
     assert json.loads((tmp_path / "run" / "config.json").read_text())["status"] == "interrupted"
     assert not (tmp_path / "run" / "result.csv").exists()
 
 
 def test_debug_run_uses_few_clips_and_still_evaluates(tree_2022, cache_dir, tmp_path):
     result = api.run(
-        tree_2022, tmp_path / "run", debug=True, cache_dir=cache_dir, params={"accelerator": "cpu"}
+        tree_2022,
+        tmp_path / "run",
+        model="ae",
+        debug=True,
+        cache_dir=cache_dir,
+        params={"accelerator": "cpu"},
     )
     assert result.evaluation is not None
     assert json.loads((tmp_path / "run" / "config.json").read_text())["params"]["epochs"] == 2

@@ -37,6 +37,7 @@ def run_dir(tmp_path_factory) -> Path:
     result = api.run(
         data,
         root / "runs" / "tiny",
+        model="ae",
         params={"accelerator": "cpu", "epochs": 3},
         debug=True,
         cache_dir=root / "cache",

@@ -41,6 +41,7 @@ def run_in_memory(tmp_path_factory) -> RunResult:
         result = api.run(
             data,
             root / "runs" / "flow",
+            model="ae",
             params={"accelerator": "cpu", "epochs": 2},
             debug=True,
             cache_dir=root / "cache",

@@ -38,6 +38,7 @@ def tracked(tmp_path_factory) -> api.RunResult:
     return api.run(
         data,
         root / "runs" / "ae-tiny",
+        model="ae",
         params=QUICK,
         debug=True,
         cache_dir=root / "cache",
@@ -158,7 +159,13 @@ def test_train_alone_is_tracked_from_its_model_files(tracked, tmp_path):
     data = Path(load_run(tracked.run_dir).config["data"])
     options = TrackingOptions(mlflow=True, uri=local_store_uri(root), experiment="train")
     api.train(
-        data, tmp_path / "model", params=QUICK, debug=True, cache_dir=tmp_path / "cache", tracking=options
+        data,
+        tmp_path / "model",
+        model="ae",
+        params=QUICK,
+        debug=True,
+        cache_dir=tmp_path / "cache",
+        tracking=options,
     )
     client = MlflowClient(tracking_uri=local_store_uri(root))
     (run,) = client.search_runs([client.get_experiment_by_name("train").experiment_id])
