@@ -85,6 +85,24 @@ def _two_domain_banks(scorer: object, domains: str = "min") -> DomainBanks:
     return DomainBanks(scorer, domains).fit(E, sections, doms)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("covariance_type", ["diag", "full", "spherical", "tied"])
+def test_gmm_bank_of_one_clip_is_a_narrow_gaussian_around_it(covariance_type: str):
+    """A lone target clip, or the remainder of a held-out fold, must fit (scikit-learn alone needs two)."""
+    one = np.array([[1.0, -2.0, 0.5]])
+    scorer = GmmScorer(n_components=2, covariance_type=covariance_type)
+    state = scorer.fit(one)
+    near, far = scorer.score(state, np.array([[1.0, -2.0, 0.5], [3.0, 0.0, 2.5]]))
+    assert len(state["weights"]) == 1 and near < far
+
+
+def test_gmm_banks_score_their_training_clips_held_out_with_two_clips_per_bank():
+    rng = np.random.default_rng(0)
+    E = rng.normal(size=(4, 3))
+    banks = DomainBanks(GmmScorer(), "min").fit(E, ["00", "00", "01", "01"], ["source"] * 4)
+    scores = banks.score_training(E, ["00", "00", "01", "01"], ["source"] * 4)
+    assert scores.shape == (4,) and np.all(np.isfinite(scores))
+
+
 def test_min_over_domains_picks_the_nearest_bank():
     banks = _two_domain_banks(KnnScorer(k=1, metric="euclidean"))
     assert banks.keys == [("00", "source"), ("00", "target"), ("01", "source")]

@@ -113,7 +113,9 @@ class MahalanobisScorer:
 class GmmScorer:
     """Negative log-likelihood under a Gaussian mixture (scikit-learn) fitted to the training embeddings.
 
-    The number of components is capped at the number of training clips (a small target bank).
+    The number of components is capped at the number of training clips (a small target bank). A bank of one
+    clip (a lone target clip, or a held-out fold's remainder) is one Gaussian of variance ``reg_covar``
+    around it: scikit-learn needs two samples, so the clip is given twice.
     """
 
     kind: ClassVar[str] = "gmm"
@@ -144,6 +146,8 @@ class GmmScorer:
     def fit(self, E: np.ndarray) -> Arrays:
         E = _matrix(E, "gmm training embeddings")
         gmm = self._mixture(min(self.n_components, len(E)))
+        if len(E) == 1:
+            E = np.repeat(E, 2, axis=0)
         gmm.fit(E)  # type: ignore[attr-defined]
         return {
             "weights": gmm.weights_,  # type: ignore[attr-defined]
