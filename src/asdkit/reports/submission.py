@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from asdkit.data.naming import dcase2020, dcase2021, dcase2022
 from asdkit.errors import DataError
 from asdkit.metrics.table import Scheme, ScoreRecord, ScoreTable
 from asdkit.utils.io import atomic_write_text
@@ -33,13 +33,6 @@ EXPECTED_NAMES = (
     "anomaly_score_<machine>_section_<XX>_test.csv (2022-2025), "
     "anomaly_score_<machine>_section_<XX>_{source,target}_test.csv (2021) or "
     "anomaly_score_<machine>_id_<XX>.csv (2020)"
-)
-
-# Most specific first: a 2021 group would also match a looser pattern.
-_GROUP_PATTERNS: tuple[tuple[Scheme, re.Pattern[str]], ...] = (
-    ("dcase2021", re.compile(r"^(?P<machine>.+?)_section_(?P<section>\d+)_(?P<domain>source|target)_test$")),
-    ("dcase2022", re.compile(r"^(?P<machine>.+?)_section_(?P<section>\d+)_test$")),
-    ("dcase2020", re.compile(r"^(?P<machine>.+?)_id_(?P<section>\d+)$")),
 )
 
 _LABEL_TOKENS = {"normal": 0, "anomaly": 1}
@@ -73,21 +66,23 @@ class ScoreFileName:
 def score_group(scheme: Scheme | str, machine: str, section: str, domain: str | None = None) -> str:
     """The submission group of a test set, i.e. the ``<group>`` of ``anomaly_score_<group>.csv``."""
     if scheme == "dcase2020":
-        return f"{machine}_id_{section}"
+        return dcase2020.group(machine, section)
     if scheme == "dcase2021":
         if domain not in _DOMAIN_TOKENS:
             raise ValueError(f"a 2021 score file needs a domain (source or target), got {domain!r}")
-        return f"{machine}_section_{section}_{domain}_test"
-    return f"{machine}_section_{section}_test"
+        return dcase2021.group(machine, section, domain)
+    return dcase2022.group(machine, section)
 
 
 def parse_group(group: str) -> ScoreFileName | None:
-    """The scheme, machine, section and domain of a group name; None when it fits no year's pattern."""
-    for scheme, pattern in _GROUP_PATTERNS:
-        m = pattern.match(group)
-        if m:
-            d = m.groupdict()
-            return ScoreFileName(scheme, d["machine"], d["section"], d.get("domain"), group)
+    """The scheme, machine, section and domain of a group name (the naming modules' rules, most specific
+    first: a 2021 group would also fit a looser pattern); None when it fits no year's."""
+    if found := dcase2021.parse_group(group):
+        return ScoreFileName("dcase2021", *found, group)
+    if found2022 := dcase2022.parse_group(group):
+        return ScoreFileName("dcase2022", *found2022, None, group)
+    if found2020 := dcase2020.parse_group(group):
+        return ScoreFileName("dcase2020", *found2020, None, group)
     return None
 
 

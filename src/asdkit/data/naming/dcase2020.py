@@ -16,6 +16,8 @@ NAME = re.compile(
     r"^(?P<label>normal|anomaly)_id_(?P<section>\d+)_(?P<number>\d+)(?P<suffix>\.(?:wav|flac))$", re.I
 )
 
+_GROUP = re.compile(r"^(?P<machine>.+?)_id_(?P<section>\d+)$", re.I)
+
 
 def parse_name(name: str) -> ClipName | None:
     """The fields of a 2020 development name (domain "source", split unsaid), or None."""
@@ -50,3 +52,9 @@ def clip_path(machine: str, clip: ClipName) -> str:
 def group(machine: str, section: str) -> str:
     """The 2020 submission group: ``anomaly_score_<machine>_id_XX.csv``."""
     return f"{machine}_id_{section}"
+
+
+def parse_group(name: str) -> tuple[str, str] | None:
+    """``(machine, section)`` of a 2020 group, or None."""
+    m = _GROUP.match(name)
+    return (m["machine"], m["section"]) if m else None
