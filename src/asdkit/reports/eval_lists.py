@@ -18,6 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from asdkit.data.catalogue import RELEASES
+from asdkit.data.manifest import TEST
+from asdkit.data.naming import evalset
+from asdkit.data.naming.clipname import ClipName
 
 YEARS = (2020, 2021, 2022, 2023, 2024, 2025)
 
@@ -31,8 +34,16 @@ class EvalGroup:
     names: tuple[str, ...]
 
 
-def _seq(pattern: str, count: int, start: int = 0) -> tuple[str, ...]:
-    return tuple(pattern.format(i=i) for i in range(start, start + count))
+def _rules(year: int) -> int:
+    """The naming rules of ``year`` (``asdkit.data.naming.evalset``: 2022 stands for 2022-2025)."""
+    return min(year, 2022)
+
+
+def _seq(year: int, section: str, count: int, start: int = 0, domain: str = "") -> tuple[str, ...]:
+    return tuple(
+        evalset.format_name(ClipName(section, i, None, domain, TEST), _rules(year))
+        for i in range(start, start + count)
+    )
 
 
 # 2020: clips per (machine, id).
@@ -71,7 +82,7 @@ def eval_groups(year: int) -> list[EvalGroup]:
     """The year's evaluation list as submission groups, machine types in the published order."""
     if year == 2020:
         return [
-            EvalGroup(m, f"{m}_id_{s}", _seq(f"id_{s}_{{i:08d}}.wav", n))
+            EvalGroup(m, evalset.group(2020, m, s), _seq(2020, s, n))
             for m, ids in _2020.items()
             for s, n in ids.items()
         ]
@@ -79,8 +90,8 @@ def eval_groups(year: int) -> list[EvalGroup]:
         return [
             EvalGroup(
                 m,
-                f"{m}_section_{s}_{d}_test",
-                _seq(f"section_{s}_{d}_test_{{i:04d}}.wav", _2021_EXCEPTIONS.get((m, s, d), 200)),
+                evalset.group(2021, m, s, d),
+                _seq(2021, s, _2021_EXCEPTIONS.get((m, s, d), 200), domain=d),
             )
             for m in _2021_MACHINES
             for s in ("03", "04", "05")
@@ -91,8 +102,8 @@ def eval_groups(year: int) -> list[EvalGroup]:
         return [
             EvalGroup(
                 m,
-                f"{m}_section_{s}_test",
-                _seq(f"section_{s}_{{i:04d}}.wav", _CLIPS_PER_SECTION, _FIRST_INDEX.get((year, m), 0)),
+                evalset.group(_rules(year), m, s),
+                _seq(year, s, _CLIPS_PER_SECTION, _FIRST_INDEX.get((year, m), 0)),
             )
             for m in machines
             for s in sections
@@ -102,8 +113,6 @@ def eval_groups(year: int) -> list[EvalGroup]:
 
 def groups_from_list_file(text: str, year: int) -> list[EvalGroup]:
     """Groups from an ``eval_data_list_<YEAR>.csv`` (machine line, then ``name,...`` rows)."""
-    import re
-
     by_group: dict[tuple[str, str], list[str]] = {}
     machine = None
     for line in text.splitlines():
@@ -116,16 +125,10 @@ def groups_from_list_file(text: str, year: int) -> list[EvalGroup]:
         if machine is None:
             raise ValueError("the list starts with a clip row, not a machine-type line")
         name = cells[0]
-        if year == 2020:
-            m = re.match(r"^id_(\d+)_\d+\.wav$", name)
-            group = f"{machine}_id_{m.group(1)}" if m else None
-        elif year == 2021:
-            m = re.match(r"^section_(\d+)_(source|target)_test_\d+\.wav$", name)
-            group = f"{machine}_section_{m.group(1)}_{m.group(2)}_test" if m else None
-        else:
-            m = re.match(r"^section_(\d+)_\d+\.wav$", name)
-            group = f"{machine}_section_{m.group(1)}_test" if m else None
-        if group is None:
+        parsed = evalset.parse_name(name)
+        if parsed is None or parsed[0] != _rules(year):
             raise ValueError(f"clip name {name!r} does not follow the {year} evaluation-set naming")
+        clip = parsed[1]
+        group = evalset.group(_rules(year), machine, clip.section, clip.domain)
         by_group.setdefault((machine, group), []).append(name)
     return [EvalGroup(m, g, tuple(names)) for (m, g), names in by_group.items()]
