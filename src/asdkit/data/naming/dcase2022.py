@@ -16,19 +16,13 @@ from __future__ import annotations
 
 import re
 
-from asdkit.data.manifest import TEST, TRAIN
 from asdkit.data.naming.clipname import ClipName
+from asdkit.data.naming.dcase2020 import folder  # the same train/ and test/ folders as 2020
 from asdkit.data.naming.dcase2021 import DIGITS, NAME, format_name, parse_name
 
 __all__ = ["DIGITS", "NAME", "clip_path", "folder", "format_name", "group", "parse_group", "parse_name"]
 
 _GROUP = re.compile(r"^(?P<machine>.+?)_section_(?P<section>\d+)_test$", re.I)
-
-
-def folder(split: str) -> str:
-    if split not in (TRAIN, TEST):
-        raise ValueError(f"split: must be train or test, got {split!r}")
-    return split
 
 
 def clip_path(machine: str, clip: ClipName) -> str:
