@@ -65,3 +65,15 @@ def test_seed_ensemble_is_the_mean_of_its_members_normalised_scores(data):
 def test_n_models_must_be_positive(data):
     with pytest.raises(ModelError, match="n_models must be a positive integer"):
         AdaCosDetector(n_models=0, **SMALL).fit(data[0])
+
+
+def test_seed_ensemble_threshold_rests_on_every_held_out_clip(data):
+    """Members of different seeds hold out the outer seed's clips, so none of the held-out clips is lost
+    to the intersection of K different splits."""
+    train, _, _ = data
+    single = AdaCosDetector(n_models=1, seed=1, **SMALL).fit(train)
+    ensemble = AdaCosDetector(n_models=3, seed=1, **SMALL).fit(train)
+    held = np.isfinite(single.held_out_scores_)
+    assert held.sum() >= 2
+    np.testing.assert_array_equal(np.isfinite(ensemble.held_out_scores_), held)
+    assert all(m.split_seed == 1 for m in ensemble.ensemble_.members_)

@@ -64,6 +64,10 @@ class EmbeddingDetector(Detector):
         raise NotImplementedError
 
     # -- shared machinery -------------------------------------------------------------------------------
+    def _held_out_seed(self) -> int:
+        """The seed of the clips a learned embedding holds out for the threshold."""
+        return int(getattr(self, "seed", 0))
+
     def _make_scorer(self) -> Scorer:
         kind = getattr(self, "scorer", self.scorer_kind)
         return make_scorer(kind, **self.get_params())
@@ -72,7 +76,7 @@ class EmbeddingDetector(Detector):
         scorer = self._make_scorer()  # bad scorer options fail before any training
         fit_idx = list(range(len(X)))
         if self.learns_embedding:
-            fit_idx, self._held_out_idx = held_out_split(X.clips, HELD_OUT_FRACTION, getattr(self, "seed", 0))
+            fit_idx, self._held_out_idx = held_out_split(X.clips, HELD_OUT_FRACTION, self._held_out_seed())
         self._fit_embedder(X.subset(fit_idx))
         E = self.embed(X)
         banks = DomainBanks(scorer, self.domains).fit(

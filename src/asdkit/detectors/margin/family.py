@@ -83,6 +83,7 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
         covariance_type: str = "diag",
         n_models: int = 1,
         pretext: str = "auto",
+        split_seed: int | None = None,
         **trainer: Any,
     ) -> None:
         super().__init__(**trainer)
@@ -105,9 +106,14 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
         self.covariance_type = covariance_type
         self.n_models = n_models
         self.pretext = pretext
+        self.split_seed = split_seed
 
     def _head(self, dim: int, n_classes: int) -> nn.Module:
         raise NotImplementedError
+
+    def _held_out_seed(self) -> int:
+        """A seed ensemble's members share its split, so its threshold rests on every held-out clip."""
+        return self.seed if self.split_seed is None else self.split_seed
 
     # -- what it reads: the log-mel (and the clip spectrum), other machine types as extra classes ---------
     def tags(self) -> DetectorTags:

@@ -4,7 +4,8 @@ Learned embeddings on a few clips swing between seeds (an AdaCos run on 12 fan c
 0.88). Averaging K networks of different seeds narrows that spread. The K members are trained by
 :class:`asdkit.detectors.ensemble.EnsembleDetector` (each member's scores z-normalised with its own
 training scores, then averaged), with seeds ``seed * K + i``, so ensembles of different outer seeds share
-no member. The saved model is one folder, the ensemble saved as a model of its own in ``seed_ensemble/``
+no member; all hold out the clips of the outer seed's split (``split_seed``), so the threshold is fitted on
+every held-out clip, not on the few that K different splits happen to share. The saved model is one folder, the ensemble saved as a model of its own in ``seed_ensemble/``
 (format 1 kept every member's configuration in model.json and every network in weights.pt; it loads).
 """
 
@@ -33,7 +34,10 @@ class SeedEnsembleMixin:
         params: dict[str, Any] = self.get_params()  # type: ignore[attr-defined]
         k = int(self.n_models)
         members = [
-            {"model": self.name, "params": {**params, "n_models": 1, "seed": params["seed"] * k + i}}
+            {
+                "model": self.name,
+                "params": {**params, "n_models": 1, "seed": params["seed"] * k + i, "split_seed": params["seed"]},
+            }
             for i in range(k)
         ]
         return EnsembleDetector(members=members, normalise="zscore", seed=params["seed"])
