@@ -6,7 +6,8 @@ Run::
         "ae:score=selective_mahalanobis" "patch_bank:bank_size=512,fraction=0.05" --seeds 0-4
 
 A configuration is ``NAME`` or ``NAME:KEY=VALUE,KEY=VALUE`` (values as ``--param`` reads them: JSON, else
-text). Each is run with :func:`asdkit.api.run` over all seeds (``OUT/<config>/seed_<n>/``, plus its
+text; a JSON list, object or string may hold commas: ``'ensemble:members=["mahalanobis","patch_bank"]'``,
+``'knn:quantiles="0.1,0.9"'``). Each is run with :func:`asdkit.api.run` over all seeds (``OUT/<config>/seed_<n>/``, plus its
 ``seeds.csv``), all sharing one feature cache (``OUT/cache``). The table is ``asdkit compare``'s (mean +-
 sample std over seeds of the official score and its parts, best per column marked) with the mean training
 and scoring seconds per run beside it; ``OUT/quality.csv`` holds the same numbers. ``--reuse`` keeps
@@ -39,7 +40,7 @@ def parse_config(text: str) -> tuple[str, str, dict[str, Any]]:
     """``"ae:score=mahalanobis,epochs=20"`` -> (folder name, detector, parameters)."""
     model, _, rest = text.partition(":")
     params: dict[str, Any] = {}
-    for item in filter(None, (p.strip() for p in rest.split(","))):
+    for item in filter(None, (p.strip() for p in _top_level_items(rest))):
         key, sep, raw = item.partition("=")
         if not sep:
             raise SystemExit(f"error: configuration {text!r}: expected NAME:KEY=VALUE,KEY=VALUE")
@@ -48,6 +49,18 @@ def parse_config(text: str) -> tuple[str, str, dict[str, Any]]:
         except json.JSONDecodeError:
             params[key] = raw
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text), model, params
+
+
+def _top_level_items(text: str) -> list[str]:
+    """``text`` split at the commas outside brackets and double quotes, so a JSON value keeps its own."""
+    items, depth, quoted, start = [], 0, False, 0
+    for i, ch in enumerate(text):
+        quoted ^= ch == '"'
+        depth += 0 if quoted else {"[": 1, "{": 1, "]": -1, "}": -1}.get(ch, 0)
+        if ch == "," and depth == 0 and not quoted:
+            items.append(text[start:i])
+            start = i + 1
+    return [*items, text[start:]]
 
 
 def _complete(out: Path, model: str, params: dict[str, Any], seeds: list[int]) -> bool:
