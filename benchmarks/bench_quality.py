@@ -7,11 +7,12 @@ Run::
 
 A configuration is ``NAME`` or ``NAME:KEY=VALUE,KEY=VALUE`` (values as ``--param`` reads them: JSON, else
 text; a JSON list, object or string may hold commas: ``'ensemble:members=["mahalanobis","patch_bank"]'``,
-``'knn:quantiles="0.1,0.9"'``). Each is run with :func:`asdkit.api.run` over all seeds (``OUT/<config>/seed_<n>/``, plus its
-``seeds.csv``), all sharing one feature cache (``OUT/cache``). The table is ``asdkit compare``'s (mean +-
-sample std over seeds of the official score and its parts, best per column marked) with the mean training
-and scoring seconds per run beside it; ``OUT/quality.csv`` holds the same numbers. ``--reuse`` keeps
-configurations whose multi-seed run already completed with the same detector, parameters and seeds.
+``'knn:quantiles="0.1,0.9"'``). Each is run with :func:`asdkit.api.run` over all seeds
+(``OUT/<config>/seed_<n>/``, plus its ``seeds.csv``), all sharing one feature cache (``OUT/cache``). The
+table is ``asdkit compare``'s (mean +- sample std over seeds of the official score and its parts, best per
+column marked) with the mean training and scoring seconds per run beside it; ``OUT/quality.csv`` holds the
+same numbers. ``--reuse`` keeps configurations whose multi-seed run already completed with the same
+detector, parameters and seeds.
 """
 
 from __future__ import annotations

@@ -4,11 +4,11 @@ Run: ``.venv/bin/python benchmarks/real_protocol.py --source ../shared/data/dcas
 then ``benchmarks/bench_quality.py --data TREE ...``.
 
 The sample holds only test clips (``<machine>/test/{normal,anomaly}_id_XX_*.wav``, 2-6 normals per id). Per
-machine type the id with the most normal clips is the evaluated one: ``--test-normals`` of its normals (sorted by
-name; ``--fold F`` takes the F-th window of them, wrapping round) and all its anomalies go to ``test/``; its
-other normals and the normals of every other id go to ``train/`` (the DCASE2020 baseline trains one model per
-machine type on all its ids). The folds 0..N-1 (N printed) test every normal of the evaluated ids once, so
-their mean rests on about three times the clip pairs of one fold. The tree holds
+machine type the id with the most normal clips is the evaluated one: ``--test-normals`` of its normals
+(sorted by name; ``--fold F`` takes the F-th window of them, wrapping round) and all its anomalies go to
+``test/``; its other normals and the normals of every other id go to ``train/`` (the DCASE2020 baseline
+trains one model per machine type on all its ids). The folds 0..N-1 (N printed) test every normal of the
+evaluated ids once, so their mean rests on about three times the clip pairs of one fold. The tree holds
 symbolic links into the source, never copies, and is written outside the repository. Nothing here looks at
 scores: the split is fixed by file names alone.
 """
@@ -29,7 +29,7 @@ def n_folds(n_normals: int, test_normals: int) -> int:
 
 
 def build(source: Path, out: Path, test_normals: int, fold: int = 0) -> dict[str, tuple[str, int, int, int]]:
-    """Link the protocol into ``out``; returns per machine (evaluated id, training clips, test clips, folds)."""
+    """Link the protocol into ``out``; per machine: (evaluated id, training clips, test clips, folds)."""
     summary = {}
     for machine_dir in sorted(p for p in source.iterdir() if (p / "test").is_dir()):
         by_id: dict[str, dict[str, list[Path]]] = defaultdict(lambda: defaultdict(list))
@@ -73,7 +73,9 @@ def main() -> None:
         raise SystemExit("error: --test-normals must be >= 1")
     summary = build(args.source, args.out, args.test_normals, args.fold)
     for machine, (evaluated, n_train, n_test, folds) in summary.items():
-        print(f"{machine}: id {evaluated} evaluated; {n_train} training clips, {n_test} test clips; folds 0-{folds - 1}")
+        print(
+            f"{machine}: id {evaluated} evaluated; {n_train} train, {n_test} test clips; folds 0-{folds - 1}"
+        )
 
 
 if __name__ == "__main__":

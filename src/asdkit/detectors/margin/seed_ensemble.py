@@ -5,8 +5,9 @@ Learned embeddings on a few clips swing between seeds (an AdaCos run on 12 fan c
 :class:`asdkit.detectors.ensemble.EnsembleDetector` (each member's scores z-normalised with its own
 training scores, then averaged), with seeds ``seed * K + i``, so ensembles of different outer seeds share
 no member; all hold out the clips of the outer seed's split (``split_seed``), so the threshold is fitted on
-every held-out clip, not on the few that K different splits happen to share. The saved model is one folder, the ensemble saved as a model of its own in ``seed_ensemble/``
-(format 1 kept every member's configuration in model.json and every network in weights.pt; it loads).
+every held-out clip, not on the few that K different splits happen to share. The saved model is one
+folder, the ensemble saved as a model of its own in ``seed_ensemble/`` (format 1 kept every member's
+configuration in model.json and every network in weights.pt; it loads).
 """
 
 from __future__ import annotations
@@ -36,7 +37,12 @@ class SeedEnsembleMixin:
         members = [
             {
                 "model": self.name,
-                "params": {**params, "n_models": 1, "seed": params["seed"] * k + i, "split_seed": params["seed"]},
+                "params": {
+                    **params,
+                    "n_models": 1,
+                    "seed": params["seed"] * k + i,
+                    "split_seed": params["seed"],
+                },
             }
             for i in range(k)
         ]
