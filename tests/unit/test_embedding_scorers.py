@@ -127,6 +127,53 @@ def test_selective_mahalanobis_takes_the_smaller_domain_distance():
     assert expected[0] == 0 and expected[1] == 0
 
 
+def test_shared_covariance_banks_keep_their_means_and_share_the_pooled_spread():
+    """Residuals around each bank's own mean give one covariance: closed form with the empirical estimate."""
+    scorer = MahalanobisScorer(covariance="empirical", ridge=0.0, shared_covariance=True)
+    source, target = _col(-1, 0, 1, 2), _col(99, 101)
+    states = scorer.fit_banks([source, target])
+    residuals = np.concatenate([source - source.mean(), target - target.mean()])
+    variance = float(np.mean(residuals**2))  # (2.25 + 0.25 + 0.25 + 2.25 + 1 + 1) / 6
+    assert variance == pytest.approx(7 / 6)
+    np.testing.assert_allclose(states[1]["location"], [100.0])
+    for state in states:
+        np.testing.assert_allclose(state["precision"], [[1 / variance]])
+    np.testing.assert_allclose(scorer.score(states[1], _col(103)), [3.0 / np.sqrt(variance)])
+
+
+def test_shared_covariance_gives_a_bank_of_one_clip_the_units_of_the_others():
+    """A one-clip bank on its own has no spread (distances blow up by 1/ridge); sharing gives it one, so
+    its held-out scores, which the threshold is fitted on, stay on the scale of the test scores."""
+    rng = np.random.default_rng(0)
+    big = rng.normal(size=(12, 3))
+    pair = rng.normal(size=(2, 3)) + 5.0  # two clips: cross-fitting leaves a bank of one
+    E = np.concatenate([big, pair])
+    sections, domains = ["00"] * 12 + ["01"] * 2, ["source"] * 14
+    own = DomainBanks(MahalanobisScorer(), "min").fit(E, sections, domains)
+    shared = DomainBanks(MahalanobisScorer(shared_covariance=True), "min").fit(E, sections, domains)
+    query = rng.normal(size=(20, 3)) + 5.0
+    test_scale = float(np.median(shared.score(query, ["01"] * 20)))
+    held_own = own.score_training(E, sections, domains)[12:]
+    held_shared = shared.score_training(E, sections, domains)[12:]
+    assert held_own.min() > 100 * test_scale
+    assert np.all(held_shared < 10 * test_scale)
+
+
+def test_shared_covariance_leaves_the_held_out_fold_out_of_the_covariance_too():
+    """Cross-fitted scores equal a refit of every bank without the held-out clip."""
+    rng = np.random.default_rng(1)
+    E = rng.normal(size=(5, 2))
+    sections, domains = ["00"] * 5, ["source", "source", "source", "target", "target"]
+    scorer = MahalanobisScorer(covariance="empirical", shared_covariance=True)
+    held = DomainBanks(scorer, "min").fit(E, sections, domains).score_training(E, sections, domains)
+    for i in range(5):
+        rest = [j for j in range(5) if j != i]
+        refit = DomainBanks(scorer, "min").fit(
+            E[rest], [sections[j] for j in rest], [domains[j] for j in rest]
+        )
+        assert held[i] == pytest.approx(float(refit.score(E[i : i + 1], ["00"])[0]))
+
+
 def test_pooled_banks_ignore_the_domain():
     banks = _two_domain_banks(KnnScorer(k=2, metric="euclidean"), domains="pooled")
     assert banks.keys == [("00", "all"), ("01", "all")]

@@ -81,11 +81,17 @@ class MahalanobisScorer:
     ``ledoit_wolf`` shrinks the covariance towards a scaled identity, which keeps it invertible with fewer
     clips than dimensions (the target bank); ``empirical`` is the plain maximum-likelihood estimate
     (pseudo-inverted). ``ridge`` adds that fraction of the mean variance to the diagonal in both cases.
+
+    ``shared_covariance``: the banks fitted together (:meth:`fit_banks`) keep their own means but share one
+    covariance, estimated from every bank's clips around their bank's mean. A bank of three target clips
+    then measures in the same units as the source bank beside it (so the minimum over banks compares like
+    with like), and a bank of one clip still has a covariance instead of a near-zero one.
     """
 
     kind: ClassVar[str] = "mahalanobis"
     covariance: str = "ledoit_wolf"
     ridge: float = 1e-6
+    shared_covariance: bool = False
 
     def __post_init__(self) -> None:
         if self.covariance not in COVARIANCES:
@@ -94,14 +100,30 @@ class MahalanobisScorer:
             )
 
     def fit(self, E: np.ndarray) -> Arrays:
+        E = _matrix(E, "mahalanobis training embeddings")
+        return {"location": E.mean(axis=0), "precision": self._precision(E - E.mean(axis=0))}
+
+    def fit_banks(self, groups: Sequence[np.ndarray]) -> list[Arrays]:
+        """One state per group of embeddings; with ``shared_covariance`` the groups share one precision."""
+        if not self.shared_covariance:
+            return [self.fit(g) for g in groups]
+        groups = [_matrix(g, "mahalanobis training embeddings") for g in groups]
+        precision = self._precision(np.concatenate([g - g.mean(axis=0) for g in groups]))
+        return [{"location": g.mean(axis=0), "precision": precision} for g in groups]
+
+    def _precision(self, residuals: np.ndarray) -> np.ndarray:
+        """The inverse (shrunk) covariance of embeddings already centred on their mean(s)."""
         from sklearn.covariance import EmpiricalCovariance, LedoitWolf
 
-        E = _matrix(E, "mahalanobis training embeddings")
-        estimator = LedoitWolf() if self.covariance == "ledoit_wolf" else EmpiricalCovariance()
-        cov = estimator.fit(E).covariance_ if len(E) > 1 else np.zeros((E.shape[1], E.shape[1]))
+        dim = residuals.shape[1]
+        if np.any(residuals):
+            kind = LedoitWolf if self.covariance == "ledoit_wolf" else EmpiricalCovariance
+            cov = kind(assume_centered=True).fit(residuals).covariance_
+        else:  # one clip: no spread to estimate
+            cov = np.zeros((dim, dim))
         level = float(np.mean(np.diag(cov))) if np.any(cov) else 1.0
-        cov = cov + self.ridge * level * np.eye(len(cov))
-        return {"location": E.mean(axis=0), "precision": np.linalg.pinv(cov, hermitian=True)}
+        cov = cov + self.ridge * level * np.eye(dim)
+        return np.linalg.pinv(cov, hermitian=True)
 
     def score(self, state: Arrays, E: np.ndarray) -> np.ndarray:
         d = _matrix(E, "mahalanobis query") - state["location"]
@@ -178,6 +200,13 @@ def make_scorer(kind: str, **options: object) -> Scorer:
     return cls(**{k: v for k, v in options.items() if k in known})  # type: ignore[arg-type]
 
 
+def _fit_banks(scorer: Scorer, groups: Sequence[np.ndarray]) -> list[Arrays]:
+    """Every bank's state; banks that share a covariance are fitted together."""
+    if isinstance(scorer, MahalanobisScorer):
+        return scorer.fit_banks(groups)
+    return [scorer.fit(g) for g in groups]
+
+
 DOMAIN_MODES = ("min", "pooled", "min_scaled")
 #: Folds a Mahalanobis or mixture bank is cross-fitted in for its members' held-out (threshold) scores.
 BANK_FOLDS = 10
@@ -218,14 +247,16 @@ class DomainBanks:
             raise ValueError(f"{len(E)} embeddings for {len(sections)} sections and {len(domains)} domains")
         keys = self._bank_keys(sections, domains)
         self.keys = sorted(set(keys))
-        self.states = []
-        for key in self.keys:
-            rows = [i for i, k in enumerate(keys) if k == key]
-            state = self.scorer.fit(E[rows])
-            if self.domains == "min_scaled":
-                state[BANK_SCALE] = self._own_statistics(state, E[rows], key)
-            self.states.append(state)
+        groups = self._groups(E, keys)
+        self.states = _fit_banks(self.scorer, groups)
+        if self.domains == "min_scaled":
+            for key, state, members in zip(self.keys, self.states, groups, strict=True):
+                state[BANK_SCALE] = self._own_statistics(state, members, key)
         return self
+
+    def _groups(self, E: np.ndarray, keys: Sequence[tuple[str, str]]) -> list[np.ndarray]:
+        """Each bank's member embeddings, in ``self.keys`` order."""
+        return [E[[i for i, k in enumerate(keys) if k == key]] for key in self.keys]
 
     def _bank_keys(self, sections: Sequence[str], domains: Sequence[str]) -> list[tuple[str, str]]:
         by_domain = self.domains != "pooled"
@@ -263,6 +294,7 @@ class DomainBanks:
         per_bank = self.score_banks(E)
         E = _matrix(E, "training embeddings")
         keys = self._bank_keys(sections, domains)
+        groups = self._groups(E, keys)
         for j, key in enumerate(self.keys):
             rows = [i for i, k in enumerate(keys) if k == key]
             if isinstance(self.scorer, KnnScorer):
@@ -272,22 +304,45 @@ class DomainBanks:
                         "were given: training scores need the very clips the banks were fitted on"
                     )
                 per_bank[rows, j] = self._scaled(j, self.scorer.score_own(self.states[j]))
+            elif self._shares_covariance():
+                per_bank[rows] = self._cross_fitted_shared(groups, j)
             else:
-                per_bank[rows, j] = self._cross_fitted(E[rows], j)
+                per_bank[rows, j] = self._cross_fitted(groups[j], j)
         scores = self._section_min(per_bank, sections)
         if not np.all(np.isfinite(scores)):
             raise ModelError("a training clip has no other clip to be compared with (one clip per section?)")
         return scores
 
+    def _folds(self, n: int, j: int) -> tuple[int, np.ndarray]:
+        folds = min(BANK_FOLDS, n)
+        return folds, np.random.default_rng(j).permutation(n) % max(folds, 1)
+
     def _cross_fitted(self, members: np.ndarray, j: int) -> np.ndarray:
         """Bank ``j``'s members scored by the bank refitted on the other folds (inf for a lone member)."""
         out = np.full(len(members), np.inf)
-        folds = min(BANK_FOLDS, len(members))
-        fold_of = np.random.default_rng(j).permutation(len(members)) % max(folds, 1)
+        folds, fold_of = self._folds(len(members), j)
         for k in range(folds if len(members) > 1 else 0):
             held = fold_of == k
             state = self.scorer.fit(members[~held])
             out[held] = self._scaled(j, self.scorer.score(state, members[held]))
+        return out
+
+    def _shares_covariance(self) -> bool:
+        return isinstance(self.scorer, MahalanobisScorer) and self.scorer.shared_covariance
+
+    def _cross_fitted_shared(self, groups: list[np.ndarray], j: int) -> np.ndarray:
+        """Bank ``j``'s members under every bank, [members, banks], each fold scored by all banks refitted
+        without it (the shared covariance holds every bank's clips, so every bank must leave it out)."""
+        members = groups[j]
+        out = np.full((len(members), len(groups)), np.inf)
+        folds, fold_of = self._folds(len(members), j)
+        for k in range(folds):
+            held = fold_of == k
+            rest = members[~held]
+            kept = [b for b in range(len(groups)) if b != j or len(rest)]  # a lone member empties its bank
+            states = _fit_banks(self.scorer, [rest if b == j else groups[b] for b in kept])
+            for b, state in zip(kept, states, strict=True):
+                out[held, b] = self.scorer.score(state, members[held])
         return out
 
     def score(self, E: np.ndarray, sections: Sequence[str]) -> np.ndarray:

@@ -226,11 +226,13 @@ class MahalanobisDetector(StatisticsDetector):
         domains: str = "min",
         quantiles: str = "",
         standardise: bool = True,
+        shared_covariance: bool = False,
     ) -> None:
         self.covariance = covariance
         self.domains = domains
         self.quantiles = quantiles
         self.standardise = standardise
+        self.shared_covariance = shared_covariance
 
 
 @register
