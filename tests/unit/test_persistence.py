@@ -109,6 +109,21 @@ def test_a_knn_model_saved_in_format_1_loads_and_scores_alike(data, tmp_path):
     np.testing.assert_array_equal(loaded.anomaly_score(test), knn.anomaly_score(test))
 
 
+def test_a_mahalanobis_model_saved_before_shared_covariance_loads_as_fitted(data, tmp_path):
+    """The default became shared_covariance=True; a file without the parameter was fitted with own
+    covariances, so it must say so after loading (and score exactly as it did)."""
+    train, test = data
+    own = create_detector("mahalanobis", shared_covariance=False).fit(train)  # type: ignore[attr-defined]
+    path = own.save(tmp_path / "m")
+    config = json.loads((path / CONFIG_NAME).read_text())
+    del config["params"]["shared_covariance"]
+    (path / CONFIG_NAME).write_text(json.dumps(config))
+    loaded = Detector.load(path)
+    assert loaded.get_params()["shared_covariance"] is False
+    assert create_detector("mahalanobis").get_params()["shared_covariance"] is True  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(loaded.anomaly_score(test), own.anomaly_score(test))
+
+
 def test_an_ensemble_saved_in_format_1_loads_with_its_members(data, tmp_path):
     """Format 1: every member's model.json fields in the ensemble's state, every array in one weights.pt
     (``normalisation.*`` and ``m<i>.<member's name>``)."""

@@ -111,6 +111,8 @@ class Detector:
     (saved as weights.pt), fitted arrays are handed over by ``_fitted_arrays`` (saved as arrays.npz)."""
 
     name: ClassVar[str] = ""
+    #: parameters whose default changed, with the value a model file saved without them was fitted with
+    saved_defaults: ClassVar[dict[str, Any]] = {}
 
     threshold_: float
     feature_config_: FeatureConfig
@@ -349,7 +351,7 @@ class Detector:
         if cls is not Detector and not issubclass(detector_cls, cls):
             raise ModelError(f"{path}: holds a {config['detector']!r} model, not {cls.name!r}")
         try:
-            detector = detector_cls(**config["params"])
+            detector = detector_cls(**{**detector_cls.saved_defaults, **config["params"]})
         except TypeError as exc:
             raise ModelError(
                 f"{path}: parameters do not fit detector {config['detector']!r} ({exc})"

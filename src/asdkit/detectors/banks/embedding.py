@@ -219,6 +219,7 @@ class MahalanobisDetector(StatisticsDetector):
 
     name: ClassVar[str] = "mahalanobis"
     scorer_kind: ClassVar[str] = "mahalanobis"
+    saved_defaults: ClassVar[dict[str, Any]] = {"shared_covariance": False}  # models saved before it existed
 
     def __init__(
         self,
@@ -226,7 +227,7 @@ class MahalanobisDetector(StatisticsDetector):
         domains: str = "min",
         quantiles: str = "",
         standardise: bool = True,
-        shared_covariance: bool = False,
+        shared_covariance: bool = True,
     ) -> None:
         self.covariance = covariance
         self.domains = domains
