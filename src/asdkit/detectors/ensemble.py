@@ -31,8 +31,13 @@ from asdkit.scoring.normalise import check_normalisation, fit_normaliser, normal
 NORM = "normalisation"
 #: The sub-folder of a saved ensemble that holds its members' model folders.
 MEMBERS_DIR = "members"
-#: The ensemble when no members are given: the three scorers on log-mel frame statistics.
-DEFAULT_MEMBERS: tuple[dict[str, Any], ...] = ({"model": "knn"}, {"model": "mahalanobis"}, {"model": "gmm"})
+#: The ensemble when no members are given (and asdkit's default detector): a clip-level view (selective
+#: Mahalanobis of frame statistics, banks sharing one covariance) and a frame-level one (every frame's
+#: distance to a coreset of normal frames, averaged). Chosen on the quality proxies (README).
+DEFAULT_MEMBERS: tuple[dict[str, Any], ...] = (
+    {"model": "mahalanobis"},
+    {"model": "patch_bank", "params": {"aggregate": "mean"}},
+)
 
 
 @register

@@ -8,8 +8,9 @@ from typing import TypeVar
 from asdkit.errors import AsdkitError
 
 #: The detector of `asdkit run`/`train`/`demo` without ``--model``: best on average over the measured data
-#: sets, deterministic, seconds to train (README, "The default detector").
-DEFAULT_DETECTOR = "mahalanobis"
+#: sets, nearly seed-free, seconds to train (README, "The default detector"); ``ensemble`` without members
+#: is the pair in :data:`asdkit.detectors.ensemble.DEFAULT_MEMBERS`.
+DEFAULT_DETECTOR = "ensemble"
 
 _REGISTRY: dict[str, type] = {}
 D = TypeVar("D", bound=type)
