@@ -1,0 +1,58 @@
+"""The quality harness's pieces that decide what is measured: configuration parsing and protocol folds."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+from bench_quality import parse_config
+from real_protocol import build
+
+
+def test_configuration_values_may_hold_commas_inside_json():
+    folder, model, params = parse_config(
+        'ensemble:members=["mahalanobis",{"model":"patch_bank","params":{"aggregate":"mean"}}],normalise=rank'
+    )
+    assert model == "ensemble"
+    assert params == {
+        "members": ["mahalanobis", {"model": "patch_bank", "params": {"aggregate": "mean"}}],
+        "normalise": "rank",
+    }
+    assert "," not in folder and "/" not in folder
+    assert parse_config('knn:quantiles="0.1,0.9",k=2')[2] == {"quantiles": "0.1,0.9", "k": 2}
+
+
+def _sample(root: Path) -> Path:
+    """A DCASE2020-style sample: id 06 with five normals and two anomalies, id 00 with two normals."""
+    test = root / "fan" / "test"
+    test.mkdir(parents=True)
+    for name in [f"normal_id_06_{i:08d}.wav" for i in range(5)] + [
+        "anomaly_id_06_00000100.wav",
+        "anomaly_id_06_00000101.wav",
+        "normal_id_00_00000000.wav",
+        "normal_id_00_00000001.wav",
+    ]:
+        (test / name).write_bytes(b"")
+    return root
+
+
+@pytest.mark.parametrize("test_normals", [1, 2])
+def test_protocol_folds_test_every_evaluated_normal_and_never_train_on_a_tested_one(tmp_path, test_normals):
+    source = _sample(tmp_path / "sample")
+    tested: set[str] = set()
+    folds = -(-5 // test_normals)
+    for fold in range(folds):
+        out = tmp_path / f"fold{fold}"
+        summary = build(source, out, test_normals, fold)
+        assert summary["fan"] == ("06", 7 - test_normals, test_normals + 2, folds)
+        test = {p.name for p in (out / "fan" / "test").iterdir()}
+        train = {p.name for p in (out / "fan" / "train").iterdir()}
+        assert not test & train and "normal_id_00_00000000.wav" in train
+        tested |= {n for n in test if n.startswith("normal")}
+    assert tested == {f"normal_id_06_{i:08d}.wav" for i in range(5)}
+    with pytest.raises(SystemExit, match="--fold"):
+        build(source, tmp_path / "bad", test_normals, folds)
