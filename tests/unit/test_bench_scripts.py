@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-import sys
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-from bench_quality import parse_config
-from real_protocol import build
+def _script(name: str) -> ModuleType:
+    """A benchmark script as a module, without putting benchmarks/ on everyone's import path."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+parse_config = _script("bench_quality").parse_config
+build = _script("real_protocol").build
 
 
 def test_configuration_values_may_hold_commas_inside_json():
