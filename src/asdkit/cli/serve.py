@@ -147,13 +147,16 @@ def export(
     ] = None,
     machine: Annotated[str | None, typer.Option("--machine", help="Which model of a run directory.")] = None,
     precision: Annotated[
-        str, typer.Option("--precision", help="Front end DFT precision: float64 (parity) or float32.")
+        str, typer.Option("--precision", help="Front end STFT precision: float64 (parity) or float32.")
     ] = "float64",
 ) -> None:
-    """Export the scoring path (log-mel, network, clip mean) as one ONNX model taking a waveform.
+    """Export the scoring path (log-mel on ONNX STFT, the detector's clip score) as one ONNX model.
 
-    Input "waveform" [batch, samples], float32 mono at the model's sample rate; output "score" [batch].
-    The threshold and feature settings are in the ONNX metadata. Detectors: ae, vae, idnn.
+    Input "waveform" [batch, samples], float32 mono at the model's sample rate, and for detectors with
+    memory banks "section" [batch] (int64: index into the metadata's "sections", -1 unknown); output
+    "score" [batch]. The threshold (anomalous when score > threshold), sections and feature settings are
+    in the ONNX metadata. Detectors: ae, vae, idnn, knn, mahalanobis, gmm, patch_bank and ensembles of
+    them (the default detector); the others get a one-line error saying why.
 
     Examples:
 

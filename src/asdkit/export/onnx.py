@@ -31,6 +31,7 @@ from asdkit import __version__
 from asdkit.detectors.base import Detector
 from asdkit.errors import AsdkitError
 from asdkit.export.graph import LogMelGraph, bank_sections, build_head
+from asdkit.features.config import FeatureConfig
 from asdkit.utils.io import atomic_write_bytes
 
 OPSET = 17
@@ -76,22 +77,7 @@ def export_onnx(
         inputs = (example, torch.zeros(1, dtype=torch.int64))
     else:
         module = _WaveformOnly(graph)
-    buffer = io.BytesIO()
-    # The tracing exporter warns about its own internals (constant folding of strided slices, tracer
-    # notes, torch.stft's real output); nothing a user can act on, and the parity tests check the numbers.
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module,
-            inputs,
-            buffer,
-            input_names=names,
-            output_names=["score"],
-            dynamic_axes=axes,
-            opset_version=OPSET,
-            dynamo=False,
-        )
-    model = onnx.load_from_string(buffer.getvalue())
+    model = _traced(module, inputs, names, axes)
     props = {
         "asdkit_version": __version__,
         "detector": detector.name,
@@ -108,6 +94,45 @@ def export_onnx(
     out = Path(out)
     atomic_write_bytes(out, model.SerializeToString())
     return out
+
+
+def export_front_end(config: FeatureConfig, out: Path | str, precision: str = "float64") -> Path:
+    """The log-mel front end alone as ONNX: ``waveform`` [batch, samples] -> ``logmel`` [batch, frames,
+    n_mels] in dB (for checking it against :class:`asdkit.features.logmel.LogMel` and timing it)."""
+    example = (torch.zeros(1, config.sample_rate),)
+    axes = {"waveform": {0: "batch", 1: "samples"}, "logmel": {0: "batch", 1: "frames"}}
+    model = _traced(LogMelGraph(config, precision).eval(), example, ["waveform"], axes, "logmel")
+    out = Path(out)
+    atomic_write_bytes(out, model.SerializeToString())
+    return out
+
+
+def _traced(
+    module: nn.Module,
+    inputs: tuple[torch.Tensor, ...],
+    names: list[str],
+    axes: dict[str, dict[int, str]],
+    output: str = "score",
+) -> Any:
+    """``module`` traced to an ONNX ModelProto (the TorchScript exporter: it turns torch.stft into STFT)."""
+    import onnx
+
+    buffer = io.BytesIO()
+    # The tracing exporter warns about its own internals (constant folding of strided slices, tracer
+    # notes, its deprecation); nothing a user can act on, and the parity tests check the numbers.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            inputs,
+            buffer,
+            input_names=names,
+            output_names=[output],
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    return onnx.load_from_string(buffer.getvalue())
 
 
 class _WaveformOnly(nn.Module):
@@ -130,16 +155,27 @@ def section_indices(path: Path | str, sections: Sequence[str]) -> np.ndarray:
     return np.array([known.index(s) if s in known else -1 for s in sections], dtype=np.int64)
 
 
+def onnx_session(path: Path | str, threads: int | None = None) -> Any:
+    """An onnxruntime CPU session of an exported model (``threads``: its intra-op threads; default all)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 def onnx_scores(
-    path: Path | str, waves: list[np.ndarray], sections: Sequence[str] | None = None
+    path: Path | str,
+    waves: list[np.ndarray],
+    sections: Sequence[str] | None = None,
+    threads: int | None = None,
 ) -> np.ndarray:
     """Scores of waveforms by an exported model under onnxruntime (one clip per run: lengths may differ).
 
     ``sections``: each clip's section name, for models with memory banks (default: unknown, every bank).
     """
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = onnx_session(path, threads)
     takes_section = any(i.name == "section" for i in session.get_inputs())
     index = section_indices(path, sections if sections is not None else [""] * len(waves))
     if len(index) != len(waves):
