@@ -6,7 +6,9 @@ Each detector (the default ``ensemble``, its members ``mahalanobis`` and ``patch
 the dense ``ae``) is trained on every third normal clip of the data (one section per machine type;
 synthetic pump clips when the folder is absent), exported, and every clip is scored one at a time both
 ways, as the service or a watcher scores a new recording: PyTorch (log-mel on ``LogMel``, then the
-detector's ``anomaly_score``) and onnxruntime (the exported graph from the waveform). Both run on one
+detector's ``anomaly_score``) and onnxruntime (the exported graph from the waveform); the differences are
+over the clips not used in training (a training clip's distances to the banks that hold its own frames are
+near zero, where float32 rounding in either path dominates: shown apart). Both run on one
 thread (torch, BLAS and onnxruntime's intra-op), the best of ``--repeats`` passes. A second table times the
 front end alone: ``LogMel``, the exported STFT front end (float64 and float32), and the dense-DFT front
 end that the export used before (rebuilt here as the reference: window and DFT as two matrix products).
@@ -96,7 +98,7 @@ def dense_dft_front_end(config: object, path: Path) -> Path:
     import torch
     from torch import nn
 
-    from asdkit.export.onnx import _traced
+    from asdkit.export.onnx import to_onnx_model
     from asdkit.features.logmel import mel_filterbank, periodic_hann
     from asdkit.utils.io import atomic_write_bytes
 
@@ -123,7 +125,7 @@ def dense_dft_front_end(config: object, path: Path) -> Path:
             return 10.0 * torch.log10(torch.clamp(power, min=c.amin))  # type: ignore[attr-defined]
 
     axes = {"waveform": {0: "batch", 1: "samples"}, "logmel": {0: "batch", 1: "frames"}}
-    model = _traced(DenseDft().eval(), (torch.zeros(1, 16000),), ["waveform"], axes, "logmel")
+    model = to_onnx_model(DenseDft().eval(), (torch.zeros(1, 16000),), ["waveform"], axes, "logmel")
     atomic_write_bytes(path, model.SerializeToString())
     return path
 
@@ -173,7 +175,10 @@ def main() -> None:
                 return onnx_score(session, index[i : i + 1] if takes_section else None, waves[i])  # noqa: B023
 
             onnx_ms, got = best_ms(onnx_path, n, args.repeats)
-            diff = np.abs(got - expected)
+            # parity on the clips the model did not see: a training clip's frames are in the banks, and
+            # its near-zero distances are rounding noise in either implementation (float32 expansion)
+            unseen = np.array([i not in set(train) for i in range(n)])
+            diff = np.abs(got - expected)[unseen]
             rows.append(
                 {
                     "detector": name if params.get("aggregate") is None else f"{name} (aggregate=mean)",
@@ -181,7 +186,8 @@ def main() -> None:
                     "onnxruntime_ms": onnx_ms,
                     "ratio": onnx_ms / torch_ms,
                     "max_abs_diff": f"{diff.max():.1e}",
-                    "max_rel_diff": f"{(diff / np.maximum(np.abs(expected), 1e-12)).max():.1e}",
+                    "max_rel_diff": f"{(diff / np.abs(expected[unseen])).max():.1e}",
+                    "max_abs_diff_train_clips": f"{np.abs(got - expected)[~unseen].max(initial=0.0):.1e}",
                     "file_mb": path.stat().st_size / 2**20,
                 }
             )

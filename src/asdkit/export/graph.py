@@ -3,9 +3,9 @@
 :class:`LogMelGraph` is the front end on ``torch.stft`` (exported as ONNX's ``STFT``); a head per detector
 family turns the log-mel [batch, frames, n_mels] and each clip's section index into clip scores [batch]
 (float64), repeating what the detector's ``anomaly_score`` computes. :func:`build_head` picks the head, or
-raises a one-line error saying why a detector has none. Only :mod:`asdkit.export.onnx` uses these modules
-(their ``forward`` is meant for tracing: ``torch.stft`` with ``return_complex=False`` is what the exporter
-turns into ``STFT``).
+raises a one-line error saying why a detector has none. The modules are written to be traced by
+:mod:`asdkit.export.onnx`, not run: ``torch.stft`` with ``return_complex=False`` is what the exporter turns
+into ``STFT``.
 """
 
 from __future__ import annotations
@@ -327,7 +327,7 @@ def not_exportable_reason(detector: Detector) -> str | None:
     if name not in EXPORTABLE:
         return "no ONNX graph is written for it"
     if name == "ae" and getattr(detector, "score", "mse") != "mse":
-        return "only score=mse is exported (the graph has no error covariances)"
+        return "score=mse only (the graph has no error covariances)"
     if name == "ensemble":
         for i, member in enumerate(getattr(detector, "members_", [])):
             reason = not_exportable_reason(member)
@@ -353,7 +353,7 @@ def build_head(detector: Detector, sections: Sequence[str]) -> nn.Module:
     reason = not_exportable_reason(detector)
     if reason is not None:
         raise ModelError(
-            f"{detector.name}: cannot be exported to ONNX: {reason} (exportable: {', '.join(EXPORTABLE)})"
+            f"{detector.name}: cannot be exported to ONNX: {reason}; exportable: {', '.join(EXPORTABLE)}"
         )
     if detector.name in STACKED_FRAME:
         return StackedFrameHead(detector)

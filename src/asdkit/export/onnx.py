@@ -77,7 +77,7 @@ def export_onnx(
         inputs = (example, torch.zeros(1, dtype=torch.int64))
     else:
         module = _WaveformOnly(graph)
-    model = _traced(module, inputs, names, axes)
+    model = to_onnx_model(module, inputs, names, axes)
     props = {
         "asdkit_version": __version__,
         "detector": detector.name,
@@ -101,13 +101,13 @@ def export_front_end(config: FeatureConfig, out: Path | str, precision: str = "f
     n_mels] in dB (for checking it against :class:`asdkit.features.logmel.LogMel` and timing it)."""
     example = (torch.zeros(1, config.sample_rate),)
     axes = {"waveform": {0: "batch", 1: "samples"}, "logmel": {0: "batch", 1: "frames"}}
-    model = _traced(LogMelGraph(config, precision).eval(), example, ["waveform"], axes, "logmel")
+    model = to_onnx_model(LogMelGraph(config, precision).eval(), example, ["waveform"], axes, "logmel")
     out = Path(out)
     atomic_write_bytes(out, model.SerializeToString())
     return out
 
 
-def _traced(
+def to_onnx_model(
     module: nn.Module,
     inputs: tuple[torch.Tensor, ...],
     names: list[str],
