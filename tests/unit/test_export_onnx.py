@@ -18,7 +18,7 @@ from asdkit.detectors.reconstruction.autoencoder import AutoencoderDetector
 from asdkit.detectors.registry import available_detectors, create_detector, get_detector_class
 from asdkit.errors import ModelError
 from asdkit.export.graph import EXPORTABLE, NOT_EXPORTABLE
-from asdkit.export.onnx import export_front_end, export_onnx, onnx_scores, onnx_session
+from asdkit.export.onnx import export_front_end, export_onnx, onnx_scores, onnx_session, section_indices
 from asdkit.features.config import FeatureConfig
 from asdkit.features.logmel import compute_logmel
 
@@ -198,6 +198,15 @@ def test_exported_detectors_score_as_in_pytorch(training, tests, tmp_path, name)
         assert inputs == ["waveform"] and json.loads(props["sections"]) == []
     else:
         assert inputs == ["waveform", "section"] and json.loads(props["sections"]) == ["00", "01"]
+    # a batch of equal-length clips scores as the clips one by one
+    waves, sections = tests
+    same = [i for i, w in enumerate(waves) if len(w) == len(waves[1])]
+    feed = {"waveform": np.stack([waves[i] for i in same]).astype(np.float32)}
+    if "section" in inputs:
+        feed["section"] = section_indices(path, [sections[i] for i in same])
+    batch = onnx_session(path).run(["score"], feed)[0]
+    one_by_one = onnx_scores(path, [waves[i] for i in same], [sections[i] for i in same])
+    assert len(same) >= 3 and np.allclose(batch, one_by_one, rtol=1e-6, atol=1e-9)  # float32 networks
 
 
 @pytest.mark.parametrize(

@@ -169,10 +169,13 @@ def export(
     if format != "onnx":
         raise AsdkitError(f"--format {format!r}: only 'onnx' is supported")
     _require("onnx", "onnx")
+    from asdkit.export.graph import bank_sections
     from asdkit.export.onnx import export_onnx
 
     served = pick_model(load_served_models(model), machine)
     out = output if output is not None else Path(f"{served.name}.onnx")
     metadata = {"machine": served.name, "model_version": served.version}
     export_onnx(served.detector, out, precision=precision, metadata=metadata)
-    typer.echo(f"{served.name}: wrote {out} (threshold {served.detector.threshold_:.6g})")
+    sections = bank_sections(served.detector)
+    inputs = f"waveform, section (index into {', '.join(sections)}; -1 unknown)" if sections else "waveform"
+    typer.echo(f"{served.name}: wrote {out} (inputs: {inputs}; threshold {served.detector.threshold_:.6g})")
