@@ -152,10 +152,10 @@ def export(
 ) -> None:
     """Export the scoring path (log-mel on ONNX STFT, the detector's clip score) as one ONNX model.
 
-    Input "waveform" [batch, samples], float32 mono at the model's sample rate, and for detectors with
-    memory banks "section" [batch] (int64: index into the metadata's "sections", -1 unknown); output
-    "score" [batch]. The threshold (anomalous when score > threshold), sections and feature settings are
-    in the ONNX metadata. Detectors: ae, vae, idnn, knn, mahalanobis, gmm, patch_bank and ensembles of
+    Inputs: "waveform" (batch, samples), float32 mono at the model's sample rate, and for detectors with
+    memory banks "section" (batch; int64 index into the metadata's "sections", -1 unknown). Output: "score"
+    (batch). The threshold (anomalous when score > threshold), sections and feature settings are in the
+    ONNX metadata. Detectors: ae, vae, idnn, knn, mahalanobis, gmm, patch_bank and ensembles of
     them (the default detector); the others get a one-line error saying why.
 
     Examples:
