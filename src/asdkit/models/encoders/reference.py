@@ -47,11 +47,12 @@ def knf_fbank(
         _frame_options(opts.frame_opts, rate, frame_length, frame_shift)
         computer = knf.OnlineFbank(opts)
     except ValueError:  # empty bands
-        return _knf_frames_fbank(samples, int(num_mel_bins), rate, frame_length, frame_shift)
+        fbank = _knf_frames_fbank(samples, int(num_mel_bins), rate, frame_length, frame_shift)
+        return fbank.to(waveform.device)
     computer.accept_waveform(rate, samples)
     computer.input_finished()
     frames = [computer.get_frame(i) for i in range(computer.num_frames_ready)]
-    return torch.from_numpy(np.stack(frames).astype(np.float32))
+    return torch.from_numpy(np.stack(frames).astype(np.float32)).to(waveform.device)
 
 
 def _frame_options(frame_opts: Any, rate: float, length_ms: float, shift_ms: float) -> None:
