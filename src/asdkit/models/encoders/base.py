@@ -142,7 +142,8 @@ def read_checkpoint(path: Path | str, what: str, published_at: str, check: Calla
     try:
         data = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated file, another format: torch raises many kinds
-        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        detail = str(exc).splitlines()[0][:160] if str(exc) else ""
+        reason = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
         raise CheckpointError(f"{file}: not a readable checkpoint ({reason}); {where}") from None
     problem = check(data)
     if problem:
