@@ -200,7 +200,8 @@ class StatisticsDetector(InputChoice, EmbeddingDetector):
 
 @register
 class KnnDetector(StatisticsDetector):
-    """k-NN distance of log-mel frame statistics to the clip's section's source and target banks (min)."""
+    """k-NN distance of frame statistics (log-mel, or an encoder's with ``input=beats``) to the clip's
+    section's source and target banks (min)."""
 
     name: ClassVar[str] = "knn"
     scorer_kind: ClassVar[str] = "knn"
@@ -230,7 +231,8 @@ class KnnDetector(StatisticsDetector):
 
 @register
 class MahalanobisDetector(StatisticsDetector):
-    """Mahalanobis distance of log-mel frame statistics; ``domains="min"`` is selective Mahalanobis."""
+    """Mahalanobis distance of frame statistics (log-mel, or an encoder's with ``input=beats``);
+    ``domains="min"`` is selective Mahalanobis."""
 
     name: ClassVar[str] = "mahalanobis"
     scorer_kind: ClassVar[str] = "mahalanobis"
@@ -261,7 +263,8 @@ class MahalanobisDetector(StatisticsDetector):
 
 @register
 class GmmDetector(StatisticsDetector):
-    """Gaussian-mixture negative log-likelihood of log-mel frame statistics, per section and domain (min)."""
+    """Gaussian-mixture negative log-likelihood of frame statistics (log-mel, or an encoder's with
+    ``input=beats``), per section and domain (min)."""
 
     name: ClassVar[str] = "gmm"
     scorer_kind: ClassVar[str] = "gmm"
