@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -231,6 +232,7 @@ def main() -> None:
         n_params = sum(p.numel() for p in ours.parameters()) / 1e6
         print(f"BEATs {args.size} ({n_params:.1f} M parameters, random weights), {SECONDS:.0f}-s clips, "
               f"{args.threads} threads, device {args.device}, torch {torch.__version__}")  # fmt: skip
+        print(f"load average at start (other processes share the CPUs): {os.getloadavg()[0]:.1f}")
         print_table(parity(official, ours), "Parity with the official code (float32, CPU)")
         official, ours = official.to(args.device), ours.to(args.device)
         torch_fbank_for_official(official)
