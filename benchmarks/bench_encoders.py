@@ -10,7 +10,8 @@ checkpoint in the published format to a temporary folder, loads it into both imp
 - parity: max absolute difference of the final output and of every layer on 10-s clips (float32), and of
   the 128-band filterbanks (asdkit's vs the kaldi-native-fbank reference);
 - speed: clips/s at each batch size (median of ``--repeat`` interleaved rounds after a warm-up, so a busy
-  machine slows both alike) and the ratio; asdkit's in float32, and with autocast (bfloat16 on CPU,
+  machine slows both alike) and the ratio; also clips per CPU-second of the process (all its threads),
+  which a busy machine distorts less than wall time; asdkit's in float32, and with autocast (bfloat16 on CPU,
   float16 on CUDA) as an extra row;
 - peak memory: on CPU the peak growth of the resident set (sampled every ms) of a fresh process running
   one batch (models loaded first, so weights are not counted); on CUDA ``max_memory_allocated`` above
@@ -127,20 +128,24 @@ def speed(official: torch.nn.Module, ours: torch.nn.Module, device: str, batches
     for batch in batches:
         wave = clips(batch).to(device)
         times: dict[str, list[float]] = {name: [] for name in run}
+        cpu: dict[str, list[float]] = {name: [] for name in run}
         with torch.inference_mode():
             for fn in run.values():  # warm-up
                 fn(wave)
             for _ in range(repeat):
                 for name, fn in run.items():
                     sync(device)
-                    start = time.perf_counter()
+                    start, start_cpu = time.perf_counter(), time.process_time()
                     fn(wave)
                     sync(device)
                     times[name].append(time.perf_counter() - start)
+                    cpu[name].append(time.process_time() - start_cpu)
         base = batch / statistics.median(times["official"])
+        base_cpu = batch / statistics.median(cpu["official"])
         for name, t in times.items():
-            rate = batch / statistics.median(t)
+            rate, rate_cpu = batch / statistics.median(t), batch / statistics.median(cpu[name])
             rows.append({"implementation": name, "batch": batch, "clips/s": rate, "vs official": rate / base,
+                         "clips/CPU-s": rate_cpu, "vs official (CPU)": rate_cpu / base_cpu,
                          "spread (s)": max(t) - min(t)})  # fmt: skip
     return rows
 
