@@ -200,8 +200,9 @@ class StatisticsDetector(InputChoice, EmbeddingDetector):
 
 @register
 class KnnDetector(StatisticsDetector):
-    """k-NN distance of frame statistics (log-mel, or an encoder's with ``input=beats``) to the clip's
-    section's source and target banks (min)."""
+    """k-NN distance of frame statistics to the clip's section's source and target banks (min).
+
+    Frames of log-mel, or of a pretrained encoder with ``input=beats``."""
 
     name: ClassVar[str] = "knn"
     scorer_kind: ClassVar[str] = "knn"
@@ -231,8 +232,9 @@ class KnnDetector(StatisticsDetector):
 
 @register
 class MahalanobisDetector(StatisticsDetector):
-    """Mahalanobis distance of frame statistics (log-mel, or an encoder's with ``input=beats``);
-    ``domains="min"`` is selective Mahalanobis."""
+    """Mahalanobis distance of frame statistics; ``domains="min"`` is selective Mahalanobis.
+
+    Frames of log-mel, or of a pretrained encoder with ``input=beats``."""
 
     name: ClassVar[str] = "mahalanobis"
     scorer_kind: ClassVar[str] = "mahalanobis"
@@ -263,8 +265,9 @@ class MahalanobisDetector(StatisticsDetector):
 
 @register
 class GmmDetector(StatisticsDetector):
-    """Gaussian-mixture negative log-likelihood of frame statistics (log-mel, or an encoder's with
-    ``input=beats``), per section and domain (min)."""
+    """Gaussian-mixture negative log-likelihood of frame statistics, per section and domain (min).
+
+    Frames of log-mel, or of a pretrained encoder with ``input=beats``."""
 
     name: ClassVar[str] = "gmm"
     scorer_kind: ClassVar[str] = "gmm"
