@@ -183,3 +183,15 @@ def test_beats_matches_the_official_code_on_ten_second_clips(knf: None, tmp_path
     assert (mine[-1] - final).abs().max() <= 1e-4
     for a, b in zip(mine, theirs, strict=True):
         assert (a - b).abs().max() <= 1e-4
+
+
+@pytest.mark.parametrize("name", available_encoders())
+def test_every_encoder_trains_every_weight(name: str) -> None:
+    """Fine-tuning builds on the same module: in training mode every parameter gets a gradient."""
+    encoder = build_tiny_encoder(name).train()
+    wave = _waves(2, 1.0)
+    mask = torch.zeros_like(wave, dtype=torch.bool)
+    mask[1, 9000:] = True
+    encoder(wave, mask)[-1].square().mean().backward()
+    missing = [n for n, p in encoder.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing
