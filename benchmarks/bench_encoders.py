@@ -246,6 +246,7 @@ def main() -> None:
             print_table(
                 peak_memory(checkpoint, args.device, batches, args.threads), "Peak memory (one batch)"
             )
+        print(f"load average at end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
