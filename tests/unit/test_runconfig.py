@@ -27,7 +27,8 @@ def test_every_recipe_validates_and_names_its_source(name):
     assert config.model is not None and config.feature_config() is not None
     if name == SELECTIVE and "score" not in get_detector_class("ae")().get_params():
         pytest.skip("needs the ae detector's score parameter (selective Mahalanobis)")
-    params = {k: v for k, v in config.params.items() if k != "init_from"}
+    # values the user must give (a run to start from, their encoder weights)
+    params = {k: v for k, v in config.params.items() if k not in ("init_from", "checkpoint")}
     check_params(config.model, params, name)
 
 
@@ -45,6 +46,7 @@ def test_the_recipes_cover_the_published_systems():
         "cpjku2021_maf",
         "dcase2020_vae",
         "dcase2020_conv_ae",
+        "genrep2025_frozen_beats_knn",
     } <= names
 
 

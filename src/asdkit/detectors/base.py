@@ -18,7 +18,7 @@ import platform
 import time
 import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -208,7 +208,26 @@ class Detector:
                 except (TypeError, ValueError) as exc:
                     raise ModelError(f"{self.name}: input {name!r}: {exc}") from None
                 configs[name] = front.config
+        self._check_recorded_weights(configs)
         return configs
+
+    def _check_recorded_weights(self, configs: dict[str, Any]) -> None:
+        """A loaded model's inputs come from the weights it was fitted with (model.json's fingerprints)."""
+        for name, config in configs.items():
+            recorded = getattr(self, "recorded_inputs_", {}).get(name, {}).get("config", {})
+            wanted, got = recorded.get("weights_sha256"), getattr(config, "weights_sha256", None)
+            if wanted and got != wanted:
+                file = getattr(config, "checkpoint", "?")
+                raise ModelError(
+                    f"{self.name}: input {name!r}: {file} is not the checkpoint this model was fitted with "
+                    f"(sha256 {str(got)[:12] or 'none'}..., the model's {wanted[:12]}...)"
+                )
+
+    def recorded_inputs(self) -> dict[str, dict[str, Any]]:
+        """Every input's front end and config (a pretrained encoder's with the sha256 of its weights), as
+        model.json records them."""
+        configs = {LOGMEL: self.feature_config_, **self.input_configs(self.feature_config_)}
+        return {name: {"front_end": name, "config": asdict(c)} for name, c in configs.items()}
 
     def _input_options(self, name: str) -> dict[str, Any]:
         """Settings of input ``name``'s config that come from this detector's parameters."""
@@ -308,6 +327,7 @@ class Detector:
             "detector": self.name,
             "params": self.get_params(),
             "features": self.feature_config_.to_dict(),
+            "inputs": self.recorded_inputs(),
             "threshold": self.threshold_,
             "state": self._extra_state(),
             "arrays": sorted(arrays),  # what arrays.npz must hold
@@ -362,6 +382,7 @@ class Detector:
             raise load_failure(config_path, "field 'features'", exc) from None
         detector.threshold_ = float(config["threshold"])
         detector.metadata_ = config.get("metadata", {})
+        detector.recorded_inputs_ = config.get("inputs", {})
         detector.history_ = list(config.get("history", []))
         try:
             detector._load_extra_state(config.get("state", {}))

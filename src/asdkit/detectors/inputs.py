@@ -20,11 +20,17 @@ from asdkit.data.manifest import Clip
 from asdkit.detectors.base import ClipFeatures, Detector, InputArrays
 from asdkit.errors import ModelError
 from asdkit.features.config import FeatureConfig
-from asdkit.features.frontends import LOGMEL, front_end_for, get_front_end
+from asdkit.features.frontends import LOGMEL, FrontEnd, front_end_for, get_front_end
 
 log = logging.getLogger(__name__)
 
 Skipped = list[tuple[Path, str]]
+
+
+def feature_device(front_end: FrontEnd, device: str | None = None) -> str:
+    """Where a front end computes: ``device`` when given, else the GPU for a front end worth one (a
+    pretrained encoder, ``accelerated``) when there is one, else the CPU."""
+    return device if device is not None else front_end.preferred_device()
 
 
 def load_bundle(
@@ -34,16 +40,20 @@ def load_bundle(
     cache_dir: Path | None = None,
     progress: bool = False,
     on_error: Literal["skip", "raise"] = "skip",
+    device: str | None = None,
+    batch_size: int = 32,
 ) -> tuple[ClipFeatures, Skipped]:
     """Log-mel arrays of ``clips`` and those of every front end in ``inputs`` (name -> config), from the
-    on-disk cache (computed once); a clip any front end cannot read is skipped (listed with the reason)."""
+    on-disk cache (computed once, each front end on :func:`feature_device`, ``batch_size`` clips of equal
+    length at a time on a GPU); a clip any front end cannot read is skipped (listed with the reason)."""
     from asdkit.features.cache import FeatureCache
 
     kept = list(clips)
     skipped: Skipped = []
     found: dict[str, tuple[Any, list[np.ndarray]]] = {}
     for name, cfg in {LOGMEL: config, **(inputs or {})}.items():
-        result = FeatureCache(cfg, cache_dir=cache_dir).extract(
+        where = feature_device(front_end_for(cfg), device)
+        result = FeatureCache(cfg, cache_dir=cache_dir, device=where, batch_size=batch_size).extract(
             [Path(c.path) for c in kept], progress=progress, on_error=on_error
         )
         skipped += result.skipped
@@ -58,11 +68,17 @@ def load_bundle(
 
 
 def score_bundle(
-    detector: Detector, clips: Sequence[Clip], cache_dir: Path | None = None, progress: bool = False
+    detector: Detector,
+    clips: Sequence[Clip],
+    cache_dir: Path | None = None,
+    progress: bool = False,
+    device: str | None = None,
+    batch_size: int = 32,
 ) -> tuple[ClipFeatures, Skipped]:
     """What a trained ``detector`` scores ``clips`` from: its own feature config and declared inputs."""
     config = detector.feature_config_
-    return load_bundle(clips, config, detector.input_configs(config), cache_dir, progress)
+    inputs = detector.input_configs(config)
+    return load_bundle(clips, config, inputs, cache_dir, progress, device=device, batch_size=batch_size)
 
 
 def fit_bundle(
@@ -73,12 +89,15 @@ def fit_bundle(
     cache_dir: Path | None = None,
     progress: bool = False,
     say: Callable[[str], None] | None = None,
+    device: str | None = None,
+    batch_size: int = 32,
 ) -> tuple[ClipFeatures, Skipped]:
     """What ``detector`` is fitted on: ``clips`` with its declared inputs and, when its tags ask for
     ``machines`` proxies, the clips of ``proxy_pool()`` (called only then) of other machine types than
     ``clips``'; unreadable proxy clips are logged, not returned."""
     inputs = detector.input_configs(config)
-    X, skipped = load_bundle(clips, config, inputs, cache_dir, progress)
+    where = {"device": device, "batch_size": batch_size}
+    X, skipped = load_bundle(clips, config, inputs, cache_dir, progress, **where)
     if not detector.tags().wants_machines or proxy_pool is None:
         return X, skipped
     own = {c.machine for c in clips}
@@ -87,7 +106,7 @@ def fit_bundle(
         return X, skipped
     if say is not None:
         say(f"{'/'.join(sorted(own))}: features of {len(others)} proxy clips of other machine types")
-    proxy, bad = load_bundle(others, config, inputs, cache_dir, progress)
+    proxy, bad = load_bundle(others, config, inputs, cache_dir, progress, **where)
     if bad:
         log.warning("skipped %d unreadable proxy clip(s); first: %s", len(bad), bad[0][1])
     return (replace(X, proxy=proxy) if len(proxy) else X), skipped

@@ -26,6 +26,7 @@ OPTIONAL: dict[str, tuple[type, ...]] = {
     "history": (list,),
     "metadata": (dict,),
     "arrays": (list,),
+    "inputs": (dict,),
 }
 
 

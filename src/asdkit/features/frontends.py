@@ -35,6 +35,8 @@ class FrontEnd(ABC):
 
     name: ClassVar[str] = ""
     config_type: ClassVar[type[Any]]
+    #: whether computing it is worth a GPU (a pretrained encoder): then it runs on one when there is one
+    accelerated: ClassVar[bool] = False
 
     def __init__(self, config: Any) -> None:
         if not isinstance(config, self.config_type):
@@ -69,11 +71,20 @@ class FrontEnd(ABC):
         if wave.size == 0:
             raise AudioError(f"{audio}: no samples")
 
+    def preferred_device(self) -> str:
+        """The GPU for an ``accelerated`` front end when there is one, else the CPU."""
+        return "cuda" if self.accelerated and torch.cuda.is_available() else "cpu"
+
     def compute(self, waves: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Arrays of in-memory waveforms (already at the config's rate), one clip at a time, on the CPU."""
-        module = self.module("cpu")
+        """Arrays of in-memory waveforms (already at the config's rate), one clip at a time, on
+        :meth:`preferred_device`."""
+        device = self.preferred_device()
+        module = self.module(device)
         with torch.inference_mode():
-            return [module(torch.from_numpy(np.asarray(w, dtype=np.float32))).numpy() for w in waves]
+            return [
+                module(torch.from_numpy(np.asarray(w, dtype=np.float32)).to(device)).cpu().numpy()
+                for w in waves
+            ]
 
 
 _REGISTRY: dict[str, type[FrontEnd]] = {}

@@ -37,9 +37,10 @@ def score_guarded(
 
     values = np.full(len(X), np.nan)
     reasons: dict[int, str] = {}
-    for i, array in enumerate(X.arrays):  # overflowed audio: its features (and any score) are inf/NaN
-        if not np.all(np.isfinite(array)):
-            reasons[i] = not_finite_features_reason(X.clips[i].path)
+    for arrays in (X.arrays, *(given.arrays for given in X.inputs.values())):
+        for i, array in enumerate(arrays):  # overflowed audio: its features (and any score) are inf/NaN
+            if not np.all(np.isfinite(array)):
+                reasons[i] = not_finite_features_reason(X.clips[i].path)
     scorable = [i for i in range(len(X)) if i not in reasons]
     with tqdm(total=len(scorable), unit="clip", desc="scoring", file=sys.stderr, disable=not show) as bar:
         for start in range(0, len(scorable), chunk):

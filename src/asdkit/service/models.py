@@ -147,7 +147,8 @@ def score_audio(
     clip = Clip(path=Path(filename), machine=model.name, section=section or "")
     features = bundle_of_waves(detector, [wave], [clip])
     t2 = time.perf_counter()
-    if not np.all(np.isfinite(features.arrays[0])):
+    every_input = (features.arrays, *(given.arrays for given in features.inputs.values()))
+    if not all(np.all(np.isfinite(arrays[0])) for arrays in every_input):
         raise DataError(not_finite_features_reason(filename))
     try:
         value = float(detector.anomaly_score(features)[0])

@@ -2,7 +2,8 @@
 
 The base class :class:`EmbeddingDetector` holds the memory banks (per section and domain, see
 :class:`asdkit.scoring.embedding.DomainBanks`) and the saving; a subclass says how a clip becomes a vector.
-Here: log-mel frame statistics (per-band mean and standard deviation over the clip, optionally quantiles),
+Here: frame statistics of log-mel or of a pretrained encoder's frames (``input``; per-feature mean and
+standard deviation over the clip, the mean or GeM: ``pooling``; optionally quantiles),
 scored by k-NN (``knn``), Mahalanobis distance (``mahalanobis``) or a Gaussian mixture (``gmm``). The
 angular-margin classifiers (``arcface``, ``adacos``) embed with a trained network instead.
 """
@@ -15,6 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from asdkit.detectors.banks.input_choice import InputChoice, pool_frames
 from asdkit.detectors.base import (
     HELD_OUT_FRACTION,
     ClipFeatures,
@@ -146,21 +148,27 @@ def parse_quantiles(text: str) -> list[float]:
 
 def frame_statistics(logmel: np.ndarray, quantiles: Sequence[float] = ()) -> np.ndarray:
     """Per-band mean and standard deviation over the clip's frames, then each per-band quantile."""
-    x = np.asarray(logmel, dtype=np.float64)
-    parts = [x.mean(axis=1), x.std(axis=1)]
-    if quantiles:
-        parts += list(np.quantile(x, quantiles, axis=1))
-    return np.concatenate(parts)
+    return pool_frames(logmel, "mean_std", quantiles)
 
 
-class StatisticsDetector(EmbeddingDetector):
-    """Embedding = log-mel frame statistics, standardised per dimension with the training clips'."""
+class StatisticsDetector(InputChoice, EmbeddingDetector):
+    """Embedding = the chosen input's frames (``input``: log-mel, or a pretrained encoder's embeddings)
+    pooled over time (``pooling``: mean and standard deviation, mean, or GeM; ``quantiles`` on top),
+    standardised per dimension with the training clips'."""
 
     quantiles: str
     standardise: bool
+    pooling: str
+
+    def tags(self) -> DetectorTags:
+        return self._with_input(super().tags())
+
+    def _pooled(self, X: ClipFeatures) -> np.ndarray:
+        quantiles = parse_quantiles(self.quantiles)
+        return np.stack([pool_frames(a, self.pooling, quantiles) for a in self._frames(X)])
 
     def _fit_embedder(self, X: ClipFeatures) -> None:
-        raw = np.stack([frame_statistics(a, parse_quantiles(self.quantiles)) for a in X.arrays])
+        raw = self._pooled(X)
         center, scale = np.zeros(raw.shape[1]), np.ones(raw.shape[1])
         if self.standardise:  # each dimension over the clips, as a band over frames
             center, scale = band_statistics([raw.T], per_band=True, floor=0.0)
@@ -186,14 +194,15 @@ class StatisticsDetector(EmbeddingDetector):
         self.standard_ = {"center": standard["center"], "scale": standard["scale"]}
 
     def embed(self, X: ClipFeatures) -> np.ndarray:
-        quantiles = parse_quantiles(self.quantiles)
-        raw = np.stack([frame_statistics(a, quantiles) for a in X.arrays])
+        raw = self._pooled(X)
         return (raw - self.standard_["center"]) / self.standard_["scale"]
 
 
 @register
 class KnnDetector(StatisticsDetector):
-    """k-NN distance of log-mel frame statistics to the clip's section's source and target banks (min)."""
+    """k-NN distance of frame statistics to the clip's section's source and target banks (min).
+
+    Frames of log-mel, or of a pretrained encoder with ``input=beats``."""
 
     name: ClassVar[str] = "knn"
     scorer_kind: ClassVar[str] = "knn"
@@ -205,17 +214,27 @@ class KnnDetector(StatisticsDetector):
         domains: str = "min",
         quantiles: str = "",
         standardise: bool = True,
+        pooling: str = "mean_std",
+        input: str = "logmel",
+        checkpoint: str = "",
+        layers: str = "all",
     ) -> None:
         self.k = k
         self.metric = metric
         self.domains = domains
         self.quantiles = quantiles
         self.standardise = standardise
+        self.pooling = pooling
+        self.input = input
+        self.checkpoint = checkpoint
+        self.layers = layers
 
 
 @register
 class MahalanobisDetector(StatisticsDetector):
-    """Mahalanobis distance of log-mel frame statistics; ``domains="min"`` is selective Mahalanobis."""
+    """Mahalanobis distance of frame statistics; ``domains="min"`` is selective Mahalanobis.
+
+    Frames of log-mel, or of a pretrained encoder with ``input=beats``."""
 
     name: ClassVar[str] = "mahalanobis"
     scorer_kind: ClassVar[str] = "mahalanobis"
@@ -228,17 +247,27 @@ class MahalanobisDetector(StatisticsDetector):
         quantiles: str = "",
         standardise: bool = True,
         shared_covariance: bool = True,
+        pooling: str = "mean_std",
+        input: str = "logmel",
+        checkpoint: str = "",
+        layers: str = "all",
     ) -> None:
         self.covariance = covariance
         self.domains = domains
         self.quantiles = quantiles
         self.standardise = standardise
         self.shared_covariance = shared_covariance
+        self.pooling = pooling
+        self.input = input
+        self.checkpoint = checkpoint
+        self.layers = layers
 
 
 @register
 class GmmDetector(StatisticsDetector):
-    """Gaussian-mixture negative log-likelihood of log-mel frame statistics, per section and domain (min)."""
+    """Gaussian-mixture negative log-likelihood of frame statistics, per section and domain (min).
+
+    Frames of log-mel, or of a pretrained encoder with ``input=beats``."""
 
     name: ClassVar[str] = "gmm"
     scorer_kind: ClassVar[str] = "gmm"
@@ -251,6 +280,10 @@ class GmmDetector(StatisticsDetector):
         quantiles: str = "",
         standardise: bool = True,
         seed: int = 0,
+        pooling: str = "mean_std",
+        input: str = "logmel",
+        checkpoint: str = "",
+        layers: str = "all",
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -258,3 +291,7 @@ class GmmDetector(StatisticsDetector):
         self.quantiles = quantiles
         self.standardise = standardise
         self.seed = seed
+        self.pooling = pooling
+        self.input = input
+        self.checkpoint = checkpoint
+        self.layers = layers

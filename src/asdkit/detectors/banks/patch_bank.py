@@ -22,8 +22,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from asdkit.detectors.banks.input_choice import InputChoice
 from asdkit.detectors.base import ClipFeatures, Detector
 from asdkit.detectors.registry import register
+from asdkit.detectors.tags import DetectorTags
 from asdkit.errors import ModelError
 from asdkit.features.logmel import stack_frames
 from asdkit.scoring.embedding import Arrays, DomainBanks
@@ -138,12 +140,13 @@ def aggregate(frame_scores: np.ndarray, how: str, fraction: float) -> float:
 
 
 @register
-class PatchBankDetector(Detector):
+class PatchBankDetector(InputChoice, Detector):
     """Nearest-neighbour distance of each stacked-frame vector to a coreset of normal frames; clip score
     = mean of the clip's highest frame scores (``aggregate``, ``fraction``).
 
     ``bank_size`` bounds each (section, domain) bank; ``n_frames`` is the context of one point;
-    ``domains`` is ``min`` (source and target banks, a frame takes the nearer) or ``pooled``.
+    ``domains`` is ``min`` (source and target banks, a frame takes the nearer) or ``pooled``. ``input``
+    names the frames (log-mel, or a pretrained encoder's with ``checkpoint`` and ``layers``).
     """
 
     name: ClassVar[str] = "patch_bank"
@@ -156,6 +159,9 @@ class PatchBankDetector(Detector):
         fraction: float = 0.1,
         domains: str = "min",
         seed: int = 0,
+        input: str = "logmel",
+        checkpoint: str = "",
+        layers: str = "all",
     ) -> None:
         self.n_frames = n_frames
         self.bank_size = bank_size
@@ -163,6 +169,12 @@ class PatchBankDetector(Detector):
         self.fraction = fraction
         self.domains = domains
         self.seed = seed
+        self.input = input
+        self.checkpoint = checkpoint
+        self.layers = layers
+
+    def tags(self) -> DetectorTags:
+        return self._with_input(super().tags())
 
     def _check_params(self) -> None:
         if self.n_frames < 1:
@@ -178,7 +190,7 @@ class PatchBankDetector(Detector):
         if self.domains not in ("min", "pooled"):
             raise ModelError(f"patch_bank: domains must be min or pooled, got {self.domains!r}")
 
-    def _frames(self, logmel: np.ndarray) -> np.ndarray:
+    def _points(self, logmel: np.ndarray) -> np.ndarray:
         """The clip's standardised stacked-frame vectors, [n_points, n_mels * n_frames]."""
         scaler = self.scaler_
         x = (np.asarray(logmel, dtype=np.float64) - scaler["mean"][:, None]) / scaler["std"][:, None]
@@ -195,7 +207,7 @@ class PatchBankDetector(Detector):
         per_bank = {k: keys.count(k) for k in set(keys)}
         pool_size = POOL_FACTOR * self.bank_size
         raw, sections, domains, owners = [], [], [], []
-        for i, (array, clip, key) in enumerate(zip(X.arrays, X.clips, keys, strict=True)):
+        for i, (array, clip, key) in enumerate(zip(self._frames(X), X.clips, keys, strict=True)):
             columns = np.asarray(array, dtype=np.float64)
             share = max(1, -(-pool_size // per_bank[key]))  # an equal share of the pool per clip
             n_points = columns.shape[1] - self.n_frames + 1
@@ -228,14 +240,14 @@ class PatchBankDetector(Detector):
     def frame_scores(self, logmel: np.ndarray, section: str) -> np.ndarray:
         """Each stacked-frame vector's distance to the nearest normal frame of its section's banks."""
         self._check_fitted()
-        points = self._frames(logmel)
+        points = self._points(logmel)
         return self._banks().score(points, [section] * len(points))
 
     def _score(self, X: ClipFeatures) -> np.ndarray:
         banks = self._banks()
         out = np.empty(len(X))
-        for i, (array, clip) in enumerate(zip(X.arrays, X.clips, strict=True)):
-            points = self._frames(array)
+        for i, (array, clip) in enumerate(zip(self._frames(X), X.clips, strict=True)):
+            points = self._points(array)
             frames = banks.score(points, [clip.section] * len(points))
             out[i] = aggregate(frames, self.aggregate, self.fraction)
         return out
@@ -248,8 +260,9 @@ class PatchBankDetector(Detector):
         if len(X) > THRESHOLD_CLIPS:
             chosen = np.sort(rng.choice(len(X), THRESHOLD_CLIPS, replace=False))
         scores = []
+        arrays = self._frames(X)
         for i in chosen:
-            frames = banks.score_left_out(self._frames(X.arrays[i]), X.clips[i].section, int(i))
+            frames = banks.score_left_out(self._points(arrays[i]), X.clips[i].section, int(i))
             frames = frames[np.isfinite(frames)]
             if len(frames):
                 scores.append(aggregate(frames, self.aggregate, self.fraction))
@@ -262,7 +275,8 @@ class PatchBankDetector(Detector):
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         self.bank_layout_ = state["banks"]
-        self.n_mels_in_ = int(state["n_mels"])  # Detector.load checks it against the features
+        if self.input == "logmel":  # Detector.load checks the bands against the log-mel features
+            self.n_mels_in_ = int(state["n_mels"])
 
     def _fitted_arrays(self) -> dict[str, np.ndarray]:
         arrays = {f"{SCALER}.{k}": a for k, a in self.scaler_.items()}
