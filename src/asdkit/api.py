@@ -103,14 +103,16 @@ def train(
     overwrite: bool = False,
     resume: bool = False,
     jobs: int = 1,
+    threads: int | None = None,
 ) -> dict[str, Detector]:
     """Train one detector per machine type on its normal training clips; saved under ``out/models/``.
 
     ``out`` is a run directory as :func:`run` keeps it (lock, config.json with its status, ``overwrite``,
     ``resume``), and the training is logged to MLflow (``tracking``; see :mod:`asdkit.tracking`). Without
-    ``out`` the detectors are trained in memory only. ``jobs`` machine types train at a time.
+    ``out`` the detectors are trained in memory only. ``jobs`` machine types train at a time, each on
+    ``threads`` torch/BLAS threads (None: this process's default), so their models equal a serial run's.
     """
-    check_jobs(jobs, params)
+    check_jobs(jobs, params, threads)
     plan = RunPlan(
         data=data if isinstance(data, Manifest) else Path(data),
         out=None if out is None else Path(out),
@@ -126,6 +128,7 @@ def train(
         tracking=tracking or TrackingOptions(),
         resume=resume,
         jobs=jobs,
+        threads=threads,
     )
     return execute_train(plan, progress)
 
@@ -223,6 +226,7 @@ def run(
     overwrite: bool = False,
     resume: bool = False,
     jobs: int = 1,
+    threads: int | None = None,
 ) -> RunResult | SeedsResult:
     """Train per machine type, score the test clips, write the challenge's files and evaluate them.
 
@@ -235,10 +239,11 @@ def run(
     With ``seeds``, one such run per seed in ``out/seed_<n>/`` and their mean/std (:mod:`asdkit.seeds`).
     ``out`` is locked while the run writes it; a run already there is refused unless ``overwrite`` (it is
     removed first) or ``resume`` (its complete models are kept, the rest trained): :mod:`asdkit.rundir`.
-    ``jobs`` machine types (or seeds) run at a time, in worker processes, with the outputs of one at a time.
+    ``jobs`` machine types (or seeds) run at a time, in worker processes, each on ``threads`` torch/BLAS
+    threads (None: this process's default): the outputs are those of ``jobs=1`` with the same ``threads``.
     The stages are :mod:`asdkit.pipeline`'s.
     """
-    check_jobs(jobs, params)
+    check_jobs(jobs, params, threads)
     if seeds is not None:
         from asdkit.seeds import run_seeds
 
@@ -265,6 +270,7 @@ def run(
         allow_partial=allow_partial,
         resume=resume,
         jobs=jobs,
+        threads=threads,
     )
     return execute_run(plan, progress)
 

@@ -16,17 +16,19 @@ before scoring. They never take the lock nor touch the run directory (:func:`asd
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import shlex
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from asdkit.data.debug import DEBUG_TEST_CLIPS_PER_SET, DEBUG_TRAIN_CLIPS_PER_SECTION, debug_subset
 from asdkit.data.files import truncated_clips
@@ -72,6 +74,11 @@ class RunPlan:
     memory; ``writer`` is False in a DDP launch's other ranks, which compute and write nothing.
     """
 
+    @property
+    def stage_threads(self) -> int:
+        """Threads of one machine type's stages: a training's numbers depend on them, never on ``jobs``."""
+        return self.threads or self.default_threads
+
     data: Path | Manifest
     out: Path | None
     model: str
@@ -90,6 +97,10 @@ class RunPlan:
     allow_partial: bool = False
     resume: bool = False
     jobs: int = 1
+    #: torch and BLAS threads of each machine type's fit and scoring; None: this process's torch default,
+    #: also in worker processes, so that a worker computes exactly what a serial run does
+    threads: int | None = None
+    default_threads: int = field(default_factory=torch.get_num_threads)
     writer: bool = field(default_factory=lambda: launch_rank() == 0)
 
     @property
@@ -116,10 +127,12 @@ class MachineOutcome:
 
 
 # -- plan ---------------------------------------------------------------------------------------------------
-def check_jobs(jobs: int, params: Mapping[str, Any] | None) -> None:
-    """``jobs`` is a positive count, and not combined with a multi-device (DDP) training."""
+def check_jobs(jobs: int, params: Mapping[str, Any] | None, threads: int | None = None) -> None:
+    """``jobs`` (and ``threads``) are positive counts, and ``jobs`` not combined with a DDP training."""
     if jobs < 1:
         raise AsdkitError(f"--jobs {jobs}: give a number of worker processes, 1 or more")
+    if threads is not None and threads < 1:
+        raise AsdkitError(f"threads={threads}: give a number of threads, 1 or more")
     params = params or {}
     devices = params.get("devices", 1)
     if jobs > 1 and (devices not in (1, "1") or "ddp" in str(params.get("strategy", ""))):
@@ -324,15 +337,30 @@ def machine_stage(
 ) -> MachineOutcome:
     """Features, fit and (with ``score``, on the writing rank) scores of one machine type."""
     pool = proxy_pool or functools.cache(lambda: normal_training_clips_of_tree(manifest, plan.debug))
-    start = time.perf_counter()
-    detector = fit_stage(plan, manifest, machine, pool, progress)
-    outcome = MachineOutcome(machine, detector, fit_seconds=time.perf_counter() - start)
-    if score and plan.writer:
+    with thread_limit(plan.stage_threads):
         start = time.perf_counter()
-        clips = test_clips(manifest, machine, plan.debug)
-        outcome.scored, outcome.skipped_test = score_stage(detector, clips, plan.cache_dir, progress)
-        outcome.score_seconds = time.perf_counter() - start
+        detector = fit_stage(plan, manifest, machine, pool, progress)
+        outcome = MachineOutcome(machine, detector, fit_seconds=time.perf_counter() - start)
+        if score and plan.writer:
+            start = time.perf_counter()
+            clips = test_clips(manifest, machine, plan.debug)
+            outcome.scored, outcome.skipped_test = score_stage(detector, clips, plan.cache_dir, progress)
+            outcome.score_seconds = time.perf_counter() - start
     return outcome
+
+
+@contextlib.contextmanager
+def thread_limit(n: int) -> Iterator[None]:
+    """The block on ``n`` torch intra-op and BLAS/OpenMP threads, as before afterwards."""
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        with threadpool_limits(limits=n):
+            yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _in_worker(plan: RunPlan, manifest: Manifest, machine: str, score: bool) -> MachineOutcome:
