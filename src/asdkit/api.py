@@ -243,11 +243,11 @@ def run(
     threads (None: this process's default): the outputs are those of ``jobs=1`` with the same ``threads``.
     The stages are :mod:`asdkit.pipeline`'s.
     """
+    settings = dict(locals())  # the arguments, as each seed's run takes them
     check_jobs(jobs, params, threads)
     if seeds is not None:
         from asdkit.seeds import run_seeds
 
-        settings = dict(locals())
         for name in ("data", "out", "seeds", "seed", "overwrite"):
             settings.pop(name)
         return run_seeds(run, data, out, seeds, **settings)
