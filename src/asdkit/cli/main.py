@@ -449,7 +449,7 @@ def evaluate(
         asdkit evaluate my_submission/ --ground-truth dcase2021_task2_evaluator --scheme 2021
     """
     from asdkit import api
-    from asdkit.rundir import warn_if_incomplete
+    from asdkit.rundir import RESULT_FILE, warn_if_incomplete
 
     warn_if_incomplete(scores_dir, "evaluating")
     evaluation = api.evaluate(
@@ -457,7 +457,7 @@ def evaluate(
     )
     _print_evaluation(evaluation)
     if out is not None:
-        typer.echo(f"results: {Path(out) / 'result.csv'}")
+        typer.echo(f"results: {Path(out) / RESULT_FILE}")
 
 
 @app.command()
