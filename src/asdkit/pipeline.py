@@ -405,22 +405,24 @@ def write_stage(plan: RunPlan, result: RunResult) -> None:
 
     if not result.scored or not plan.writes:
         return
-    clips = [c for s in result.scored.values() for c in s.clips]
-    scores = np.concatenate([s.scores for s in result.scored.values()])
-    decisions = np.concatenate([s.decisions for s in result.scored.values() if s.decisions is not None])
     assert plan.out is not None
-    write_scores(plan.out / SCORES_DIR, clips, scores, decisions)
+    write_scores(plan.out / SCORES_DIR, *_all_scores(result))
 
 
 def evaluate_stage(plan: RunPlan, judge: RunEvaluation, result: RunResult) -> None:
     """The official metrics of the scores (result.csv), under the rules the scan stage chose."""
     if not result.scored:
         return
+    assert plan.out is not None
+    result.evaluation = judge.evaluate(*_all_scores(result), plan.out)
+
+
+def _all_scores(result: RunResult) -> tuple[list[Clip], np.ndarray, np.ndarray]:
+    """Every scored clip, its score and its decision, machine type after machine type."""
     clips = [c for s in result.scored.values() for c in s.clips]
     scores = np.concatenate([s.scores for s in result.scored.values()])
     decisions = np.concatenate([s.decisions for s in result.scored.values() if s.decisions is not None])
-    assert plan.out is not None
-    result.evaluation = judge.evaluate(clips, scores, decisions, plan.out)
+    return clips, scores, decisions
 
 
 def publish_stage(plan: RunPlan, result: RunResult, progress: Progress | None, started: float) -> None:
