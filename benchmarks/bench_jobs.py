@@ -1,18 +1,18 @@
 """``--jobs``: a run's machine types in 1 and in N worker processes, on the same tree, in one process.
 
 Run:  .venv/bin/python benchmarks/bench_jobs.py [--models ae knn] [--machines 4] [--train 60] [--test 10]
-      [--jobs 1 2] [--repeat 2] [--threads 1] [--epochs 3] [--root DIR]
+      [--duration 10] [--jobs 1 2] [--repeat 2] [--threads auto 1] [--epochs 3] [--root DIR]
 
 A synthetic DCASE2022-style tree (``--machines`` machine types, one section, ``--train`` training and
-``--test`` test clips per domain and class, 10 s) is written once; a first run fills the feature cache, so
-the timed runs compare training and scoring, not feature extraction. Each model then runs once per
-``--jobs`` value per round, the values interleaved over ``--repeat`` rounds so that load from other
-processes hits all alike; wall times are mean +- std over the rounds. ``--threads`` pins each machine
-type's torch/BLAS threads (``auto``: this process's default, in workers too). Every run's score files are
-compared with the first ``--jobs`` value's: "identical" must say yes.
+``--test`` test clips per domain and class, ``--duration`` s each) is written once; a first run fills the
+feature cache, so the timed runs compare training and scoring, not feature extraction. Each model then
+runs once per ``--jobs`` value per round, the values interleaved over ``--repeat`` rounds so that load
+from other processes hits all alike; wall times are mean +- std over the rounds. ``--threads`` pins each
+machine type's torch/BLAS threads (``auto``: this process's default, in workers too). Every run's score
+files are compared with the first ``--jobs`` value's: "identical" must say yes.
 
-Columns: model, jobs, threads, wall s (mean +- std), speed-up over the first jobs value, identical, and
-the 1-minute load average before the first run (other processes on a shared machine).
+Columns: model, jobs, threads, wall s (mean +- std), speed-up over the first jobs value, identical; the
+1-minute load average is printed before and after (other processes on a shared machine).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from benchmarks._table import print_table
 MACHINES = ("fan", "pump", "slider", "valve", "ToyCar", "gearbox", "bearing")
 
 
-def make_tree(root: Path, machines: int, n_train: int, n_test: int) -> Path:
+def make_tree(root: Path, machines: int, n_train: int, n_test: int, duration: float) -> Path:
     from asdkit.data.synthetic import SyntheticSpec, generate
 
     spec = SyntheticSpec(
@@ -44,6 +44,7 @@ def make_tree(root: Path, machines: int, n_train: int, n_test: int) -> Path:
         n_train_target=max(1, n_train // 10),
         n_test_normal=n_test,
         n_test_anomaly=n_test,
+        duration=duration,
     )
     return generate(root / "data", layout="dcase2022", spec=spec)
 
@@ -74,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--machines", type=int, default=4)
     parser.add_argument("--train", type=int, default=60, help="training clips per machine type (source)")
     parser.add_argument("--test", type=int, default=10, help="test clips per domain and class")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per clip")
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--threads", nargs="+", default=["auto"], help="'auto' or counts, e.g. auto 1")
     parser.add_argument("--repeat", type=int, default=2)
@@ -84,10 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     root = args.root or Path(tempfile.mkdtemp(prefix="asdkit-bench-jobs-"))
     root.mkdir(parents=True, exist_ok=True)
     try:
-        tree = make_tree(root, args.machines, args.train, args.test)
+        tree = make_tree(root, args.machines, args.train, args.test, args.duration)
         cache = root / "cache"
         load = os.getloadavg()[0]
-        print(f"{args.machines} machine types x {args.train} training clips, {os.cpu_count()} CPUs, "
+        print(f"{args.machines} machine types x {args.train} training clips of {args.duration:g} s, "
+              f"{os.cpu_count()} CPUs, "
               f"load average {load:.1f} at start")  # fmt: skip
         rows: list[dict[str, Any]] = []
         for model in args.models:
