@@ -24,11 +24,12 @@ from rich.console import Console
 
 from asdkit import api
 from asdkit.data.synthetic import SyntheticSpec, generate
+from asdkit.demo import DEMO_PARAMS
 from asdkit.reports.compare import compare_runs, comparison_table, write_comparison_csv
 
 #: (run name, detector, parameters): the AE as the demo trains it, then the embedding detectors.
 RUNS: list[tuple[str, str, dict[str, Any]]] = [
-    ("ae", "ae", dict(api.DEMO_PARAMS)),
+    ("ae", "ae", dict(DEMO_PARAMS)),
     ("knn", "knn", {}),
     ("mahalanobis", "mahalanobis", {}),
     ("gmm", "gmm", {}),

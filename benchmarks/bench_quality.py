@@ -33,7 +33,8 @@ from rich.table import Table
 
 from asdkit import api
 from asdkit.reports.compare import RunRow, best_rows, columns, compare_runs, comparison_csv_text
-from asdkit.seeds import SEEDS_JSON, parse_seeds, seed_dir
+from asdkit.rundir import SEEDS_JSON, seed_dir
+from asdkit.seeds import parse_seeds
 from asdkit.utils.io import atomic_write_text
 
 

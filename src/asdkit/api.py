@@ -2,44 +2,28 @@
 
 from __future__ import annotations
 
-import functools
 import logging
-import shlex
-import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from asdkit.data.debug import DEBUG_TEST_CLIPS_PER_SET, DEBUG_TRAIN_CLIPS_PER_SECTION
-from asdkit.data.debug import debug_subset as _debug_subset
 from asdkit.data.files import expand_wavs as _expand_wavs
 from asdkit.data.files import truncated_clips
-from asdkit.data.manifest import TEST, TRAIN, Clip, Manifest
-from asdkit.demo import DEMO_PARAMS, demo
-from asdkit.detectors.base import ClipFeatures, Detector, environment_versions
-from asdkit.detectors.deep import DeepDetector
-from asdkit.detectors.inputs import fit_bundle, score_bundle
+from asdkit.data.manifest import Clip, Manifest
+from asdkit.detectors.base import ClipFeatures, Detector
+from asdkit.detectors.inputs import score_bundle
 from asdkit.detectors.registry import DEFAULT_DETECTOR
-from asdkit.detectors.saved import MODELS_DIR, load_models, machine_for
-from asdkit.errors import AsdkitError, DataError
+from asdkit.detectors.saved import load_models, machine_for
+from asdkit.errors import DataError
 from asdkit.features.config import FeatureConfig
-from asdkit.run_result import (
-    CONFIG_FILE,
-    MANIFEST_FILE,
-    PLOTS_DIR,
-    SCORES_DIR,
-    MachineScores,
-    RunResult,
-)
-from asdkit.rundir import check_resume, kept_model, locked_run_directory
+from asdkit.pipeline import RunPlan, check_jobs, execute_run, execute_train, make_detector, resolved_params
+from asdkit.run_result import RunResult
+from asdkit.rundir import locked_run_directory, warn_if_incomplete
 from asdkit.scoring.guard import score_guarded
-from asdkit.tracking import TrackingOptions, log_run
-from asdkit.utils.git import git_commit
-from asdkit.utils.io import write_json
+from asdkit.tracking import TrackingOptions
 
 if TYPE_CHECKING:
     from asdkit.seeds import SeedsResult
@@ -59,11 +43,6 @@ class ScoredClip:
 
 
 Progress = Callable[[str], None]
-
-
-def _say(progress: Progress | None, message: str) -> None:
-    if progress is not None:
-        progress(message)
 
 
 # -- data ---------------------------------------------------------------------------------------------------
@@ -104,23 +83,8 @@ def load_features(
     return load_bundle(clips, config, inputs, cache_dir, progress, on_error)  # type: ignore[arg-type]
 
 
-# -- models -------------------------------------------------------------------------------------------------
-def make_detector(
-    model: str, params: dict[str, Any] | None = None, seed: int = 0, debug: bool = False
-) -> Detector:
-    from asdkit.detectors.params import validate_params
-    from asdkit.detectors.registry import create_detector, get_detector_class
-
-    cls = get_detector_class(model)
-    merged: dict[str, Any] = cls.debug_params() if debug else {}
-    merged.update(params or {})
-    merged = validate_params(model, merged)
-    if "seed" in cls.parameters():
-        merged.setdefault("seed", seed)
-    return create_detector(model, **merged)  # type: ignore[return-value]
-
-
 # -- verbs --------------------------------------------------------------------------------------------------
+@locked_run_directory
 def train(
     data: Path | str | Manifest,
     out: Path | str | None = None,
@@ -134,62 +98,39 @@ def train(
     features: FeatureConfig = FeatureConfig(),
     cache_dir: Path | None = None,
     progress: Progress | None = None,
+    command_line: str | None = None,
     tracking: TrackingOptions | None = None,
+    overwrite: bool = False,
     resume: bool = False,
+    jobs: int = 1,
+    threads: int | None = None,
 ) -> dict[str, Detector]:
     """Train one detector per machine type on its normal training clips; saved under ``out/models/``.
 
-    With ``out``, the training is logged to MLflow (``tracking``; see :mod:`asdkit.tracking`). With
-    ``resume``, a machine type whose model an interrupted run completed in ``out`` is kept, not trained.
+    ``out`` is a run directory as :func:`run` keeps it (lock, config.json with its status, ``overwrite``,
+    ``resume``), and the training is logged to MLflow (``tracking``; see :mod:`asdkit.tracking`). Without
+    ``out`` the detectors are trained in memory only. ``jobs`` machine types train at a time, each on
+    ``threads`` torch/BLAS threads (None: this process's default), so their models equal a serial run's.
     """
-    tracking = tracking or TrackingOptions()
-    manifest = data if isinstance(data, Manifest) else scan_data(data, layout, machines)
-    if isinstance(data, Manifest) and machines:
-        manifest = manifest.filter(machine=machines)
-    train_clips = manifest.filter(split=TRAIN)
-    if debug:
-        train_clips = _debug_subset(train_clips, DEBUG_TRAIN_CLIPS_PER_SECTION)
-    detectors: dict[str, Detector] = {}
-    # every machine type's normal training clips, read once and only for detectors whose tags ask for them
-    proxy_pool = functools.cache(lambda: _normal_training_clips_of_tree(manifest, debug))
-    for machine in manifest.machines():
-        clips = train_clips.filter(machine=machine, label=0).clips + [
-            c for c in train_clips.filter(machine=machine) if c.label is None
-        ]
-        if not clips:
-            raise DataError(f"{machine}: no normal training clips in {manifest.root or 'the data'}")
-        if resume and (kept := kept_model(out, machine)) is not None:
-            _say(progress, f"{machine}: keeping the model the interrupted run trained (--resume)")
-            detectors[machine] = kept
-            continue
-        detector = make_detector(model, params, seed, debug)
-        _say(progress, f"{machine}: features of {len(clips)} training clips")
-        X, skipped = fit_bundle(
-            detector, clips, features, proxy_pool, cache_dir, progress=progress is not None, say=progress
-        )
-        _warn_skipped(machine, "training", skipped)
-        if len(X) == 0:
-            raise DataError(f"{machine}: every training clip was unreadable ({skipped[0][1]})")
-        _say(progress, f"{machine}: training {model} on {len(X)} clips")
-        start = time.perf_counter()
-        if isinstance(detector, DeepDetector):
-            detector.trainer.log_dir = _tensorboard_dir(out, machine, tracking)
-        detector.fit(X)
-        detector.train_seconds_ = time.perf_counter() - start
-        detector.metadata_ = {
-            "machine": machine,
-            "n_train_clips": len(X),
-            "layout": manifest.layout,
-            "train_seconds": round(detector.train_seconds_, 3),
-            "seed": seed,
-            "skipped_train_clips": [[str(p), reason] for p, reason in skipped],
-        }
-        if out is not None:
-            detector.save(Path(out) / MODELS_DIR / machine, metadata=detector.metadata_)
-        detectors[machine] = detector
-    if out is not None:
-        log_run(out, tracking, progress)
-    return detectors
+    check_jobs(jobs, params, threads)
+    plan = RunPlan(
+        data=data if isinstance(data, Manifest) else Path(data),
+        out=None if out is None else Path(out),
+        model=model,
+        params=resolved_params(model, params, seed, debug),
+        machines=tuple(machines) if machines else None,
+        layout=layout,
+        seed=seed,
+        debug=debug,
+        features=features,
+        cache_dir=cache_dir,
+        command_line=command_line,
+        tracking=tracking or TrackingOptions(),
+        resume=resume,
+        jobs=jobs,
+        threads=threads,
+    )
+    return execute_train(plan, progress)
 
 
 def score(
@@ -203,13 +144,18 @@ def score(
 ) -> tuple[list[ScoredClip], list[tuple[Path, str]]]:
     """Score wav files (or folders of them) with a trained model; returns scored and skipped clips.
 
-    Section-aware detectors need each clip's section: ``section`` if given, else the one in a DCASE file
-    name (``section_01_...``, ``id_01_...``), else unknown (""): memory-bank detectors then search every
-    section's banks, section-conditioned ones refuse with a message asking for ``section``.
+    Models of a run whose status is not "complete" (a killed or failed ``train`` or ``run``) score with
+    a warning. Section-aware detectors need each clip's section: ``section`` if given, else the one in a
+    DCASE file name (``section_01_...``, ``id_01_...``), else unknown (""): memory-bank detectors then
+    search every section's banks, section-conditioned ones refuse with a message asking for ``section``.
     """
     from asdkit.data.layouts.common import section_from_name
 
-    models = model_or_run if isinstance(model_or_run, dict) else load_models(model_or_run)
+    if isinstance(model_or_run, dict):
+        models = model_or_run
+    else:
+        warn_if_incomplete(model_or_run, "scoring with the models of")
+        models = load_models(model_or_run)
     files = _expand_wavs(paths)
     truncated_clips(files)
     by_machine: dict[str, list[Path]] = {}
@@ -279,6 +225,8 @@ def run(
     allow_partial: bool = False,
     overwrite: bool = False,
     resume: bool = False,
+    jobs: int = 1,
+    threads: int | None = None,
 ) -> RunResult | SeedsResult:
     """Train per machine type, score the test clips, write the challenge's files and evaluate them.
 
@@ -291,180 +239,40 @@ def run(
     With ``seeds``, one such run per seed in ``out/seed_<n>/`` and their mean/std (:mod:`asdkit.seeds`).
     ``out`` is locked while the run writes it; a run already there is refused unless ``overwrite`` (it is
     removed first) or ``resume`` (its complete models are kept, the rest trained): :mod:`asdkit.rundir`.
+    ``jobs`` machine types (or seeds) run at a time, in worker processes, each on ``threads`` torch/BLAS
+    threads (None: this process's default): the outputs are those of ``jobs=1`` with the same ``threads``.
+    The stages are :mod:`asdkit.pipeline`'s.
     """
+    settings = dict(locals())  # the arguments, as each seed's run takes them
+    check_jobs(jobs, params, threads)
     if seeds is not None:
         from asdkit.seeds import run_seeds
 
-        return run_seeds(
-            run,
-            data,
-            out,
-            seeds,
-            model=model,
-            params=params,
-            machines=machines,
-            layout=layout,
-            ground_truth=ground_truth,
-            debug=debug,
-            features=features,
-            cache_dir=cache_dir,
-            progress=progress,
-            command_line=command_line,
-            tracking=tracking,
-            plots=plots,
-            scheme=scheme,
-            allow_partial=allow_partial,
-            resume=resume,
-        )
-    tracking = tracking or TrackingOptions()
-    out = Path(out)
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    manifest = scan_data(data, layout, machines, ground_truth)
-    _say(progress, manifest.summary())
-    from asdkit.evaluation_paths import RunEvaluation
-
-    judge = RunEvaluation.prepare(manifest, ground_truth, scheme, allow_partial=allow_partial or debug)
-    _say(progress, f"evaluation: {judge.rules}")
-    out.mkdir(parents=True, exist_ok=True)
-    config = {
-        "status": "running",
-        "data": str(Path(data).resolve()),
-        "layout": manifest.layout,
-        "machines": manifest.machines(),
-        "model": model,
-        "params": make_detector(model, params, seed, debug).get_params(),
-        "features": features.to_dict(),
-        "seed": seed,
-        "debug": debug,
-        "ground_truth": str(ground_truth) if ground_truth else None,
-        "scheme": judge.rules.to_dict(),
-        "environment": {
-            **environment_versions(),
-            "git_commit": git_commit(),
-            "command_line": command_line or shlex.join(sys.argv),
-        },
-    }
-    if resume:
-        check_resume(out, config)
-    write_json(out / CONFIG_FILE, config)
-    manifest.to_csv(out / MANIFEST_FILE)
-    timings["scan"] = time.perf_counter() - t0
-
-    t1 = time.perf_counter()
-    detectors = train(
-        manifest,
-        out,
+        for name in ("data", "out", "seeds", "seed", "overwrite"):
+            settings.pop(name)
+        return run_seeds(run, data, out, seeds, **settings)
+    plan = RunPlan(
+        data=Path(data),
+        out=Path(out),
         model=model,
-        params=params,
+        params=resolved_params(model, params, seed, debug),
+        machines=tuple(machines) if machines else None,
+        layout=layout,
+        ground_truth=Path(ground_truth) if ground_truth else None,
         seed=seed,
         debug=debug,
         features=features,
         cache_dir=cache_dir,
-        progress=progress,
-        tracking=replace(tracking, mlflow=False),  # the whole run is logged once, at its end
+        command_line=command_line,
+        tracking=tracking or TrackingOptions(),
+        plots=plots,
+        scheme=scheme,
+        allow_partial=allow_partial,
         resume=resume,
+        jobs=jobs,
+        threads=threads,
     )
-    timings["train"] = time.perf_counter() - t1
-
-    t2 = time.perf_counter()
-    test = manifest.filter(split=TEST)
-    if debug:
-        test = _debug_subset(test, DEBUG_TEST_CLIPS_PER_SET)
-    skipped: list[tuple[Path, str]] = []
-    scored: dict[str, MachineScores] = {}
-    for machine, detector in detectors.items():
-        clips = test.filter(machine=machine).clips
-        if not clips:
-            log.warning("%s: no test clips; nothing to score", machine)
-            continue
-        _say(progress, f"{machine}: scoring {len(clips)} test clips")
-        X, bad = score_bundle(detector, clips, cache_dir, progress is not None)
-        _warn_skipped(machine, "test", bad)
-        skipped += bad
-        values, kept, unscored = score_guarded(detector, X, show=progress is not None)
-        _warn_skipped(machine, "unscorable test", unscored)
-        skipped += unscored
-        if len(kept):  # as the loader reads it back: a machine type appears once it has a scored clip
-            decisions = (values > detector.threshold_).astype(np.int64)
-            scored[machine] = MachineScores(list(X.subset(kept).clips), values, decisions)
-    timings["score"] = time.perf_counter() - t2
-
-    result = RunResult(
-        run_dir=out,
-        config=config,
-        manifest=manifest,
-        scheme=judge.rules.scheme,
-        scored=scored,
-        thresholds={m: float(d.threshold_) for m, d in detectors.items()},
-        histories={m: d.training_history() for m, d in detectors.items()},
-        timings=timings,
-    )
-    if scored:
-        from asdkit.reports.submission import write_scores
-
-        all_clips = [c for s in scored.values() for c in s.clips]
-        scores = np.concatenate([s.scores for s in scored.values()])
-        decisions = np.concatenate([s.decisions for s in scored.values() if s.decisions is not None])
-        write_scores(out / SCORES_DIR, all_clips, scores, decisions)
-        result.evaluation = judge.evaluate(all_clips, scores, decisions, out)
-    if plots:
-        from asdkit.reports.plots import write_run_plots
-
-        t3 = time.perf_counter()
-        paths = write_run_plots(result)
-        timings["plots"] = time.perf_counter() - t3
-        _say(progress, f"{len(paths)} figures in {out / PLOTS_DIR}")
-    timings["total"] = time.perf_counter() - t0
-    stages = {
-        "scan": list(manifest.skipped),
-        "training": [
-            (Path(p), r) for d in detectors.values() for p, r in d.metadata_.get("skipped_train_clips", [])
-        ],
-        "test": skipped,
-    }
-    result.skipped = [item for items in stages.values() for item in items]
-    result.truncated = truncated_clips([c.path for c in manifest])
-    result.skip_counts = {stage: len(items) for stage, items in stages.items()}
-    config.update(
-        status="complete",
-        timings={k: round(v, 3) for k, v in timings.items()},
-        skipped=[[str(p), reason] for p, reason in result.skipped],
-        skipped_counts=result.skip_counts,
-        truncated=[[str(p), reason] for p, reason in result.truncated],
-    )
-    if result.evaluation is not None:
-        config["official_score"] = result.evaluation.official_score
-    result.config = write_json(out / CONFIG_FILE, config)
-    log_run(result, tracking, progress)
-    return result
-
-
-# -- helpers ------------------------------------------------------------------------------------------------
-def _tensorboard_dir(out: Path | str | None, machine: str, tracking: TrackingOptions) -> Path | None:
-    """``OUT/tensorboard/<machine>`` with --tensorboard (``tensorboard --logdir OUT/tensorboard``)."""
-    return Path(out) / "tensorboard" / machine if tracking.tensorboard and out is not None else None
-
-
-def _normal_training_clips_of_tree(manifest: Manifest, debug: bool) -> list[Clip]:
-    """Normal training clips of every machine type in the tree (also those a ``machines`` filter left out)."""
-    pool = manifest
-    if manifest.root is not None:
-        try:
-            pool = scan_data(manifest.root, manifest.layout)
-        except AsdkitError:
-            pool = manifest
-    pool = pool.filter(split=TRAIN)
-    if debug:
-        pool = _debug_subset(pool, DEBUG_TRAIN_CLIPS_PER_SECTION)
-    return [c for c in pool if c.label in (0, None)]
-
-
-def _warn_skipped(machine: str, what: str, skipped: list[tuple[Path, str]]) -> None:
-    if skipped:
-        log.warning(
-            "%s: skipped %d unreadable %s clip(s); first: %s", machine, len(skipped), what, skipped[0][1]
-        )
+    return execute_run(plan, progress)
 
 
 # -- figures ------------------------------------------------------------------------------------------------
@@ -499,10 +307,8 @@ def plot_reconstruction(
 
 
 __all__ = [
-    "DEMO_PARAMS",
     "RunResult",
     "ScoredClip",
-    "demo",
     "evaluate",
     "load_features",
     "load_models",

@@ -19,7 +19,8 @@ from asdkit.data.manifest import TEST, Clip, Manifest
 from asdkit.errors import DataError
 from asdkit.metrics.coverage import Coverage, check_coverage
 from asdkit.metrics.scheme import Rules, decide_rules, year_of_manifest, year_of_naming
-from asdkit.run_result import CONFIG_FILE, RESULT_FILE, SCORES_DIR, read_config, read_manifest
+from asdkit.run_result import read_config, read_manifest
+from asdkit.rundir import CONFIG_FILE, RESULT_FILE, SCORES_DIR
 
 if TYPE_CHECKING:
     from asdkit.data.ground_truth import GroundTruth

@@ -1,8 +1,8 @@
 """A run as one object: built once by ``api.run`` and handed on, in memory, to plots, the report and tracking.
 
 :func:`load_run` builds the same object again from a run folder, for ``asdkit report``, ``plot run``,
-``evaluate RUN``, the comparisons and tracking a run later: this module is the one place that knows the
-run folder's file names. The score files are read by :mod:`asdkit.reports.submission` (which writes
+``evaluate RUN``, the comparisons and tracking a run later (the folder's names are :mod:`asdkit.rundir`'s).
+The score files are read by :mod:`asdkit.reports.submission` (which writes
 them, and so owns their naming rules) and matched to the clips of manifest.csv, so labels and domains are
 the ones the run evaluated with, also on evaluation sets labelled by ``--ground-truth``. Nothing needs the
 data or the weights: a figure or a report can be made again later, on another machine.
@@ -19,18 +19,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from asdkit.errors import DataError
+from asdkit.rundir import CONFIG_FILE, MANIFEST_FILE, MODEL_FILE, MODELS_DIR, RESULT_FILE, SCORES_DIR
 
 if TYPE_CHECKING:
     from asdkit.data.manifest import Clip, Manifest
     from asdkit.metrics import Evaluation, ScoreTable
-
-CONFIG_FILE = "config.json"
-MANIFEST_FILE = "manifest.csv"
-MODELS_DIR = "models"
-SCORES_DIR = "scores"
-PLOTS_DIR = "plots"
-RESULT_FILE = "result.csv"
-REPORT_FILE = "report.html"
 
 
 @dataclass
@@ -94,19 +87,19 @@ class RunResult:
 def load_run(run_dir: Path | str) -> RunResult:
     """Read a run directory (``asdkit run``), a model directory (``asdkit train``: models/ only) or one
     model folder (``models/<machine>/``, holding model.json)."""
-    from asdkit.detectors.base import CONFIG_NAME, read_model_config
+    from asdkit.detectors.base import read_model_config
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise DataError(f"{run_dir}: no such run directory")
-    model_dirs = sorted(p.parent for p in (run_dir / MODELS_DIR).glob(f"*/{CONFIG_NAME}"))
+    model_dirs = sorted(p.parent for p in (run_dir / MODELS_DIR).glob(f"*/{MODEL_FILE}"))
     config_path = run_dir / CONFIG_FILE
-    if not model_dirs and not config_path.is_file() and (run_dir / CONFIG_NAME).is_file():
+    if not model_dirs and not config_path.is_file() and (run_dir / MODEL_FILE).is_file():
         model_dirs = [run_dir]  # one model folder: its training curve
     if not config_path.is_file() and not model_dirs:
         raise DataError(
-            f"{run_dir}: not a run directory (no {CONFIG_FILE}, no {MODELS_DIR}/*/{CONFIG_NAME}, "
-            f"no {CONFIG_NAME})"
+            f"{run_dir}: not a run directory (no {CONFIG_FILE}, no {MODELS_DIR}/*/{MODEL_FILE}, "
+            f"no {MODEL_FILE})"
         )
     model_configs = {p.name: read_model_config(p) for p in model_dirs}
     config = read_config(run_dir) if config_path.is_file() else _config_from_models(model_configs)

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from asdkit.errors import AsdkitError
 from asdkit.features.config import FeatureConfig
+from asdkit.rundir import CONFIG_FILE
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +116,8 @@ def recipe_summary(text: str) -> str:
 def load_run_config(path_or_name: Path | str) -> RunConfig:
     """Read and validate a recipe (YAML), a run's ``config.json``, or a packaged recipe by name."""
     path = Path(path_or_name)
-    if path.is_dir() and (path / "config.json").is_file():
-        path = path / "config.json"
+    if path.is_dir() and (path / CONFIG_FILE).is_file():
+        path = path / CONFIG_FILE
     if path.is_file():
         source = str(path)
         try:

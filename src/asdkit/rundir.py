@@ -35,15 +35,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from asdkit.errors import AsdkitError
-from asdkit.run_result import (
-    CONFIG_FILE,
-    MANIFEST_FILE,
-    MODELS_DIR,
-    PLOTS_DIR,
-    REPORT_FILE,
-    RESULT_FILE,
-    SCORES_DIR,
-)
 
 if TYPE_CHECKING:
     from asdkit.detectors.base import Detector
@@ -52,9 +43,25 @@ log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 
+# -- names: every file and folder of a run directory, spelled here only ----------------------------------
 LOCK_NAME = ".asdkit.lock"
-CONFIG_JSON = CONFIG_FILE
+CONFIG_FILE = "config.json"
+MANIFEST_FILE = "manifest.csv"
+MODELS_DIR = "models"
+SCORES_DIR = "scores"
+PLOTS_DIR = "plots"
+RESULT_FILE = "result.csv"
+REPORT_FILE = "report.html"
+TENSORBOARD_DIR = "tensorboard"
 SEEDS_JSON = "seeds.json"
+SEEDS_CSV = "seeds.csv"
+SEED_PREFIX = "seed_"
+#: The files of one model folder (``models/<machine>/``): configuration, network weights, fitted arrays.
+MODEL_FILE = "model.json"
+WEIGHTS_FILE = "weights.pt"
+ARRAYS_FILE = "arrays.npz"
+CONFIG_JSON = CONFIG_FILE
+
 COMPLETE, RUNNING, FAILED, INTERRUPTED = "complete", "running", "failed", "interrupted"
 #: Everything asdkit writes into a run directory (``seed_<n>/`` folders too); --overwrite removes these only.
 OUTPUTS = (
@@ -65,14 +72,53 @@ OUTPUTS = (
     RESULT_FILE,
     PLOTS_DIR,
     REPORT_FILE,
-    "tensorboard",
+    TENSORBOARD_DIR,
     SEEDS_JSON,
-    "seeds.csv",
+    SEEDS_CSV,
 )
 #: Outputs that only describe a run; a folder holding nothing else (a run that failed early) is no run.
 RECORDS = (CONFIG_JSON, MANIFEST_FILE, SEEDS_JSON)
 #: Outputs computed from the trained models: --resume recomputes them.
-DERIVED = (SCORES_DIR, RESULT_FILE, PLOTS_DIR, REPORT_FILE, "seeds.csv")
+DERIVED = (SCORES_DIR, RESULT_FILE, PLOTS_DIR, REPORT_FILE, SEEDS_CSV)
+
+
+def model_dir(run_dir: Path | str, machine: str) -> Path:
+    """``RUN/models/<machine>``: one machine type's model folder."""
+    return Path(run_dir) / MODELS_DIR / machine
+
+
+def seed_dir(run_dir: Path | str, seed: int) -> Path:
+    """``RUN/seed_<n>``: one seed's run directory of a multi-seed run."""
+    return Path(run_dir) / f"{SEED_PREFIX}{seed}"
+
+
+def is_seed_dir_name(name: str) -> bool:
+    return name.startswith(SEED_PREFIX) and name[len(SEED_PREFIX) :].isdigit()
+
+
+def tensorboard_dir(run_dir: Path | str, machine: str) -> Path:
+    """``RUN/tensorboard/<machine>`` (``tensorboard --logdir RUN/tensorboard``)."""
+    return Path(run_dir) / TENSORBOARD_DIR / machine
+
+
+# -- distributed launches -----------------------------------------------------------------------------------
+#: Variables a launcher sets to a process's rank (torchrun, Lightning's re-launch, SLURM).
+RANK_VARIABLES = ("RANK", "NODE_RANK", "LOCAL_RANK", "SLURM_PROCID")
+
+
+def launch_rank() -> int:
+    """0 in a distributed launch's first process (and without a launch); a positive rank in the others.
+
+    Lightning's ``ddp`` strategy runs the whole command again for each extra device, with ``LOCAL_RANK``
+    set; only rank 0 may take the lock and write the run directory, the others compute alongside it.
+    """
+    for name in RANK_VARIABLES:
+        value = os.environ.get(name, "0").strip() or "0"
+        if value.isdigit() and int(value) != 0:
+            return int(value)
+    return 0
+
+
 #: Configuration keys that may differ between an interrupted run and its resumption.
 VOLATILE_KEYS = {"status", "environment", "timings", "skipped", "official_score", "error"}
 VOLATILE_PARAMS = {"progress"}
@@ -298,10 +344,12 @@ class RunDirectory:
 
 
 def locked_run_directory(run: Callable[P, R]) -> Callable[P, R]:
-    """Decorate ``api.run``: its parameters are checked, then its body runs inside a :class:`RunDirectory`.
+    """Decorate ``api.run`` and ``api.train``: check parameters, then run the body in a :class:`RunDirectory`.
 
     The wrapped function takes ``out``, ``overwrite`` and ``resume`` (and ``model``, ``params``, whose check
-    comes first so that a typo never costs the outputs --overwrite would remove).
+    comes first so that a typo never costs the outputs --overwrite would remove). Without ``out`` (training
+    in memory) nothing is locked; in a DDP launch's other ranks neither (:func:`launch_rank`): they write
+    nothing.
     """
     signature = inspect.signature(run)
 
@@ -314,6 +362,8 @@ def locked_run_directory(run: Callable[P, R]) -> Callable[P, R]:
             from asdkit.detectors.params import validate_params
 
             validate_params(given["model"], given.get("params"))
+        if given["out"] is None or launch_rank() != 0:
+            return run(*args, **kwargs)
         with RunDirectory(given["out"], overwrite=given["overwrite"], resume=given["resume"]):
             return run(*args, **kwargs)
 
@@ -339,7 +389,7 @@ def outputs_present(run_dir: Path) -> list[str]:
         return []
     names = []
     for entry in sorted(run_dir.iterdir()):
-        if entry.name in OUTPUTS or (entry.name.startswith("seed_") and entry.name[5:].isdigit()):
+        if entry.name in OUTPUTS or is_seed_dir_name(entry.name):
             names.append(entry.name)
     return names
 
@@ -372,12 +422,12 @@ def kept_model(out: Path | str | None, machine: str) -> Detector | None:
     A model folder is complete once its model.json exists (it is written last); one that does not load is
     trained again, with a warning.
     """
-    from asdkit.detectors.base import CONFIG_NAME, Detector
+    from asdkit.detectors.base import Detector
 
     if out is None:
         return None
-    folder = Path(out) / MODELS_DIR / machine
-    if not (folder / CONFIG_NAME).is_file():
+    folder = model_dir(out, machine)
+    if not (folder / MODEL_FILE).is_file():
         return None
     try:
         return Detector.load(folder)

@@ -19,15 +19,10 @@ from typing import Any
 import numpy as np
 
 from asdkit.errors import AsdkitError
+from asdkit.rundir import SEEDS_CSV, SEEDS_JSON, launch_rank, seed_dir
 from asdkit.utils.io import atomic_write_text
 
-SEEDS_JSON, SEEDS_CSV = "seeds.json", "seeds.csv"
 OFFICIAL = "official score"
-
-
-def seed_dir(out: Path, seed: int) -> Path:
-    return out / f"seed_{seed}"
-
 
 #: Most seeds one command runs (each is a whole run); ranges are counted before any list is built.
 MAX_SEEDS = 100
@@ -116,12 +111,16 @@ def seeds_csv_text(seeds: Sequence[int], summary: Sequence[MetricSummary]) -> st
 def run_seeds(
     run: Callable[..., Any], data: Path | str, out: Path | str, seeds: Sequence[int], **kwargs: Any
 ) -> SeedsResult:
-    """``run(data, OUT/seed_<n>, seed=n, **kwargs)`` for every seed, then the mean/std summary."""
+    """``run(data, OUT/seed_<n>, seed=n, **kwargs)`` for every seed, then the mean/std summary.
+
+    With ``jobs`` > 1 in ``kwargs`` the seeds run that many at a time in worker processes (each seed's
+    machine types one after the other), this process showing which seed finished; with one seed its
+    machine types run in parallel instead.
+    """
     out = Path(out)
     seeds = list(seeds)
     if not seeds or len(set(seeds)) != len(seeds):
         raise AsdkitError(f"seeds: give distinct seeds, got {seeds}")
-    out.mkdir(parents=True, exist_ok=True)
     record = {
         "status": "running",
         "seeds": seeds,
@@ -129,17 +128,38 @@ def run_seeds(
         "params": kwargs.get("params") or {},
         "data": str(Path(data).resolve()),
     }
-    atomic_write_text(out / SEEDS_JSON, json.dumps(record, indent=2, default=str) + "\n")
+    writer = launch_rank() == 0  # a DDP launch's other ranks write nothing
+    if writer:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / SEEDS_JSON, json.dumps(record, indent=2, default=str) + "\n")
     result = SeedsResult(out, seeds)
-    metrics = []
-    for seed in seeds:
-        run_result = run(data, seed_dir(out, seed), seed=seed, **kwargs)
-        result.runs.append(run_result)
-        if run_result.evaluation is not None:
-            metrics.append(evaluation_metrics(run_result.evaluation))
+    jobs = min(int(kwargs.get("jobs", 1)), len(seeds))
+    if jobs > 1:
+        from joblib import Parallel, delayed
+
+        progress = kwargs.get("progress")
+        quiet = {**kwargs, "jobs": 1, "progress": None, "params": _silent(kwargs.get("params"))}
+        tasks = (delayed(run)(data, seed_dir(out, seed), seed=seed, **quiet) for seed in seeds)
+        with Parallel(n_jobs=jobs, backend="loky", return_as="generator") as parallel:
+            for i, run_result in enumerate(parallel(tasks)):
+                if progress is not None:
+                    progress(f"seed {seeds[i]}: complete ({i + 1}/{len(seeds)}, {jobs} worker processes)")
+                result.runs.append(run_result)
+    else:
+        result.runs = [run(data, seed_dir(out, seed), seed=seed, **kwargs) for seed in seeds]
+    metrics = [evaluation_metrics(r.evaluation) for r in result.runs if r.evaluation is not None]
+    if not writer:
+        return result
     if len(metrics) == len(seeds):
         result.summary = summarise(seeds, metrics)
         atomic_write_text(out / SEEDS_CSV, seeds_csv_text(seeds, result.summary))
     record["status"] = "complete"
     atomic_write_text(out / SEEDS_JSON, json.dumps(record, indent=2, default=str) + "\n")
     return result
+
+
+def _silent(params: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The parameters without a training progress bar (worker processes print nothing)."""
+    if params is None or "progress" not in params:
+        return params
+    return {**params, "progress": False}

@@ -162,7 +162,7 @@ def _experiment_id(client: Any, name: str, uri: str) -> str:
 def _log_record(client: Any, experiment_id: str, record: RunResult) -> str:
     from mlflow.entities import Metric, Param, RunTag
 
-    from asdkit.run_result import (
+    from asdkit.rundir import (
         CONFIG_FILE,
         MANIFEST_FILE,
         MODELS_DIR,

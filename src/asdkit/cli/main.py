@@ -88,6 +88,30 @@ TensorboardOpt = Annotated[
     bool, typer.Option("--tensorboard", help="Also write TensorBoard curves to OUT/tensorboard/<machine>.")
 ]
 
+JobsOpt = Annotated[
+    int,
+    typer.Option(
+        "--jobs", "-j", help="Machine types (or --seeds) at a time, in worker processes; outputs as with 1."
+    ),
+]
+OverwriteOpt = Annotated[
+    bool, typer.Option("--overwrite", help="Replace the run OUT holds (its outputs are removed first).")
+]
+ResumeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--resume",
+        help="Continue the interrupted run in OUT: keep its trained machine types, train the rest.",
+    ),
+]
+
+
+def _other_rank() -> bool:
+    """True in the extra processes of a DDP launch: they compute alongside rank 0 and print nothing."""
+    from asdkit.rundir import launch_rank
+
+    return launch_rank() != 0
+
 
 def _tracking(no_track: bool, tracking_uri: str | None, tensorboard: bool) -> Any:
     from asdkit.tracking import TrackingOptions
@@ -126,7 +150,7 @@ def _console() -> Any:
 
 
 def _progress(quiet: bool) -> Any:
-    if quiet:
+    if quiet or _other_rank():
         return None
     console = _console()
     return lambda message: console.print(f"[bold cyan]asdkit[/] {message}", highlight=False)
@@ -180,16 +204,9 @@ def run(
     ] = None,
     scheme: SchemeOpt = None,
     allow_partial: AllowPartialOpt = False,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace the run OUT holds (its outputs are removed first).")
-    ] = False,
-    resume: Annotated[
-        bool,
-        typer.Option(
-            "--resume",
-            help="Continue the interrupted run in OUT: keep its trained machine types, train the rest.",
-        ),
-    ] = False,
+    overwrite: OverwriteOpt = False,
+    resume: ResumeOpt = False,
+    jobs: JobsOpt = 1,
     config: ConfigOpt = None,
 ) -> None:
     """Train per machine type, score the test clips, write the submission files and print the results.
@@ -213,6 +230,10 @@ def run(
         asdkit run --data dev_data --out runs/ae --resume      (after Ctrl-C: same settings, plus --resume)
 
         asdkit run --data dev_data --out runs/ae --overwrite   (start again in a folder that holds a run)
+
+        asdkit run --data dev_data --out runs/knn --model knn --jobs 2   (two machine types at a time)
+
+        asdkit run --data dev_data --out runs/ae2 --model ae --param devices=2 --param strategy=ddp
 
         asdkit run --config dcase2023_baseline_ae --data dev_data --out runs/ae --param epochs=20
 
@@ -241,7 +262,10 @@ def run(
         allow_partial=allow_partial,
         overwrite=overwrite,
         resume=resume,
+        jobs=jobs,
     )
+    if _other_rank():
+        return
     if seeds is None:
         _finish_run(result)
     else:
@@ -268,20 +292,24 @@ def _finish_seeds(result: Any) -> None:
 
 
 def _finish_run(result: Any) -> None:
+    from asdkit.rundir import CONFIG_FILE, MODELS_DIR, PLOTS_DIR, SCORES_DIR
+
     if result.evaluation is not None:
         _print_evaluation(result.evaluation)
     if result.skipped:
         counts = ", ".join(f"{k} {v}" for k, v in result.skip_counts.items() if v)
-        typer.echo(f"skipped {len(result.skipped)} clip(s) ({counts}): see config.json", err=True)
+        typer.echo(f"skipped {len(result.skipped)} clip(s) ({counts}): see {CONFIG_FILE}", err=True)
     if result.truncated:
-        typer.echo(f"{len(result.truncated)} truncated clip(s) scored as shorter: see config.json", err=True)
+        typer.echo(
+            f"{len(result.truncated)} truncated clip(s) scored as shorter: see {CONFIG_FILE}", err=True
+        )
     typer.echo(f"run directory: {result.run_dir}")
-    typer.echo(f"  submission files: {result.run_dir / 'scores'}")
+    typer.echo(f"  submission files: {result.run_dir / SCORES_DIR}")
     if result.evaluation is not None:
         typer.echo(f"  results: {result.result_csv}")
-    typer.echo(f"  models: {result.run_dir / 'models'}")
-    if (result.run_dir / "plots").is_dir():
-        typer.echo(f"  figures: {result.run_dir / 'plots'}  (one page: asdkit report {result.run_dir})")
+    typer.echo(f"  models: {result.run_dir / MODELS_DIR}")
+    if (result.run_dir / PLOTS_DIR).is_dir():
+        typer.echo(f"  figures: {result.run_dir / PLOTS_DIR}  (one page: asdkit report {result.run_dir})")
 
 
 @app.command()
@@ -300,14 +328,22 @@ def train(
     no_track: NoTrackOpt = False,
     tracking_uri: TrackingUriOpt = None,
     tensorboard: TensorboardOpt = False,
+    overwrite: OverwriteOpt = False,
+    resume: ResumeOpt = False,
+    jobs: JobsOpt = 1,
 ) -> None:
     """Train one model per machine type on the normal training clips (saved in OUT/models/MACHINE).
+
+    OUT is kept as `asdkit run` keeps a run directory: locked while training, config.json saying whether
+    it is complete, a rerun refused unless --overwrite or --resume.
 
     Examples:
 
         asdkit train --data dev_data --out models_dir --machine fan
 
         asdkit train --data my_pump_recordings --out pump_model --layout folder --param epochs=50
+
+        asdkit train --data dev_data --out models_dir --resume   (after Ctrl-C: same settings, plus --resume)
     """
     from asdkit import api
 
@@ -323,10 +359,18 @@ def train(
         debug=debug,
         cache_dir=cache_dir,
         progress=_progress(quiet),
+        command_line=shlex.join(["asdkit", *sys.argv[1:]]),
         tracking=_tracking(no_track, tracking_uri, tensorboard),
+        overwrite=overwrite,
+        resume=resume,
+        jobs=jobs,
     )
+    if _other_rank():
+        return
+    from asdkit.rundir import model_dir
+
     for name, detector in detectors.items():
-        typer.echo(f"{name}: threshold {detector.threshold_:.6g} -> {Path(out) / 'models' / name}")
+        typer.echo(f"{name}: threshold {detector.threshold_:.6g} -> {model_dir(out, name)}")
 
 
 @app.command()
@@ -405,7 +449,7 @@ def evaluate(
         asdkit evaluate my_submission/ --ground-truth dcase2021_task2_evaluator --scheme 2021
     """
     from asdkit import api
-    from asdkit.rundir import warn_if_incomplete
+    from asdkit.rundir import RESULT_FILE, warn_if_incomplete
 
     warn_if_incomplete(scores_dir, "evaluating")
     evaluation = api.evaluate(
@@ -413,7 +457,7 @@ def evaluate(
     )
     _print_evaluation(evaluation)
     if out is not None:
-        typer.echo(f"results: {Path(out) / 'result.csv'}")
+        typer.echo(f"results: {Path(out) / RESULT_FILE}")
 
 
 @app.command()
@@ -472,9 +516,9 @@ def demo(
 
         asdkit demo --out /tmp/asd --debug
     """
-    from asdkit import api
+    from asdkit.demo import demo as run_demo
 
-    result = api.demo(out, seed=seed, debug=debug, cache_dir=cache_dir, progress=_progress(quiet))
+    result = run_demo(out, seed=seed, debug=debug, cache_dir=cache_dir, progress=_progress(quiet))
     _finish_run(result)
 
 
@@ -535,7 +579,9 @@ app.command()(submit)
 
 def main() -> None:
     """Entry point: runs the app and turns errors into one line and an exit code."""
-    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
+    # a DDP launch's other ranks repeat rank 0's work: only their errors are worth printing
+    level = logging.ERROR if _other_rank() else logging.WARNING
+    logging.basicConfig(level=level, format="warning: %(message)s", stream=sys.stderr)
     logging.captureWarnings(True)
     try:
         code = app(standalone_mode=False)

@@ -46,8 +46,9 @@ def reconstruction(
         asdkit plot reconstruction runs/idnn valve_clip.wav --machine valve --out valve.png
     """
     from asdkit import api
+    from asdkit.rundir import PLOTS_DIR
 
-    target = out if out is not None else run / "plots" / f"reconstruction_{clip.stem}.png"
+    target = out if out is not None else run / PLOTS_DIR / f"reconstruction_{clip.stem}.png"
     path = api.plot_reconstruction(run, clip, target, machine=machine, cache_dir=cache_dir)
     typer.echo(f"reconstruction view: {path}")
 

@@ -32,6 +32,7 @@ from asdkit.detectors.tags import DetectorTags
 from asdkit.errors import DataError, ModelError
 from asdkit.features.config import FeatureConfig
 from asdkit.features.frontends import LOGMEL, get_front_end
+from asdkit.rundir import ARRAYS_FILE, MODEL_FILE, WEIGHTS_FILE
 from asdkit.scoring.threshold import gamma_threshold
 from asdkit.utils.io import atomic_open, atomic_write_text
 
@@ -40,9 +41,9 @@ log = logging.getLogger(__name__)
 MODEL_FORMAT = "asdkit-model"
 #: 2: fitted arrays in arrays.npz beside the network's weights.pt (1: both in weights.pt)
 MODEL_FORMAT_VERSION = 2
-CONFIG_NAME = "model.json"
-WEIGHTS_NAME = "weights.pt"
-ARRAYS_NAME = "arrays.npz"
+CONFIG_NAME = MODEL_FILE
+WEIGHTS_NAME = WEIGHTS_FILE
+ARRAYS_NAME = ARRAYS_FILE
 
 
 @dataclass(frozen=True)

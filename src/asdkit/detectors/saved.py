@@ -10,7 +10,7 @@ from pathlib import Path
 
 from asdkit.detectors.base import CONFIG_NAME, Detector
 from asdkit.errors import AsdkitError, ModelError
-from asdkit.run_result import MODELS_DIR
+from asdkit.rundir import MODELS_DIR
 
 
 def load_models(model_or_run: Path | str) -> dict[str, Detector]:

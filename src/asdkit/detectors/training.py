@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import tempfile
@@ -45,13 +46,17 @@ class NetworkModule(L.LightningModule):
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         loss = self.loss_fn(self.network, batch)
         size = _batch_len(batch)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=size)
+        self.log(
+            "train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True
+        )
         return loss
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         loss = self.loss_fn(self.network, batch)
         size = _batch_len(batch)
-        self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=size)
+        self.log(
+            "val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True
+        )
 
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.Adam(self.network.parameters(), lr=self.learning_rate)
@@ -62,9 +67,14 @@ class NetworkModule(L.LightningModule):
 
 
 class _History(L.Callback):
-    """Keeps per-epoch losses and wall-clock seconds so that detectors can report training curves."""
+    """Keeps per-epoch losses and wall-clock seconds so that detectors can report training curves.
 
-    def __init__(self) -> None:
+    The global rank 0 also writes them to ``path``: under ``ddp_spawn`` the training runs in other
+    processes, on copies of this callback, and the file is how the curve comes back.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
         self.epochs: list[dict[str, float]] = []
         self._lr: float | None = None
         self._start = 0.0
@@ -80,6 +90,14 @@ class _History(L.Callback):
         if self._lr is not None:
             row["lr"] = self._lr  # the rate this epoch trained with
         self.epochs.append(row)
+        if trainer.is_global_zero:
+            self.path.write_text(json.dumps(self.epochs))
+
+    def recorded(self) -> list[dict[str, float]]:
+        """The curve rank 0 trained, wherever it ran (this process, or a spawned one)."""
+        if self.path.is_file():
+            return [dict(row) for row in json.loads(self.path.read_text())]
+        return self.epochs
 
 
 def _tensorboard(log_dir: Path | None) -> Any:
@@ -131,12 +149,12 @@ def fit_network(
     for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
     module = NetworkModule(network, loss_fn, config.learning_rate, lr_lambda)
-    history = _History()
     logger = _tensorboard(config.log_dir)
-    callbacks: list[L.Callback] = [history]
-    if logger is not False:
-        callbacks.append(L.pytorch.callbacks.LearningRateMonitor(logging_interval="epoch"))
     with tempfile.TemporaryDirectory(prefix="asdkit-train-") as root, warnings.catch_warnings():
+        history = _History(Path(root) / "history.json")
+        callbacks: list[L.Callback] = [history]
+        if logger is not False:
+            callbacks.append(L.pytorch.callbacks.LearningRateMonitor(logging_interval="epoch"))
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*IterableDataset.*__len__.*")
         warnings.filterwarnings("ignore", message=".*treespec.*")  # Lightning vs newer torch, harmless
@@ -159,5 +177,6 @@ def fit_network(
         train_loader = DataLoader(train_data, batch_size=None)
         val_loader = DataLoader(val_data, batch_size=None) if val_data is not None else None
         _fit_interruptible(trainer, module, train_loader, val_loader)
+        epochs = history.recorded()
     network.cpu().eval()
-    return history.epochs
+    return epochs

@@ -28,7 +28,8 @@ import yaml
 from asdkit.errors import DataError
 from asdkit.reports.eval_lists import EvalGroup, eval_groups, groups_from_list_file
 from asdkit.reports.submission import DECISION_PREFIX, SCORE_PREFIX
-from asdkit.run_result import CONFIG_FILE, RESULT_FILE, read_config
+from asdkit.run_result import read_config
+from asdkit.rundir import CONFIG_FILE, RESULT_FILE, SCORES_DIR
 from asdkit.utils.io import atomic_write_text
 
 FILL_IN = "FILL IN"
@@ -123,8 +124,8 @@ def build_submission(
 
 
 def _scores_dir(run: Path) -> Path:
-    if (run / "scores").is_dir():
-        return run / "scores"
+    if (run / SCORES_DIR).is_dir():
+        return run / SCORES_DIR
     if run.is_dir() and any(run.glob(f"{SCORE_PREFIX}*.csv")):
         return run
     raise DataError(f"{run}: no score files (expected a run directory with scores/ or a folder of them)")

@@ -15,7 +15,7 @@ from typing import Any
 
 from asdkit.errors import DataError
 from asdkit.run_result import read_config
-from asdkit.seeds import SEEDS_JSON, seed_dir
+from asdkit.rundir import SEEDS_JSON, seed_dir
 
 log = logging.getLogger(__name__)
 

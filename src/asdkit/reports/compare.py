@@ -19,8 +19,9 @@ from rich.table import Table
 
 from asdkit.errors import DataError
 from asdkit.metrics.result_csv import OVERALL_AMEAN, OVERALL_HMEAN
-from asdkit.run_result import CONFIG_FILE, RESULT_FILE, read_config
-from asdkit.seeds import OFFICIAL, SEEDS_JSON, MetricSummary, seed_dir
+from asdkit.run_result import read_config
+from asdkit.rundir import CONFIG_FILE, RESULT_FILE, SEEDS_JSON, seed_dir
+from asdkit.seeds import OFFICIAL, MetricSummary
 from asdkit.utils.io import atomic_write_text
 
 

@@ -18,7 +18,8 @@ from typing import Any
 
 from asdkit.metrics import result_csv_rows
 from asdkit.reports.plots import png_bytes, run_figures
-from asdkit.run_result import PLOTS_DIR, REPORT_FILE, RunResult, load_run
+from asdkit.run_result import RunResult, load_run
+from asdkit.rundir import PLOTS_DIR, REPORT_FILE
 from asdkit.utils.io import atomic_write_text
 
 _STYLE = """

@@ -20,10 +20,10 @@ from asdkit.errors import DataError
 from asdkit.reports.compare import RunRow, best_rows, columns, overall_metrics
 from asdkit.reports.html import _STYLE, _e, _key_value_table
 from asdkit.reports.plots import png_bytes
-from asdkit.seeds import OFFICIAL, SEEDS_JSON, MetricSummary, seed_dir, summarise
+from asdkit.rundir import REPORT_FILE, SEEDS_JSON, seed_dir
+from asdkit.seeds import OFFICIAL, MetricSummary, summarise
 from asdkit.utils.io import atomic_write_text
 
-REPORT_FILE = "report.html"
 _EXTRA_STYLE = "td.best { font-weight: bold; background: #eef6ee; }\n"
 
 

@@ -18,7 +18,8 @@ import numpy as np
 
 from asdkit.errors import DataError
 from asdkit.metrics import MAX_FPR, ScoreRecord, pauc
-from asdkit.run_result import PLOTS_DIR, RunResult, load_run
+from asdkit.run_result import RunResult, load_run
+from asdkit.rundir import PLOTS_DIR
 from asdkit.utils.io import atomic_open
 
 #: What ``write_run_plots`` can draw; each name is also the file-name prefix.

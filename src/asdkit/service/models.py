@@ -22,9 +22,9 @@ from asdkit.data.audio import decode_audio
 from asdkit.data.layouts.common import section_from_name
 from asdkit.data.manifest import Clip
 from asdkit.detectors.base import ARRAYS_NAME, CONFIG_NAME, WEIGHTS_NAME, Detector, read_model_config
-from asdkit.detectors.saved import MODELS_DIR, load_models
+from asdkit.detectors.saved import load_models
 from asdkit.errors import DataError, ModelError
-from asdkit.rundir import run_status
+from asdkit.rundir import CONFIG_FILE, MODELS_DIR, RESULT_FILE, run_status
 from asdkit.scoring.guard import not_finite_features_reason, not_finite_reason
 
 
@@ -94,7 +94,7 @@ def model_version(folder: Path) -> str:
 
 def run_metrics(run_dir: Path, machine: str) -> dict[str, Any] | None:
     """The official score and this machine type's rows of result.csv, when the run wrote them."""
-    config_path, result_path = run_dir / "config.json", run_dir / "result.csv"
+    config_path, result_path = run_dir / CONFIG_FILE, run_dir / RESULT_FILE
     metrics: dict[str, Any] = {}
     try:
         if config_path.is_file():

@@ -38,6 +38,7 @@ from asdkit.detectors.tags import DetectorTags
 from asdkit.detectors.windows import Patches
 from asdkit.errors import DataError, ModelError
 from asdkit.models.scaling import band_statistics
+from asdkit.rundir import model_dir
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +208,7 @@ class SectionClassifier(DeepDetector):
 
     def _load_initial_weights(self, path: Path, machine: str) -> None:
         """Start from an earlier model of this machine type: a model folder or a run's models/<machine>/."""
-        folder = path if (path / CONFIG_NAME).is_file() else path / "models" / machine
+        folder = path if (path / CONFIG_NAME).is_file() else model_dir(path, machine)
         if not (folder / CONFIG_NAME).is_file():
             raise ModelError(f"init_from={path}: neither a model folder nor a run directory with {machine}")
         initial = Detector.load(folder)  # weights read with weights_only=True
