@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -158,12 +157,19 @@ def run_params(ctx: typer.Context, cli_params: dict[str, Any], model: str, debug
 
 
 def run_features(ctx: typer.Context, features: Any) -> Any:
-    """The configuration's feature settings, with the channel the command line resolved."""
+    """The configuration's feature settings, with the channel the command line gave (if it gave one)."""
     if CONFIG_META not in ctx.meta:
         return features
-    config = ctx.meta[CONFIG_META][1]
-    configured = config.feature_config()
-    return features if configured is None else replace(configured, channel=features.channel)
+    from click.core import ParameterSource
+
+    from asdkit.features.noise_aware import channel_features
+
+    configured = ctx.meta[CONFIG_META][1].feature_config()
+    if configured is None:
+        return features
+    if ctx.get_parameter_source("channel") in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
+        return configured
+    return channel_features(str(ctx.params["channel"]), configured)
 
 
 def recipes(

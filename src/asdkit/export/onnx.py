@@ -26,6 +26,7 @@ from torch import nn
 from asdkit import __version__
 from asdkit.detectors.base import Detector
 from asdkit.errors import AsdkitError, ModelError
+from asdkit.features.config import FeatureConfig
 from asdkit.features.logmel import mel_filterbank, periodic_hann
 from asdkit.utils.io import atomic_write_bytes
 
@@ -108,6 +109,9 @@ def export_onnx(
     if detector.name == "ae" and getattr(detector, "score", "mse") != "mse":
         raise ModelError("ae: ONNX export supports score=mse only (the graph has no error covariances)")
     detector._check_fitted()
+    if type(detector.feature_config_) is not FeatureConfig:
+        kind = type(detector.feature_config_).__name__
+        raise ModelError(f"ONNX export supports the log-mel front end only, not {kind}")
     graph = ScoringGraph(detector, precision).eval()
     config = detector.feature_config_
     example = torch.zeros(1, config.sample_rate, dtype=torch.float32)

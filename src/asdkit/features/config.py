@@ -38,6 +38,13 @@ class FeatureConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureConfig:
+        """The config of ``data``; a ``front_end`` key names a registered log-mel variant (noise_aware)."""
+        data = dict(data)
+        name = data.pop("front_end", None)
+        if name is not None:
+            target = _variant(str(name))
+            if target is not cls:
+                return target.from_dict(data)
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -48,3 +55,17 @@ class FeatureConfig:
         """A short stable hash of the configuration, used in cache file names."""
         blob = json.dumps(self.to_dict(), sort_keys=True).encode()
         return hashlib.sha1(blob).hexdigest()[:12]
+
+
+def _variant(name: str) -> type[FeatureConfig]:
+    """The config type of the registered front end ``name``, which must be a log-mel variant."""
+    from asdkit.errors import AsdkitError
+    from asdkit.features.frontends import get_front_end
+
+    try:
+        target = get_front_end(name).config_type
+    except AsdkitError as exc:
+        raise ValueError(str(exc)) from None
+    if not (isinstance(target, type) and issubclass(target, FeatureConfig)):
+        raise ValueError(f"front end {name!r} is not a log-mel variant every detector can read")
+    return target
