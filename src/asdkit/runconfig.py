@@ -78,9 +78,8 @@ class RunConfig(BaseModel):
         """Names and types of FeatureConfig's fields (YAML reads ``1e-10`` as text: it becomes a float)."""
         if value is None:
             return None
-        kind = type(FeatureConfig.from_dict(value))  # ValueError naming unknown settings
+        kind, settings = FeatureConfig.split_front_end(value)  # ValueError naming unknown settings
         try:
-            settings = {k: v for k, v in value.items() if k != "front_end"}
             return TypeAdapter(kind).validate_python(settings).to_dict()
         except ValidationError as exc:
             error = exc.errors()[0]

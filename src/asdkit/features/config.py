@@ -39,17 +39,22 @@ class FeatureConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureConfig:
         """The config of ``data``; a ``front_end`` key names a registered log-mel variant (noise_aware)."""
-        data = dict(data)
-        name = data.pop("front_end", None)
-        if name is not None:
-            target = _variant(str(name))
-            if target is not cls:
-                return target.from_dict(data)
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
+        target, settings = cls.split_front_end(data)
+        if target is not cls:
+            return target.from_dict(settings)
+        return cls(**settings)
+
+    @classmethod
+    def split_front_end(cls, data: dict[str, Any]) -> tuple[type[FeatureConfig], dict[str, Any]]:
+        """The config type ``data`` names (its ``front_end`` key, else ``cls``) and the other settings,
+        checked to be that type's fields; ValueError naming unknown ones."""
+        settings = dict(data)
+        name = settings.pop("front_end", None)
+        target = cls if name is None else _variant(str(name))
+        unknown = set(settings) - {f.name for f in fields(target)}
         if unknown:
             raise ValueError(f"unknown feature settings: {', '.join(sorted(unknown))}")
-        return cls(**data)
+        return target, settings
 
     def key(self) -> str:
         """A short stable hash of the configuration, used in cache file names."""
