@@ -45,6 +45,19 @@ def machine_scores(evaluation: object) -> dict[str, float]:
     return out
 
 
+def _complete(run: Path, model: str, choice: str) -> bool:
+    """Whether ``run`` completed with this detector and channel choice (``--reuse`` keeps it)."""
+    path = run / "config.json"
+    if not path.is_file():
+        return False
+    config = json.loads(path.read_text())
+    return (config.get("status"), config.get("model"), config.get("features")) == (
+        "complete",
+        model,
+        channel_features(choice).to_dict(),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0-4")
@@ -56,6 +69,7 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=12, help="normal and anomalous test clips per domain")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per clip")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_two_channel"))
+    parser.add_argument("--reuse", action="store_true", help="evaluate completed runs again, not rerun them")
     args = parser.parse_args()
     seeds = parse_seeds(args.seeds)
     results: dict[str, list[dict[str, float]]] = {c: [] for c in args.channels}
@@ -75,9 +89,13 @@ def main() -> None:
             generate(data, "dcase2026", spec)
         for choice in args.channels:
             start = time.perf_counter()
+            out = args.out / f"{choice}_seed{seed}"
+            if args.reuse and _complete(out, args.model, choice):
+                results[choice].append(machine_scores(api.evaluate(out)))
+                continue
             result = api.run(
                 data,
-                args.out / f"{choice}_seed{seed}",
+                out,
                 model=args.model,
                 features=channel_features(choice),
                 seed=seed,
