@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, replace
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -79,9 +79,9 @@ class RunConfig(BaseModel):
         """Names and types of FeatureConfig's fields (YAML reads ``1e-10`` as text: it becomes a float)."""
         if value is None:
             return None
-        FeatureConfig.from_dict(value)  # ValueError naming unknown settings
+        kind, settings = FeatureConfig.split_front_end(value)  # ValueError naming unknown settings
         try:
-            return asdict(TypeAdapter(FeatureConfig).validate_python(value))
+            return TypeAdapter(kind).validate_python(settings).to_dict()
         except ValidationError as exc:
             error = exc.errors()[0]
             raise ValueError(f"{'.'.join(map(str, error['loc']))}: {error['msg']}") from None
@@ -203,8 +203,12 @@ def cli_defaults(config: RunConfig) -> dict[str, Any]:
         "seeds": None if config.seeds is None else ",".join(map(str, config.seeds)),
     }
     features = config.feature_config()
-    channel = config.channel if features is None else features.channel
-    values["channel"] = None if channel is None else str(channel)
+    if features is not None:
+        from asdkit.features.noise_aware import channel_choice
+
+        values["channel"] = channel_choice(features)
+    elif config.channel is not None:
+        values["channel"] = str(config.channel)
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items() if v is not None}
 
 

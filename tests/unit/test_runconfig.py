@@ -47,6 +47,9 @@ def test_the_recipes_cover_the_published_systems():
         "dcase2020_vae",
         "dcase2020_conv_ae",
         "genrep2025_frozen_beats_knn",
+        "dcase2026_baseline_ae",
+        "dcase2026_baseline_ae_selective_mahalanobis",
+        "dcase2026_noise_aware",
     } <= names
 
 

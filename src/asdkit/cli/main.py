@@ -60,7 +60,13 @@ GroundTruthOpt = Annotated[
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 ChannelOpt = Annotated[
-    str, typer.Option("--channel", help="Channel of multi-channel files: an index (default 0) or 'mix'.")
+    str,
+    typer.Option(
+        "--channel",
+        help="Channel of multi-channel files: an index (default 0), 'mix' (their mean), or both channels of "
+        "DCASE2026 clips: 'pair' (near and far log-mel side by side) or 'noise_aware' (near, far as noise "
+        "reference).",
+    ),
 ]
 SchemeOpt = Annotated[
     str | None,
@@ -122,14 +128,12 @@ def _tracking(no_track: bool, tracking_uri: str | None, tensorboard: bool) -> An
 
 
 def _features(channel: str) -> Any:
-    from asdkit.features.config import FeatureConfig
+    from asdkit.features.noise_aware import channel_features
 
-    if channel == "mix":
-        return FeatureConfig(channel="mix")
     try:
-        return FeatureConfig(channel=int(channel))
-    except ValueError:
-        raise AsdkitError(f"--channel {channel!r}: expected a channel index such as 0, or 'mix'") from None
+        return channel_features(channel)
+    except ValueError as exc:
+        raise AsdkitError(str(exc)) from None
 
 
 def _training_params(items: list[str] | None, quiet: bool, model: str) -> dict[str, Any]:

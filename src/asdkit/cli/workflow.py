@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,7 +9,7 @@ import typer
 
 
 def download(
-    dataset: Annotated[str, typer.Argument(help="2020, 2021, 2022, 2023, 2024, 2025 or mimii.")],
+    dataset: Annotated[str, typer.Argument(help="2020 to 2026, or mimii.")],
     to: Annotated[Path, typer.Option("--to", help="Download root (the trees land in DIR/dcaseYEAR/...).")],
     split: Annotated[
         str | None,
@@ -46,6 +45,8 @@ def download(
         asdkit download 2023 --split dev --machine fan --machine valve --to data
 
         asdkit download 2024 --split additional --to data && asdkit download 2024 --split eval --to data
+
+        asdkit download 2026 --to data --dry-run
     """
     from asdkit.data import download as dl
 
@@ -57,7 +58,7 @@ def download(
         for a, remote in dl.describe(selected, base):
             state = "complete" if dl.is_complete(to, a) else "to fetch"
             typer.echo(
-                f"{a.split:10s} {a.machine:14s} {dl.size_text(remote.size):>12s}  {state:8s}  {a.url(base)}"
+                f"{a.split:10s} {a.machine:19s} {dl.size_text(remote.size):>12s}  {state:8s}  {a.url(base)}"
             )
             if remote.size is None:
                 unknown += 1
@@ -156,12 +157,19 @@ def run_params(ctx: typer.Context, cli_params: dict[str, Any], model: str, debug
 
 
 def run_features(ctx: typer.Context, features: Any) -> Any:
-    """The configuration's feature settings, with the channel the command line resolved."""
+    """The configuration's feature settings, with the channel the command line gave (if it gave one)."""
     if CONFIG_META not in ctx.meta:
         return features
-    config = ctx.meta[CONFIG_META][1]
-    configured = config.feature_config()
-    return features if configured is None else replace(configured, channel=features.channel)
+    from click.core import ParameterSource
+
+    from asdkit.features.noise_aware import channel_features
+
+    configured = ctx.meta[CONFIG_META][1].feature_config()
+    if configured is None:
+        return features
+    if ctx.get_parameter_source("channel") in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
+        return configured
+    return channel_features(str(ctx.params["channel"]), configured)
 
 
 def recipes(
@@ -190,7 +198,7 @@ def submit(
     runs: Annotated[
         list[Path], typer.Argument(help="Run directories on the evaluation set (1 to 4 systems).")
     ],
-    year: Annotated[int, typer.Option("--year", help="Challenge year: 2020 to 2025.")],
+    year: Annotated[int, typer.Option("--year", help="Challenge year: 2020 to 2026.")],
     team: Annotated[str, typer.Option("--team", help="Submission label prefix, Lastname_INST.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write OUT/task2/ into.")],
     dev_run: Annotated[
@@ -212,7 +220,9 @@ def submit(
     """Build the challenge's submission package: per-system score/decision files and metadata YAML.
 
     Each run must score exactly the clips of the year's evaluation list (built in for 2020-2025); a
-    missing or extra file or clip is refused, naming them. Fill in the FILL IN fields of each
+    missing or extra file or clip is refused, naming them. 2026: the organisers' clip list was not
+    available, so without --eval-list the machine types, sections and name pattern are checked (a warning
+    says so). Fill in the FILL IN fields of each
     .meta.yaml (authors, report) before uploading.
 
     Examples:
@@ -221,9 +231,11 @@ def submit(
 
         asdkit submit runs/eval_ae runs/eval_knn --year 2024 --team Doe_UNI --out submission
     """
-    from asdkit.reports.challenge import build_submission
+    from asdkit.reports.challenge import build_submission, unlisted_warning
 
     packages = build_submission(runs, year, team, out, eval_list=eval_list, dev_runs=dev_run, names=name)
+    if (warning := unlisted_warning(year, eval_list)) is not None:
+        typer.echo(f"warning: {warning}", err=True)
     for p in packages:
         typer.echo(f"{p.label}: {p.files} files, {p.clips} clips from {p.run} -> {p.folder}")
     typer.echo(f"fill in the FILL IN fields of each {packages[0].label}.meta.yaml before uploading")

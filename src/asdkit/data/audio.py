@@ -14,14 +14,15 @@ from asdkit.errors import AudioError
 
 log = logging.getLogger(__name__)
 
-Channel = int | Literal["mix"]
+Channel = int | Literal["mix", "both"]
 
 
 def load_audio(path: Path | str, sample_rate: int = 16000, channel: Channel = 0) -> np.ndarray:
     """Return a mono float32 waveform in [-1, 1] at ``sample_rate``.
 
     Multi-channel files give ``channel`` (default the first, as MIMII's single-mic DCASE clips) or their
-    mean with ``channel="mix"``. Another sample rate is resampled (soxr, high quality) with a warning.
+    mean with ``channel="mix"``; ``channel="both"`` gives the first two as ``[T, 2]`` (near, far). Another
+    sample rate is resampled (soxr, high quality) with a warning.
     Raises AudioError naming the file for anything that is not usable audio.
     """
     path = Path(path)
@@ -75,9 +76,18 @@ def _pick_channel(data: np.ndarray, channel: Channel, path: Path | str) -> np.nd
     n_channels = data.shape[1]
     if channel == "mix":
         return data.mean(axis=1)
+    if channel == "both":
+        return _near_far(data, path)
     if not isinstance(channel, int) or not -n_channels <= channel < n_channels:
         raise AudioError(f"{path}: has {n_channels} channel(s), cannot pick channel {channel!r}")
     return data[:, channel]
+
+
+def _near_far(data: np.ndarray, path: Path | str) -> np.ndarray:
+    """``[T, 2]``: the first two channels (DCASE2026: near and far microphone), for two-channel front ends."""
+    if data.shape[1] < 2:
+        raise AudioError(f"{path}: has 1 channel; two (near and far microphone) are needed")
+    return data[:, :2]
 
 
 def _short(exc: BaseException, source: object = None) -> str:

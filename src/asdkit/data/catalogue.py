@@ -2,9 +2,10 @@
 
 Facts only (no code paths): record ids and file names are those of the organisers' download scripts in
 ``nttcslab/dcase2023_task2_baseline_ae`` (``tools/data_download_20XX.sh``, ``data_download_2025*.sh``)
-and the challenge pages. The records publish an MD5 checksum and a size for every file through Zenodo's
-records API; :mod:`asdkit.data.download` reads them from there at download time, so nothing here can go
-stale. An entry's own ``md5``/``size`` (none so far) would win over the API's.
+and the challenge pages (2026: ``RELEASES[2026]`` says which facts come from where). The records publish
+an MD5 checksum and a size for every file through Zenodo's records API; :mod:`asdkit.data.download`
+reads them from there at download time, so nothing here can go stale. An entry's own ``md5``/``size``
+(none so far) would win over the API's.
 
 Each archive unpacks ``<machine>/<split folder>/...``; development archives go to
 ``dcase<YEAR>/dev_data``, additional-training and evaluation archives to ``dcase<YEAR>/eval_data``, so the
@@ -29,7 +30,7 @@ ZENODO = "https://zenodo.org"
 class Archive:
     """One downloadable zip of one machine type."""
 
-    dataset: str  # "dcase2020" ... "dcase2025", "mimii"
+    dataset: str  # "dcase2020" ... "dcase2026", "mimii"
     split: str
     machine: str
     record: str
@@ -135,6 +136,25 @@ RELEASES: dict[int, _Release] = {
             EVAL: ("15519362", "eval_data_{m}_test.zip"),
         },
     ),
+    # DCASE2026 (two channels: 0 near the machine, 1 farther away with stronger environmental noise).
+    # From the organisers' repository nttcslab/dcase2023_task2_baseline_ae (snapshot of 2026-05-18):
+    # the development record and its archives (data_download_2026dev.sh; dev_ToyCar.zip was replaced by
+    # dev_ToyCar_r2.zip on 2026-04-09, and their loader still reads its tree as ToyCar/), the additional
+    # training record and archives (data_download_2026add.sh) and the machine types and their section
+    # 00 (datasets/machine_type_2026_{dev,eval}.yaml). Not in that snapshot, where the evaluation set is
+    # still announced: the evaluation record 20437238 and its eval_data_<m>_test.zip names, taken from
+    # participants' download scripts that follow the earlier years' pattern. Sizes and MD5s come from the
+    # records' API at download time, as for every year.
+    2026: _Release(
+        ("ToyCar", "ToyCarEmu", "bearingEmu", "fan", "gearboxEmu", "sliderEmu", "valveEmu"),
+        ("ToyDrone", "ToothBrush", "SewingMachine", "BlowerDustCollector", "Sander"),
+        {
+            DEV: ("19336329", "dev_{m}.zip"),
+            ADDITIONAL: ("20151556", "eval_data_{m}_train.zip"),
+            EVAL: ("20437238", "eval_data_{m}_test.zip"),
+        },
+        {(DEV, "ToyCar"): "dev_ToyCar_r2.zip"},
+    ),
 }
 
 #: MIMII (Purohit et al. 2019, CC BY-SA 4.0): one zip per SNR and machine type, the raw 8-channel tree
@@ -147,7 +167,7 @@ DATASETS = (*(str(y) for y in RELEASES), "mimii")
 
 
 def archives(dataset: str, split: str | None = None, machines: list[str] | None = None) -> list[Archive]:
-    """The archives of ``dataset`` ("2020".."2025" or "mimii"), optionally one split and some machines.
+    """The archives of ``dataset`` ("2020".."2026" or "mimii"), optionally one split and some machines.
 
     ``split`` None means all three splits; an unknown dataset, split or machine is a ``ValueError`` whose
     message lists what exists.

@@ -20,7 +20,7 @@ from asdkit.data.manifest import Clip
 from asdkit.detectors.base import ClipFeatures, Detector, InputArrays
 from asdkit.errors import ModelError
 from asdkit.features.config import FeatureConfig
-from asdkit.features.frontends import LOGMEL, FrontEnd, front_end_for, get_front_end
+from asdkit.features.frontends import LOGMEL, FrontEnd, front_end_for
 
 log = logging.getLogger(__name__)
 
@@ -121,5 +121,5 @@ def bundle_of_waves(detector: Detector, waves: Sequence[np.ndarray], clips: Sequ
         if (cfg.sample_rate, cfg.channel) != (config.sample_rate, config.channel):
             raise ModelError(f"{detector.name}: input {name!r} reads the audio unlike the log-mel")
         extra[name] = InputArrays(cfg, front_end_for(cfg).compute(waves))
-    logmel = get_front_end(LOGMEL)(config).compute(waves)
+    logmel = front_end_for(config).compute(waves)  # the log-mel or a variant of it (noise_aware)
     return ClipFeatures(logmel, list(clips), config, extra)

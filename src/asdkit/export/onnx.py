@@ -29,7 +29,7 @@ from torch import nn
 
 from asdkit import __version__
 from asdkit.detectors.base import Detector
-from asdkit.errors import AsdkitError
+from asdkit.errors import AsdkitError, ModelError
 from asdkit.export.graph import LogMelGraph, bank_sections, build_head
 from asdkit.features.config import FeatureConfig
 from asdkit.utils.io import atomic_write_bytes
@@ -65,6 +65,9 @@ def export_onnx(
     import onnx
 
     detector._check_fitted()
+    if type(detector.feature_config_) is not FeatureConfig:
+        kind = type(detector.feature_config_).__name__
+        raise ModelError(f"ONNX export supports the log-mel front end only, not {kind}")
     graph = ScoringGraph(detector, precision).eval()
     config = detector.feature_config_
     example = torch.zeros(1, config.sample_rate, dtype=torch.float32)

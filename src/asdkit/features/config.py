@@ -38,13 +38,39 @@ class FeatureConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
+        """The config of ``data``; a ``front_end`` key names a registered log-mel variant (noise_aware)."""
+        target, settings = cls.split_front_end(data)
+        if target is not cls:
+            return target.from_dict(settings)
+        return cls(**settings)
+
+    @classmethod
+    def split_front_end(cls, data: dict[str, Any]) -> tuple[type[FeatureConfig], dict[str, Any]]:
+        """The config type ``data`` names (its ``front_end`` key, else ``cls``) and the other settings,
+        checked to be that type's fields; ValueError naming unknown ones."""
+        settings = dict(data)
+        name = settings.pop("front_end", None)
+        target = cls if name is None else _variant(str(name))
+        unknown = set(settings) - {f.name for f in fields(target)}
         if unknown:
             raise ValueError(f"unknown feature settings: {', '.join(sorted(unknown))}")
-        return cls(**data)
+        return target, settings
 
     def key(self) -> str:
         """A short stable hash of the configuration, used in cache file names."""
         blob = json.dumps(self.to_dict(), sort_keys=True).encode()
         return hashlib.sha1(blob).hexdigest()[:12]
+
+
+def _variant(name: str) -> type[FeatureConfig]:
+    """The config type of the registered front end ``name``, which must be a log-mel variant."""
+    from asdkit.errors import AsdkitError
+    from asdkit.features.frontends import get_front_end
+
+    try:
+        target = get_front_end(name).config_type
+    except AsdkitError as exc:
+        raise ValueError(str(exc)) from None
+    if not (isinstance(target, type) and issubclass(target, FeatureConfig)):
+        raise ValueError(f"front end {name!r} is not a log-mel variant every detector can read")
+    return target

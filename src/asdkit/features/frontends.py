@@ -50,6 +50,8 @@ class FrontEnd(ABC):
         rate, channel), ``options`` (from the detector's parameters) on top of the config's defaults."""
         names = {f.name for f in fields(cls.config_type)}
         shared = {k: getattr(features, k) for k in ("sample_rate", "channel") if k in names}
+        if shared.get("channel") == "both":  # a two-channel log-mel variant: others read the near channel
+            shared["channel"] = 0
         return cls(cls.config_type(**{**shared, **options}))
 
     @abstractmethod

@@ -22,9 +22,10 @@ import soundfile as sf
 from asdkit.data.naming import ClipName, attribute_tail, dcase2020, dcase2021, dcase2022, folder
 from asdkit.data.synthetic.dsp import _DOMAINS, _to_pcm16, clip_rng
 from asdkit.data.synthetic.machines import ANOMALY_KINDS, MACHINE_TYPES, SEVERITY_LEVELS, _render
+from asdkit.data.synthetic.two_channel import render_two_channel
 from asdkit.utils.io import atomic_write_text
 
-SYNTHETIC_LAYOUTS: tuple[str, ...] = ("dcase2022", "dcase2021", "dcase2020", "folder")
+SYNTHETIC_LAYOUTS: tuple[str, ...] = ("dcase2022", "dcase2021", "dcase2020", "folder", "dcase2026")
 TRUTH_FILE = "synthetic_truth.csv"
 
 
@@ -132,7 +133,7 @@ def _relative_path(job: _Job, layout: str, attrs: dict[str, str]) -> str:
         return dcase2020.clip_path(job.machine, replace(clip, section=f"{2 * job.section:02d}", tail=""))
     if layout == "dcase2021":
         return dcase2021.clip_path(job.machine, replace(clip, tail=""))
-    if layout == "dcase2022":
+    if layout in ("dcase2022", "dcase2026"):  # 2026 names follow 2022's (its clips have two channels)
         return dcase2022.clip_path(job.machine, clip)
     return folder.clip_path(job.machine, clip)
 
@@ -180,7 +181,9 @@ def generate(
     - ``dcase2020``: ``<m>/{train,test}/{normal,anomaly}_id_YY_NNNNNNNN.wav``, source domain only, machine
       ids YY = 2 x section (00, 02, 04, ...);
     - ``folder``: ``<m>/train/*.wav`` and ``<m>/test/{normal,anomaly}/*.wav``, always one folder per machine
-      (also for a single machine), names ``section_XX_<domain>_NNNN.wav``.
+      (also for a single machine), names ``section_XX_<domain>_NNNN.wav``;
+    - ``dcase2026``: the ``dcase2022`` names (plus a ``noise_<k>`` attribute) of two-channel clips, channel
+      0 near the machine and channel 1 far from it (:mod:`asdkit.data.synthetic.two_channel`).
 
     Every wav is written atomically, so an interrupted run leaves only complete files; ``synthetic_truth.csv``
     at the root records each clip's anomaly kind and severity. ``workers`` threads render the clips (None:
@@ -266,7 +269,8 @@ def _render_chunk(spec: SyntheticSpec, layout: str, root: str, jobs: Sequence[_J
         severity = 0.0
         if job.anomaly is not None:
             severity = min(1.0, SEVERITY_LEVELS[job.severity_level] * float(rng.uniform(0.9, 1.1)))
-        samples, attrs = _render(
+        render = render_two_channel if layout == "dcase2026" else _render
+        samples, attrs = render(
             job.machine, job.section, job.domain, job.anomaly, severity, rng, spec.duration, spec.sample_rate
         )
         rel = _relative_path(job, layout, attrs)
