@@ -20,6 +20,7 @@ from torch import nn
 from asdkit.detectors.base import Detector
 from asdkit.errors import AsdkitError, ModelError
 from asdkit.features.config import FeatureConfig
+from asdkit.features.frontends import LOGMEL
 from asdkit.features.logmel import mel_filterbank, periodic_hann
 
 #: Why a registered detector has no ONNX graph (every other registered detector has one; the tests check
@@ -326,6 +327,9 @@ def not_exportable_reason(detector: Detector) -> str | None:
         return NOT_EXPORTABLE[name]
     if name not in EXPORTABLE:
         return "no ONNX graph is written for it"
+    chosen_input = getattr(detector, "input", LOGMEL)
+    if chosen_input != LOGMEL:
+        return f"input={chosen_input}: the graph builds the log-mel front end only"
     if name == "ae" and getattr(detector, "score", "mse") != "mse":
         return "score=mse only (the graph has no error covariances)"
     if name == "ensemble":
