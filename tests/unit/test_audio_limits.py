@@ -4,6 +4,10 @@
 from __future__ import annotations
 
 import io
+import json
+import os
+import shutil
+import time
 import wave
 from pathlib import Path
 
@@ -99,3 +103,23 @@ def test_score_skips_the_long_clip_naming_it_and_scores_the_rest(long_wav: Path,
     scored, skipped = api.score(run, [good, long_wav], machine="fan", cache_dir=tmp_path / "cache")
     assert [s.path.name for s in scored] == ["good.wav"]
     assert len(skipped) == 1 and skipped[0][0] == long_wav and "5000.0 s of audio" in skipped[0][1]
+
+
+def test_the_watcher_logs_an_error_line_for_the_long_clip_and_scores_the_rest(
+    long_wav: Path, tmp_path: Path
+) -> None:
+    from asdkit.service.watch import FolderWatcher
+
+    run = save_run(tmp_path / "run", {"fan": 100.0})
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    shutil.copyfile(long_wav, folder / "long.wav")
+    write_wav(folder / "good.wav")
+    past = time.time() - 60
+    for clip in folder.iterdir():
+        os.utime(clip, (past, past))
+    log_path = tmp_path / "log.jsonl"
+    counts = FolderWatcher(folder, load_served_models(run), log_path, settle=0).run(once=True)
+    assert counts.failed == 1 and counts.scored == 1
+    records = {r["file"]: r for r in map(json.loads, log_path.read_text().splitlines())}
+    assert "5000.0 s of audio" in records["long.wav"]["error"] and "score" in records["good.wav"]
