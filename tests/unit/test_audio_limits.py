@@ -20,7 +20,7 @@ from helpers.served import save_run, write_wav
 from asdkit import api
 from asdkit.data import audio
 from asdkit.data.audio import AudioLimits, decode_audio, load_audio
-from asdkit.errors import AudioError, AudioTooLongError
+from asdkit.errors import AsdkitError, AudioError, AudioTooLongError
 from asdkit.service.app import create_app
 from asdkit.service.models import load_served_models
 
@@ -62,8 +62,11 @@ def test_limits_are_configurable_by_environment(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setenv("ASDKIT_MAX_AUDIO_SECONDS", "2")
     assert load_audio(clip).size == 32000  # exactly at the limit is allowed
     monkeypatch.setenv("ASDKIT_MAX_AUDIO_SECONDS", "soon")
-    with pytest.raises(AudioError, match="ASDKIT_MAX_AUDIO_SECONDS='soon': expected a positive number"):
+    with pytest.raises(
+        AsdkitError, match="ASDKIT_MAX_AUDIO_SECONDS='soon': expected a positive number"
+    ) as info:
         load_audio(clip)
+    assert not isinstance(info.value, AudioError)  # a set-up error, not a clip to skip
 
 
 def test_the_sample_limit_counts_every_channel(tmp_path: Path) -> None:

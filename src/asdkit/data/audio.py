@@ -13,7 +13,7 @@ from typing import BinaryIO, Literal
 import numpy as np
 import soundfile as sf
 
-from asdkit.errors import AudioError, AudioTooLongError
+from asdkit.errors import AsdkitError, AudioError, AudioTooLongError
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +60,16 @@ class AudioLimits:
 
 
 def _env_number(name: str, default: float, kind: type[float] | type[int]) -> float:
+    """A setting from the environment; a bad one is an AsdkitError (a set-up error, not a clip to skip)."""
     text = os.environ.get(name)
     if text is None or not text.strip():
         return default
     try:
         value = kind(text)
     except ValueError:
-        raise AudioError(f"{name}={text!r}: expected a positive number") from None
+        raise AsdkitError(f"{name}={text!r}: expected a positive number") from None
     if not (value > 0 and math.isfinite(value)):
-        raise AudioError(f"{name}={text!r}: expected a positive number")
+        raise AsdkitError(f"{name}={text!r}: expected a positive number")
     return value
 
 
