@@ -119,3 +119,16 @@ def test_a_malformed_checksum_field_is_named(saved_ae: Path, tmp_path: Path) -> 
     (bad / CONFIG_NAME).write_text(json.dumps(config))
     with pytest.raises(ModelError, match=r"checksums\.weights\.pt"):
         Detector.load(bad)
+
+
+def test_resume_trains_a_damaged_kept_model_again_naming_the_file(
+    saved_ae: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from asdkit.rundir import kept_model
+
+    kept = _copy(saved_ae, tmp_path / "run" / "models" / "fan")
+    assert kept_model(tmp_path / "run", "fan") is not None
+    _flip_middle(kept / WEIGHTS_NAME)
+    with caplog.at_level(logging.WARNING, logger="asdkit.rundir"):
+        assert kept_model(tmp_path / "run", "fan") is None
+    assert "checksum mismatch" in caplog.text and str(kept / WEIGHTS_NAME) in caplog.text
