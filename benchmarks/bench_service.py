@@ -1,10 +1,13 @@
-"""Load test of ``asdkit serve`` on loopback: N concurrent clients scoring 10-s clips with a dense AE.
+"""Load test of ``asdkit serve`` on loopback: N concurrent clients scoring 10-s clips with a model.
 
-Run: ``.venv/bin/python benchmarks/bench_service.py [--model RUN_OR_MODEL] [--clients 1 8] [--requests 200]``
+Run: ``.venv/bin/python benchmarks/bench_service.py [--model RUN_OR_MODEL | --detector ae|ensemble]
+[--clients 1 8] [--requests 200]``
 
-Without ``--model`` it trains the official-shape dense AE (640-128x4-8) for one epoch on a few synthetic
-10-s clips (the scoring cost does not depend on how well it is trained). The server runs in a child
-process (``python -m asdkit serve``), the clients here (asyncio + httpx), each client sending one clip
+Without ``--model`` it trains ``--detector`` on a few synthetic 10-s clips: the official-shape dense AE
+(640-128x4-8, one epoch; the default) or the default detector (``ensemble``: Mahalanobis + patch bank).
+The scoring cost does not depend on how well it is trained. The server runs in a child process
+(``python -m asdkit serve``, its log in a file that is printed when it fails, and always stopped, killed
+if it does not exit), the clients here (asyncio + httpx), each client sending one clip
 after another; every level stops at ``--requests`` requests or ``--time-limit`` seconds. The reference
 row scores the same clips in this process, one after another, through the service's own scoring function
 (decode, log-mel, network) without HTTP; ``scoring_p50_ms`` is that function's time inside the server
@@ -34,17 +37,18 @@ from _table import print_table
 SAMPLE_RATE = 16000
 
 
-def make_clips(n: int, seconds: float = 10.0) -> list[bytes]:
-    """``n`` 10-s synthetic pump clips as 16-bit wav bytes (the toolkit's own generator)."""
+def make_clips(n: int, seconds: float = 10.0, seed: int = 0) -> list[bytes]:
+    """``n`` 10-s synthetic pump clips as 16-bit wav bytes (the toolkit's own generator); with ``seed`` 0
+    every fourth is anomalous, with another seed all are normal (training clips)."""
     import soundfile as sf
 
     from asdkit.data.synthetic import synthesize_clip
 
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     clips = []
     for i in range(n):
         wave = synthesize_clip(
-            "pump", 0, "source", "bearing" if i % 4 == 3 else None, 1.0, rng, seconds, 16000
+            "pump", 0, "source", "bearing" if i % 4 == 3 and seed == 0 else None, 1.0, rng, seconds, 16000
         )
         buf = io.BytesIO()
         sf.write(buf, wave, SAMPLE_RATE, format="WAV", subtype="PCM_16")
@@ -52,12 +56,12 @@ def make_clips(n: int, seconds: float = 10.0) -> list[bytes]:
     return clips
 
 
-def train_model(folder: Path, clips: list[bytes]) -> Path:
-    """The official-shape dense AE, one epoch on the normal clips, saved as a model folder."""
+def train_model(folder: Path, clips: list[bytes], detector_name: str = "ae") -> Path:
+    """``detector_name`` fitted on the clips (the dense AE: one epoch), saved as a model folder."""
     from asdkit.data.audio import decode_audio
     from asdkit.data.manifest import Clip
     from asdkit.detectors.base import ClipFeatures
-    from asdkit.detectors.reconstruction.autoencoder import AutoencoderDetector
+    from asdkit.detectors.registry import create_detector
     from asdkit.features.config import FeatureConfig
     from asdkit.features.logmel import compute_logmel
 
@@ -68,7 +72,8 @@ def train_model(folder: Path, clips: list[bytes]) -> Path:
         [Clip(path=Path(f"c{i}.wav"), machine="pump", section="00") for i in range(len(waves))],
         config,
     )
-    detector = AutoencoderDetector(epochs=1, accelerator="cpu").fit(X)
+    params: dict[str, object] = {"epochs": 1, "accelerator": "cpu"} if detector_name == "ae" else {}
+    detector = create_detector(detector_name, **params).fit(X)  # type: ignore[attr-defined]
     return detector.save(folder / "pump", metadata={"machine": "pump"})
 
 
@@ -174,40 +179,70 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+def wait_healthy(url: str, proc: subprocess.Popen, log_path: Path, timeout: float = 120) -> None:
     import httpx
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"the server exited: {proc.stderr.read() if proc.stderr else ''}")
+            raise SystemExit(f"the server exited:\n{log_tail(log_path)}")
         try:
             if httpx.get(f"{url}/health", timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             time.sleep(0.3)
-    raise SystemExit("the server did not answer /health in time")
+    raise SystemExit(f"the server did not answer /health in time:\n{log_tail(log_path)}")
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate the server; kill it if it has not exited within 10 s, so it never outlives the script."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="model folder or run directory (default: train one)")
+    parser.add_argument(
+        "--detector", default="ae", help="what to train without --model: ae (default) or ensemble"
+    )
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--requests", type=int, default=200, help="requests per level (bounded count)")
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per level (bounded time)")
     parser.add_argument("--workers", type=int, default=2, help="the server's scoring threads")
     parser.add_argument("--clips", type=int, default=8, help="distinct 10-s clips to cycle through")
     args = parser.parse_args()
+    from asdkit.service.models import load_served_models
 
     clips = make_clips(args.clips)
     with tempfile.TemporaryDirectory() as tmp:
-        model = (
-            args.model if args.model is not None else train_model(Path(tmp), clips[: max(2, args.clips // 2)])
-        )
+        if args.model is not None:
+            model = args.model
+        else:
+            train_clips = (
+                clips[: max(2, args.clips // 2)] if args.detector == "ae" else make_clips(16, seed=1)
+            )
+            model = train_model(Path(tmp), train_clips, args.detector)
+        detector = next(iter(load_served_models(model).values())).detector.name
         load_before = os.getloadavg()
         rows = [reference_row(model, clips, args.requests, args.time_limit)]
         port = free_port()
         url = f"http://127.0.0.1:{port}"
+        server_log = Path(tmp) / "server.log"
+        log_file = server_log.open("wb")  # a pipe nobody reads fills up and blocks the server
         server = subprocess.Popen(
             [
                 sys.executable,
@@ -223,23 +258,24 @@ def main() -> None:
                 "5",
             ],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+            stderr=log_file,
         )
         try:
-            wait_healthy(url, server)
+            wait_healthy(url, server, server_log)
             for clients in args.clients:
                 rows.append(
                     asyncio.run(load_level(url, clips, clients, args.requests, args.time_limit, server.pid))
                 )
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            stop(server)
+            log_file.close()
+        warnings = [line for line in log_tail(server_log, 10**6).splitlines() if "warning" in line.lower()]
         load_after = os.getloadavg()
     print_table(
         rows,
-        title=f"asdkit serve, dense AE, 10-s clips, {args.workers} scoring threads, {os.cpu_count()} CPUs",
+        title=f"asdkit serve, {detector}, 10-s clips, {args.workers} scoring threads, {os.cpu_count()} CPUs",
     )
+    print(f"\nserver log: {len(warnings)} warning line(s)" + (f", first: {warnings[0]}" if warnings else ""))
     print(
         f"\nload average (1/5/15 min) before: {' '.join(f'{x:.2f}' for x in load_before)}, "
         f"after: {' '.join(f'{x:.2f}' for x in load_after)}"

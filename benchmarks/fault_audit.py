@@ -15,6 +15,8 @@ Case modules (beside this script; a module that is absent is reported and skippe
 - ``fault_cases_input``: bad input (thresholds, non-finite scores, short, truncated and vanishing clips,
   model.json validation).
 - ``fault_cases_export``: ONNX export (the default detector's run, a detector without a graph).
+- ``fault_cases_odd``: odd input of issue 27 (clips at 44.1/48 kHz, decoded-size limits, damaged weights,
+  usage errors, submission values, the default detector in the service and its benchmark).
 
 Contract for a case module: it exports
 ``CASES: list[tuple[str, Callable[[Path], tuple[int, bool, str]]]]``, a case name and a function that takes
@@ -38,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the case modules beside this script
 
-CASE_MODULES = ("fault_cases_run", "fault_cases_input", "fault_cases_export")
+CASE_MODULES = ("fault_cases_run", "fault_cases_input", "fault_cases_export", "fault_cases_odd")
 Case = tuple[str, Callable[[Path], tuple[int, bool, str]]]
 
 

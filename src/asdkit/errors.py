@@ -13,6 +13,10 @@ class AudioError(DataError):
     """A clip that cannot be read as usable audio."""
 
 
+class AudioTooLongError(AudioError):
+    """A clip whose header declares more audio than the configured limits (checked before decoding it)."""
+
+
 class ModelError(AsdkitError):
     """A model file or run directory that cannot be loaded."""
 

@@ -104,7 +104,9 @@ def seeds_csv_text(seeds: Sequence[int], summary: Sequence[MetricSummary]) -> st
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["metric", "mean", "std", "n", *(f"seed_{s}" for s in seeds)])
     for m in summary:
-        writer.writerow([m.name, repr(m.mean), repr(m.std), len(m.values), *(repr(v) for v in m.values)])
+        writer.writerow(
+            [m.name, repr(m.mean), repr(m.std), len(m.values), *(repr(float(v)) for v in m.values)]
+        )
     return buf.getvalue()
 
 

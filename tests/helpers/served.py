@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,24 @@ def fitted_ae(seed: int = 0, n_mels: int = 128, threshold: float = 100.0, **para
     detector.feature_config_ = FeatureConfig(n_mels=n_mels)
     detector.threshold_ = threshold
     return detector
+
+
+def fitted_bank_model(name: str = "ensemble", n_clips: int = 24, seed: int = 0, **params: object) -> Detector:
+    """A bank detector (the default ensemble unless ``name``) fitted on log-mels of hum-and-noise clips of
+    two sections, ready to score and save."""
+    from asdkit.data.audio import load_audio
+    from asdkit.data.manifest import Clip
+    from asdkit.detectors.base import ClipFeatures
+    from asdkit.detectors.registry import create_detector
+    from asdkit.features.logmel import compute_logmel
+
+    root = Path(tempfile.mkdtemp(prefix="asdkit-bank-"))
+    paths = [write_wav(root / f"{i}.wav", seconds=2.0, seed=seed * 1000 + i) for i in range(n_clips)]
+    config = FeatureConfig()
+    arrays = compute_logmel([load_audio(p) for p in paths], config)
+    clips = [Clip(path=p, machine="fan", section=f"0{i % 2}", domain="source") for i, p in enumerate(paths)]
+    detector = create_detector(name, **params)
+    return detector.fit(ClipFeatures(arrays, clips, config))  # type: ignore[attr-defined]
 
 
 def save_run(root: Path, machines: dict[str, float]) -> Path:

@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 
 from asdkit import api
+from asdkit.data.audio import forget_reported_rates
 from asdkit.data.synthetic import SyntheticSpec, generate
 from asdkit.errors import DataError
 from tests.helpers.cli import asdkit_cli as cli
@@ -77,6 +78,7 @@ def _corrupt(train: Path) -> list[Path]:
 
 def test_corrupt_zero_length_and_silent_training_clips_are_skipped_and_counted(tree, tmp_path, caplog):
     clips = _corrupt(tree / "fan" / "train")
+    forget_reported_rates()
     with caplog.at_level("WARNING"):
         result = api.run(tree, tmp_path / "run", model="ae", params=QUICK, cache_dir=tmp_path / "cache")
     assert result.evaluation is not None

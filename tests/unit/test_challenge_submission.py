@@ -26,7 +26,7 @@ def _fake_run(root: Path, year: int, drop: str | None = None, extra: str | None 
         names = list(g.names) if k else [n for n in g.names if n != drop] + ([extra] if extra else [])
         values = rng.random(len(names))
         (scores / f"anomaly_score_{g.group}.csv").write_text(
-            "".join(f"{n},{v!r}\n" for n, v in zip(names, values, strict=True))
+            "".join(f"{n},{float(v)!r}\n" for n, v in zip(names, values, strict=True))
         )
         (scores / f"decision_result_{g.group}.csv").write_text(
             "".join(f"{n},{int(v > 0.9)}\n" for n, v in zip(names, values, strict=True))
@@ -77,6 +77,37 @@ def test_missing_and_extra_clips_are_named_and_nothing_is_written(tmp_path):
         f"2 clip(s) missing: {first.group}:{dropped}, decision_result_{first.group}.csv:{dropped};" in message
     )
     assert f"clip(s) not in the evaluation list: {first.group}:section_00_9999.wav" in message
+    assert not (tmp_path / "sub" / "task2").exists()
+
+
+def test_fake_runs_write_plain_numbers(tmp_path):
+    """The fixture's writer once wrote repr() of numpy scalars, rows such as ``x.wav,np.float64(0.98)``."""
+    run = _fake_run(tmp_path / "run", 2023)
+    text = "".join(p.read_text() for p in (run / "scores").glob("anomaly_score_*.csv"))
+    assert "np." not in text
+
+
+@pytest.mark.parametrize(
+    ("bad", "kind"),
+    [
+        ("np.float64(0.98)", "anomaly_score"),
+        ("nan", "anomaly_score"),
+        ("inf", "anomaly_score"),
+        ("", "anomaly_score"),
+        ("0.5", "decision_result"),
+    ],
+)
+def test_a_score_that_is_not_a_finite_number_is_named_and_nothing_is_written(tmp_path, bad, kind):
+    run = _fake_run(tmp_path / "run", 2023)
+    group = eval_groups(2023)[1]
+    path = run / "scores" / f"{kind}_{group.group}.csv"
+    rows = path.read_text().splitlines()
+    rows[3] = f"{group.names[3]},{bad}"
+    path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataError) as info:
+        build_submission([run], 2023, "Doe_UNI", tmp_path / "sub")
+    message = str(info.value)
+    assert f"{path}, line 4:" in message and repr(bad) in message and group.names[3] in message
     assert not (tmp_path / "sub" / "task2").exists()
 
 

@@ -171,11 +171,17 @@ def test_loading_a_broken_model_folder_names_the_problem(fitted, tmp_path):
     path = fitted.save(tmp_path / "model")
     saved = [name for name in (WEIGHTS_NAME, ARRAYS_NAME) if (path / name).is_file()]
     assert saved, "a fitted model saves its network or its fitted arrays"
+    config_text = (path / CONFIG_NAME).read_text()
+    unchecked = {k: v for k, v in json.loads(config_text).items() if k != "checksums"}  # an older save
     for name in saved:
         good = (path / name).read_bytes()
         (path / name).write_bytes(b"garbage")
+        with pytest.raises(ModelError, match=f"{name}: checksum mismatch"):
+            Detector.load(path)
+        (path / CONFIG_NAME).write_text(json.dumps(unchecked))
         with pytest.raises(ModelError, match=f"{name}: cannot be loaded"):
             Detector.load(path)
+        (path / CONFIG_NAME).write_text(config_text)
         (path / name).unlink()
         with pytest.raises(ModelError, match=f"{name}: missing"):
             Detector.load(path)

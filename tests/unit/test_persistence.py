@@ -95,7 +95,8 @@ def _write_format1(folder: Path, config: dict, tensors: dict[str, np.ndarray]) -
         {k: torch.from_numpy(np.asarray(v, dtype=np.float64)) for k, v in tensors.items()},
         folder / WEIGHTS_NAME,
     )
-    old = {k: v for k, v in config.items() if k != "arrays"}  # format 2 lists the arrays it saved
+    # format 2 lists the arrays it saved; checksums and sample_rate came later still
+    old = {k: v for k, v in config.items() if k not in ("arrays", "checksums", "sample_rate")}
     (folder / CONFIG_NAME).write_text(json.dumps({**old, "format_version": 1}))
 
 

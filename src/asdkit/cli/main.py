@@ -581,6 +581,20 @@ app.command()(recipes)
 app.command()(submit)
 
 
+def _click_exceptions() -> tuple[type[Exception], ...]:
+    """Click's exception base and that of the click copy inside typer (0.2x), which raises usage errors."""
+    import click
+
+    classes: list[type[Exception]] = [click.ClickException]
+    try:
+        from typer._click.exceptions import ClickException as TyperClickException
+    except ImportError:  # a typer that uses click itself
+        pass
+    else:
+        classes.append(TyperClickException)
+    return tuple(classes)
+
+
 def main() -> None:
     """Entry point: runs the app and turns errors into one line and an exit code."""
     # a DDP launch's other ranks repeat rank 0's work: only their errors are worth printing
@@ -597,10 +611,8 @@ def main() -> None:
     except (typer.Exit, SystemExit) as exc:
         code = getattr(exc, "exit_code", getattr(exc, "code", 0))
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
+        if isinstance(exc, _click_exceptions()):
+            exc.show()  # a usage error: the usage line, a hint and the error, exit 2, as click does
             sys.exit(exc.exit_code)
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             typer.echo(f"error: no space left on device writing {exc.filename or 'the output'}", err=True)

@@ -12,6 +12,7 @@ members, ``_save_parts``). Format 1 kept the fitted arrays as buffers in weights
 from __future__ import annotations
 
 import inspect
+import io
 import json
 import logging
 import platform
@@ -27,7 +28,7 @@ import torch
 
 from asdkit import __version__
 from asdkit.data.manifest import Clip
-from asdkit.detectors.model_file import check_model_config, load_failure
+from asdkit.detectors.model_file import check_model_config, load_failure, sha256_of, verified_bytes
 from asdkit.detectors.tags import DetectorTags
 from asdkit.errors import DataError, ModelError
 from asdkit.features.config import FeatureConfig
@@ -322,6 +323,7 @@ class Detector:
         else:
             (path / ARRAYS_NAME).unlink(missing_ok=True)
         self._save_parts(path)
+        written = [f for f in (path / WEIGHTS_NAME, path / ARRAYS_NAME) if f.is_file()]
         config = {
             "format": MODEL_FORMAT,
             "format_version": MODEL_FORMAT_VERSION,
@@ -329,9 +331,11 @@ class Detector:
             "params": self.get_params(),
             "features": self.feature_config_.to_dict(),
             "inputs": self.recorded_inputs(),
+            "sample_rate": self.feature_config_.sample_rate,  # what clips at other rates are resampled to
             "threshold": self.threshold_,
             "state": self._extra_state(),
             "arrays": sorted(arrays),  # what arrays.npz must hold
+            "checksums": {f.name: sha256_of(f) for f in written},  # verified on load
             "history": self.training_history(),
             "metadata": metadata or {},
             "versions": environment_versions(),
@@ -345,7 +349,8 @@ class Detector:
         """The model saved in folder ``path`` (format 1 or 2)."""
         path = Path(path)
         config = read_model_config(path)
-        detector = cls.from_config(config, _read_weights(path), _read_arrays(path), path)
+        weights, arrays = _read_weights(path, config), _read_arrays(path, config)
+        detector = cls.from_config(config, weights, arrays, path)
         try:
             detector._load_parts(path)
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
@@ -381,6 +386,14 @@ class Detector:
             detector.feature_config_ = FeatureConfig.from_dict(config["features"])
         except (TypeError, ValueError) as exc:
             raise load_failure(config_path, "field 'features'", exc) from None
+        if (
+            config.get("sample_rate", detector.feature_config_.sample_rate)
+            != detector.feature_config_.sample_rate
+        ):
+            raise ModelError(
+                f"{config_path}: field 'sample_rate' ({config['sample_rate']}) differs from "
+                f"'features.sample_rate' ({detector.feature_config_.sample_rate})"
+            )
         detector.threshold_ = float(config["threshold"])
         detector.metadata_ = config.get("metadata", {})
         detector.recorded_inputs_ = config.get("inputs", {})
@@ -428,22 +441,24 @@ class Detector:
         return detector
 
 
-def _read_weights(path: Path) -> dict[str, torch.Tensor] | None:
+def _read_weights(path: Path, config: dict[str, Any]) -> dict[str, torch.Tensor] | None:
     weights = path / WEIGHTS_NAME
     if not weights.is_file():
         return None
+    data = verified_bytes(weights, config, path / CONFIG_NAME)
     try:
-        return dict(torch.load(weights, map_location="cpu", weights_only=True))
+        return dict(torch.load(io.BytesIO(data), map_location="cpu", weights_only=True))
     except Exception as exc:
         raise ModelError(f"{weights}: cannot be loaded ({exc})") from None
 
 
-def _read_arrays(path: Path) -> dict[str, np.ndarray] | None:
+def _read_arrays(path: Path, config: dict[str, Any]) -> dict[str, np.ndarray] | None:
     file = path / ARRAYS_NAME
     if not file.is_file():
         return None
+    verified = verified_bytes(file, config, path / CONFIG_NAME)
     try:
-        with np.load(file, allow_pickle=False) as data:
+        with np.load(io.BytesIO(verified), allow_pickle=False) as data:
             return {name: data[name] for name in data.files}
     except Exception as exc:
         raise ModelError(f"{file}: cannot be loaded ({exc})") from None

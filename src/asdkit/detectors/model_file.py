@@ -7,11 +7,16 @@ shape error.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import math
+import threading
 from pathlib import Path
 from typing import Any
 
 from asdkit.errors import ModelError
+
+log = logging.getLogger(__name__)
 
 #: Required top-level fields and the JSON type each must have.
 REQUIRED: dict[str, tuple[type, ...]] = {
@@ -27,6 +32,8 @@ OPTIONAL: dict[str, tuple[type, ...]] = {
     "metadata": (dict,),
     "arrays": (list,),
     "inputs": (dict,),
+    "sample_rate": (int,),
+    "checksums": (dict,),
 }
 
 
@@ -41,6 +48,9 @@ def check_model_config(config: Any, config_path: Path) -> dict[str, Any]:
     for name, types in OPTIONAL.items():
         if name in config:
             _check_type(config, name, types, config_path)
+    for name, digest in config.get("checksums", {}).items():
+        if not isinstance(digest, str) or len(digest) != 64:
+            raise ModelError(f"{config_path}: field 'checksums.{name}' must be a sha256 hex digest")
     threshold = config["threshold"]
     if isinstance(threshold, bool) or not math.isfinite(threshold):
         raise ModelError(f"{config_path}: field 'threshold' must be a finite number, got {threshold!r}")
@@ -71,3 +81,49 @@ def load_failure(config_path: Path, what: str, exc: BaseException) -> ModelError
     if isinstance(exc, KeyError):
         detail = f"field {detail} is missing"
     return ModelError(f"{config_path}: {what} does not fit this model ({detail[:300]})")
+
+
+def sha256_of(path: Path) -> str:
+    """The sha256 hex digest of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verified_bytes(file: Path, config: dict[str, Any], config_path: Path) -> bytes:
+    """The bytes of a weights or arrays file, checked against the sha256 that model.json records for it.
+
+    A flipped byte inside tensor data still loads as a valid file and scores differently without a word;
+    the checksum turns it into an error naming the file. A model saved before checksums is read unchecked,
+    which is said once per process.
+    """
+    data = file.read_bytes()
+    checksums = config.get("checksums")
+    if checksums is None:
+        _note_unverified(config_path)
+        return data
+    expected = checksums.get(file.name)
+    if expected is None:
+        raise ModelError(f"{file}: model.json records no checksum for it (the file does not belong here)")
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected:
+        raise ModelError(
+            f"{file}: checksum mismatch (sha256 {actual[:16]}..., model.json records {expected[:16]}...): "
+            "the file was damaged or changed after saving; retrain or restore the model folder"
+        )
+    return data
+
+
+_unverified_noted = threading.Event()
+
+
+def _note_unverified(config_path: Path) -> None:
+    if not _unverified_noted.is_set():
+        _unverified_noted.set()
+        log.warning(
+            "%s: saved without checksums (before asdkit recorded them): its weights and arrays are loaded "
+            "unverified; save the model again to add them",
+            config_path,
+        )

@@ -80,7 +80,7 @@ def result_csv_text(evaluation: Evaluation) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     for row in result_csv_rows(evaluation) + notes_rows(evaluation):
-        writer.writerow([repr(v) if isinstance(v, float) else v for v in row])
+        writer.writerow([repr(float(v)) if isinstance(v, float) else v for v in row])  # np.float64 too
     return buf.getvalue()
 
 

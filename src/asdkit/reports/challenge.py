@@ -16,6 +16,7 @@ authors and the technical report are the team's to fill in (marked ``FILL IN``).
 from __future__ import annotations
 
 import csv
+import math
 import re
 import shutil
 from collections.abc import Sequence
@@ -96,6 +97,8 @@ def build_submission(
             folder = staging / label
             scores = _scores_dir(run)
             found = _check_complete(scores, expected, year, run)
+            for score_file, decision_file in found.values():
+                check_values(score_file, decision_file)
             folder.mkdir(parents=True)
             for group in expected:
                 shutil.copyfile(found[group.group][0], folder / f"{SCORE_PREFIX}{group.group}.csv")
@@ -130,6 +133,35 @@ def _scores_dir(run: Path) -> Path:
     if run.is_dir() and any(run.glob(f"{SCORE_PREFIX}*.csv")):
         return run
     raise DataError(f"{run}: no score files (expected a run directory with scores/ or a folder of them)")
+
+
+def check_values(score_file: Path, decision_file: Path | None) -> None:
+    """A DataError naming the first row whose score is not a finite number (or decision not 0 or 1).
+
+    The challenge's files have no header, so every row is checked; ``evaluate`` would fail on such a
+    package later, far from the run that wrote it.
+    """
+    for path, what in ((score_file, "score"), (decision_file, "decision")):
+        if path is None:
+            continue
+        with open(path, newline="") as f:
+            for line, row in enumerate(csv.reader(f), start=1):
+                if not row or not any(cell.strip() for cell in row):
+                    continue
+                value = row[1].strip() if len(row) > 1 else ""
+                if not _valid(value, what):
+                    wanted = "a finite number" if what == "score" else "0 or 1"
+                    raise DataError(
+                        f"{path}, line {line}: {what} {value!r} of clip {row[0].strip()!r} is not {wanted}"
+                    )
+
+
+def _valid(text: str, what: str) -> bool:
+    try:
+        value = float(text)
+    except ValueError:
+        return False
+    return math.isfinite(value) if what == "score" else value in (0.0, 1.0)
 
 
 def _names_in(path: Path) -> list[str]:

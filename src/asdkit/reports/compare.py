@@ -169,7 +169,7 @@ def comparison_csv_text(rows: Sequence[RunRow]) -> str:
         ["run", "detector", "seeds", *(f"{c} {s}" for c in cols for s in ("mean", "std")), "best in"]
     )
     for i, row in enumerate(rows):
-        values = [repr(v) for c in cols for v in (row.metrics[c].mean, row.metrics[c].std)]
+        values = [repr(float(v)) for c in cols for v in (row.metrics[c].mean, row.metrics[c].std)]
         best_in = ";".join(c for c in cols if i in best[c])
         writer.writerow([row.name, row.model, row.n_seeds, *values, best_in])
     return buf.getvalue()

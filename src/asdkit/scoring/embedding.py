@@ -214,6 +214,17 @@ BANK_FOLDS = 10
 BANK_SCALE = "bank_scale"
 
 
+_reported_unbanked: set[tuple[tuple[object, ...], str]] = set()
+
+
+def _first_report(banks: tuple[object, ...], sections: set[str]) -> bool:
+    """Whether any of ``sections`` is new for banks of these keys in this process, then remembered (an
+    ensemble's members share keys; banks are rebuilt per call, so a service would warn per request)."""
+    new = {(banks, s) for s in sections} - _reported_unbanked
+    _reported_unbanked.update(new)
+    return bool(new)
+
+
 class DomainBanks:
     """One scorer state per memory bank: (section, domain), or (section, "all") when ``domains="pooled"``.
 
@@ -353,11 +364,13 @@ class DomainBanks:
     def _section_min(self, per_bank: np.ndarray, sections: Sequence[str]) -> np.ndarray:
         bank_sections = np.array([s for s, _ in self.keys])
         out = np.empty(len(per_bank))
-        unknown = sorted({s for s in sections if s not in set(bank_sections.tolist())})
-        if unknown:
+        # A clip without a section (an upload, a loose file) is expected: it is scored against every bank
+        # without a word. A named section without a bank is worth one warning, not one per request.
+        unknown = {s for s in sections if s and s not in set(bank_sections.tolist())}
+        if _first_report(tuple(self.keys), unknown):
             log.warning(
                 "section(s) %s have no memory bank; those clips are scored against every bank",
-                ", ".join(unknown),
+                ", ".join(sorted(unknown)),
             )
         for i, section in enumerate(sections):
             mine = bank_sections == section

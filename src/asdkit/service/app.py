@@ -1,8 +1,9 @@
 """The HTTP scoring service (FastAPI): score uploaded clips with trained models, one or several per service.
 
 Every error is a JSON object ``{"error": "..."}`` with a 4xx status that says what was wrong with the
-request (401 token, 404 unknown model, 413 too large, 400 unusable audio, 422 missing fields); scoring
-runs in a bounded thread pool, off the event loop, with one torch thread per worker.
+request (401 token, 404 unknown model, 413 too large in bytes or in declared duration, 400 unusable audio,
+422 missing fields); scoring runs in a bounded thread pool, off the event loop, with one torch thread per
+worker.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from asdkit import __version__
-from asdkit.errors import AsdkitError
+from asdkit.errors import AsdkitError, AudioTooLongError
 from asdkit.service.models import ServedModel, UnknownModelError, pick_model, score_audio
 
 DEFAULT_MAX_UPLOAD_MB = 20.0
@@ -162,7 +163,7 @@ def create_app(
 
     @app.exception_handler(AsdkitError)
     async def bad_input(_: Request, exc: AsdkitError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, 400)
+        return JSONResponse({"error": str(exc)}, 413 if isinstance(exc, AudioTooLongError) else 400)
 
     @app.get("/health", summary="Liveness: the service is up and which models it holds")
     async def health() -> dict[str, Any]:

@@ -130,7 +130,7 @@ def score_audio(
 ) -> dict[str, Any]:
     """Score one clip (a path or an open binary stream); raises AudioError / DataError on bad input.
 
-    Another sample rate is resampled to the model's (soxr, as training data would be) and the result says
+    Another sample rate is resampled to the model's (as training data would be) and the result says
     so in ``note``; the decision compares the score with the model's threshold (score > threshold). The
     clip's section is ``section``, else the one in a DCASE-style file name, else unknown ("").
     """
