@@ -129,10 +129,13 @@ def test_readers_warn_about_a_run_that_is_not_complete(complete_run, tmp_path):
     from asdkit.service.models import load_served_models
 
     broken = copy_with_status(complete_run, tmp_path / "broken", "interrupted")
-    for args in (["evaluate", str(broken)], ["report", str(broken)], ["compare", str(broken)]):
+    for args in (["evaluate", str(broken)], ["report", str(broken)]):  # they read it, with a warning
         outcome = cli(*args)
-        assert outcome.returncode == 0 or one_line_error(outcome), outcome.stderr  # compare refuses
+        assert outcome.returncode == 0, outcome.stderr
         assert "warning:" in outcome.stderr and "status: interrupted" in outcome.stderr, args
+    compared = cli("compare", str(broken))  # a comparison needs a finished evaluation: it refuses
+    assert one_line_error(compared, str(broken), "did not complete with an evaluation"), compared.stderr
+    assert "warning:" in compared.stderr and "status: interrupted" in compared.stderr
     assert "status:" not in cli("evaluate", str(complete_run)).stderr
     with TestClient(create_app(load_served_models(broken))) as client:
         described = client.get("/model", params={"model": "fan"}).json()
