@@ -198,7 +198,7 @@ def run(
 
         asdkit run --data dev_data --out runs/ae
 
-        asdkit run --data dev_data --out runs/fan --machine fan --seed 1 --param epochs=20
+        asdkit run --data dev_data --out runs/fan --model ae --machine fan --seed 1 --param epochs=20
 
         asdkit run --data dev_data --out runs/knn4 --model knn --seeds 0,1,2,3
 
@@ -307,7 +307,7 @@ def train(
 
         asdkit train --data dev_data --out models_dir --machine fan
 
-        asdkit train --data my_pump_recordings --out pump_model --layout folder --param epochs=50
+        asdkit train --data my_pump_recordings --out pump_model --layout folder --model ae --param epochs=50
     """
     from asdkit import api
 
