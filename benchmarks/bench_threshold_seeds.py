@@ -52,6 +52,7 @@ def main() -> None:
     for name in args.detectors:
         start = time.perf_counter()
         values = np.array([flagged_fraction(name, s) for s in _seeds(args.seeds)])
+        print(f"{name}: {' '.join(f'{v:.3f}' for v in values)}", flush=True)
         rows.append(
             {
                 "detector": name,
