@@ -95,7 +95,7 @@ def readme_examples(text: str) -> list[str]:
     lines: list[str] = []
     for block in re.findall(r"```bash\n(.*?)```", text, re.S):
         for line in block.replace("\\\n", " ").splitlines():
-            line = line.strip()
+            line = " ".join(re.sub(r"\s+#.*$", "", line).split())  # comment cut, spaces collapsed
             if re.match(r"^(\S+=\S+ )?asdkit ", line):
                 lines.append(line)
     return lines
