@@ -151,13 +151,15 @@ def _sandbox(root: Path) -> Path:
     make_tree(
         root / "dev_data", "dcase2020", machines=("fan", "valve", "pump"), sections=("00", "01"), n_train=8
     )
-    make_tree(root / "eval_data", "eval", year=2020, ground_truth=root / "ground_truth", n_test=2)
+    # 4 test clips per section: under --debug's cap of 6 a set, so a debug run scores every listed clip
+    make_tree(root / "eval_data", "eval", year=2020, ground_truth=root / "ground_truth", n_test=1)
     for name in ("my_pump", "my_pump_recordings"):
         make_tree(root / name, "folder", machines=("pump",), single_machine=True, n_train=6)
-    clips = sorted((root / "dev_data" / "fan" / "test").glob("*.wav"))
-    for folder in ("new_recordings", "fan_recordings", "incoming"):
-        (root / folder).mkdir()
-        for clip in clips[:2]:
+    clips = sorted((root / "dev_data" / "fan" / "test").glob("*.wav"))[:2]
+    # new recordings in folders named by machine type: `asdkit score RUN new_recordings/` picks the model
+    for folder in ("new_recordings/fan", "new_recordings/pump", "fan_recordings", "incoming"):
+        (root / folder).mkdir(parents=True)
+        for clip in clips:
             shutil.copy(clip, root / folder / clip.name)
     for name in ("new_clip.wav", "clip.wav", "valve_clip.wav"):
         write_wav(root / name)

@@ -112,15 +112,38 @@ def test_predict_uses_threshold(fitted, data):
     np.testing.assert_array_equal(fitted.predict(test), (scores > fitted.threshold_).astype(int))
 
 
+#: Flagged fraction of 200 unseen normal clips, seeds 0-9, ``python benchmarks/bench_threshold_seeds.py
+#: --seeds 0-9 --detectors patch_bank knn mahalanobis``: patch_bank 0.091 +- 0.040 (min 0.035),
+#: knn 0.099 +- 0.023, mahalanobis 0.099 +- 0.024. One seed can fall to 3.5%, so the one-seed band of every
+#: detector is [1%, 30%] (over 2 std below and 5 above the widest); the mean over seeds is held tighter below.
+ONE_SEED_BAND = (0.01, 0.30)
+#: The mean of 5 seeds: std at most 0.040 / sqrt(5) = 0.018, so 0.10 +- 3 std, rounded out.
+MEAN_OF_SEEDS_BAND = (0.045, 0.16)
+
+
+def _flagged(name: str, seed: int, unseen_seed: int) -> float:
+    train = _with_proxy(_features(100, False, np.random.default_rng(seed)))
+    unseen = _features(200, False, np.random.default_rng(unseen_seed))
+    return float(_small(name, epochs=10, seed=seed).fit(train).predict(unseen).mean())
+
+
 @pytest.mark.parametrize("name", available_detectors())
 def test_threshold_flags_a_few_unseen_normal_clips(name):
     """The threshold is fitted to scores of clips the model did not fit, so on unseen normal clips drawn like
     the training ones it flags about the intended tenth (fitted to in-sample scores, it flagged up to 90%)."""
-    train = _with_proxy(_features(100, False, np.random.default_rng(0)))
-    unseen = _features(200, False, np.random.default_rng(7))
-    detector = _small(name, epochs=10).fit(train)
-    flagged = detector.predict(unseen).mean()
-    assert 0.02 <= flagged <= 0.25, f"{name} flags {flagged:.1%} of unseen normal clips"
+    flagged = _flagged(name, 0, 7)
+    low, high = ONE_SEED_BAND
+    assert low <= flagged <= high, f"{name} flags {flagged:.1%} of unseen normal clips"
+
+
+@pytest.mark.parametrize("name", ["knn", "mahalanobis", "patch_bank"])
+def test_threshold_flags_about_a_tenth_on_average_over_seeds(name):
+    """Over seeds 0-4 (unseen clips drawn anew each time) the mean flagged fraction is near the intended 10%:
+    a threshold biased by a few points would leave the band that one seed's noise needs."""
+    values = [_flagged(name, seed, 10_000 + seed) for seed in range(5)]
+    low, high = MEAN_OF_SEEDS_BAND
+    assert low <= np.mean(values) <= high, f"{name}: {np.round(values, 3)}"
+    assert max(values) <= ONE_SEED_BAND[1]
 
 
 def test_save_load_round_trip_gives_identical_scores(fitted, data, tmp_path):

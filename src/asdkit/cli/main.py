@@ -352,7 +352,7 @@ def score(
 
     Examples:
 
-        asdkit score runs/ae fan_recordings/
+        asdkit score runs/ae fan_recordings/ --machine fan
 
         asdkit score runs/ae/models/fan new_clip.wav --output scores.csv
 
