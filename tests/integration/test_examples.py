@@ -14,6 +14,7 @@ Lines that cannot run here are listed in :data:`NOT_RUN` with the reason; everyt
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -26,7 +27,14 @@ from asdkit.cli.main import app, main
 from tests.helpers.served import write_wav
 from tests.helpers.trees import make_tree
 
+#: About 20 s of CPU per line (each trains or reads a run): minutes in all, so the project's CI (.ci/run) runs
+#: them and a quick local ``make test`` skips them unless asked.
+RUN_EXAMPLES_VARIABLE = "ASDKIT_RUN_EXAMPLES"
 pytestmark = pytest.mark.slow
+examples_asked = pytest.mark.skipif(
+    os.environ.get(RUN_EXAMPLES_VARIABLE, "") in ("", "0"),
+    reason=f"the README and --help examples run with {RUN_EXAMPLES_VARIABLE}=1 (set by .ci/run)",
+)
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -195,6 +203,7 @@ def sandbox(tmp_path_factory) -> Path:
     return _sandbox(tmp_path_factory.mktemp("examples"))
 
 
+@examples_asked
 @pytest.mark.parametrize("line", RUN)
 def test_example_runs_as_written(line, sandbox, monkeypatch, capsys):
     monkeypatch.chdir(sandbox)
