@@ -1,4 +1,4 @@
-"""Quality of the embedding detectors against the dense AE on the synthetic demo data, in one run.
+"""Quality of the embedding detectors and the default against the dense AE on the synthetic demo data.
 
 Run: ``.venv/bin/python benchmarks/bench_embedding_quality.py [--data asdkit-demo/data] [--out runs/quality]``
 
@@ -34,6 +34,8 @@ RUNS: list[tuple[str, str, dict[str, Any]]] = [
     ("mahalanobis", "mahalanobis", {}),
     ("gmm", "gmm", {}),
     ("mahalanobis_q", "mahalanobis", {"quantiles": "0.1,0.5,0.9"}),
+    ("patch_bank", "patch_bank", {}),
+    ("ensemble", "ensemble", {}),  # the default detector: mahalanobis + patch_bank(aggregate=mean)
     ("arcface", "arcface", {"epochs": 5}),
     ("arcface_spectrum", "arcface", {"epochs": 5, "inputs": "spectrum+logmel"}),
     ("adacos", "adacos", {"epochs": 5}),

@@ -1,4 +1,5 @@
-"""Shared test fixtures. Tests that need ../shared/data skip cleanly when it is absent."""
+"""Shared test fixtures. Tests that need ../shared/data skip cleanly when it is absent, unless
+``ASDKIT_REQUIRE_SHARED=1`` (set by ``.ci/run``) says this run must have it: then pytest stops at start."""
 
 from __future__ import annotations
 
@@ -13,6 +14,19 @@ REPO = Path(__file__).resolve().parents[1]
 def shared_data_dir() -> Path | None:
     candidate = Path(os.environ.get("ASDKIT_SHARED_DATA", REPO.parent / "shared" / "data"))
     return candidate if candidate.is_dir() else None
+
+
+#: Set by the project's own CI (``.ci/run``): the real clips must be there, so their absence is an error
+#: instead of dozens of quiet skips. Not the generic ``CI``, which other CI services set for a user's clone.
+REQUIRE_SHARED_VARIABLE = "ASDKIT_REQUIRE_SHARED"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get(REQUIRE_SHARED_VARIABLE, "") not in ("", "0") and shared_data_dir() is None:
+        wanted = os.environ.get("ASDKIT_SHARED_DATA", REPO.parent / "shared" / "data")
+        raise pytest.UsageError(
+            f"../shared/data is absent ({wanted} is not a folder) and {REQUIRE_SHARED_VARIABLE}=1 requires it"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,9 @@
 
 Each test is one fault a plant engineer's script can meet: two runs into one folder, a rerun, an error, a
 Ctrl-C (a real SIGINT, sent at a chosen moment: ``tests/helpers/faults.py``), a resume, a bad parameter, a
-huge seed list, an unreachable tracking server, an impossible port, a full disk, a bad upload.
+huge seed list, an unreachable tracking server, an impossible port, a full disk, a bad upload. Those that
+depend on what a detector saves (resume, a full disk) run on one representative of every family
+(``tests/helpers/families.py``; the family is the test id), the default included.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from asdkit import api
 from asdkit.detectors.registry import available_detectors
 from asdkit.errors import AsdkitError
 from asdkit.rundir import LOCK_NAME, RunDirectory
+from tests.helpers.families import FAMILIES, FAMILY_IDS, cli_params
 from tests.helpers.faults import (
     DISK_FULL_AT_WEIGHTS,
     PAUSE_AFTER_FIRST_MODEL,
@@ -25,6 +28,7 @@ from tests.helpers.faults import (
     PAUSE_IN_TRAINING,
     cli,
     dead_pid,
+    error_lines,
     finish,
     free_port,
     interrupt,
@@ -129,10 +133,13 @@ def test_readers_warn_about_a_run_that_is_not_complete(complete_run, tmp_path):
     from asdkit.service.models import load_served_models
 
     broken = copy_with_status(complete_run, tmp_path / "broken", "interrupted")
-    for args in (["evaluate", str(broken)], ["report", str(broken)], ["compare", str(broken)]):
+    for args in (["evaluate", str(broken)], ["report", str(broken)]):  # they read it, with a warning
         outcome = cli(*args)
-        assert outcome.returncode == 0 or one_line_error(outcome), outcome.stderr  # compare refuses
+        assert outcome.returncode == 0, outcome.stderr
         assert "warning:" in outcome.stderr and "status: interrupted" in outcome.stderr, args
+    compared = cli("compare", str(broken))  # a comparison needs a finished evaluation: it refuses
+    assert one_line_error(compared, str(broken), "did not complete with an evaluation"), compared.stderr
+    assert "warning:" in compared.stderr and "status: interrupted" in compared.stderr
     assert "status:" not in cli("evaluate", str(complete_run)).stderr
     with TestClient(create_app(load_served_models(broken))) as client:
         described = client.get("/model", params={"model": "fan"}).json()
@@ -206,11 +213,15 @@ def test_ctrl_c_during_training_exits_130(tree, cache, tmp_path):
 
 
 # -- 5. resume -------------------------------------------------------------------------------------
-def test_resume_after_ctrl_c_keeps_the_trained_machine_and_equals_a_full_run(
-    tree, cache, complete_run, tmp_path
-):
+@pytest.mark.parametrize("family", FAMILY_IDS)
+def test_resume_after_ctrl_c_keeps_the_trained_machine_and_equals_a_full_run(family, tree, cache, tmp_path):
+    model = FAMILIES[family]
+    family_args = ["--model", model, "--debug", *cli_params(model)]
+    full = tmp_path / "full"
+    complete = cli(*run_args(tree, full, cache, *family_args))
+    assert complete.returncode == 0, complete.stderr
     out = tmp_path / "run"
-    args = run_args(tree, out, cache)
+    args = run_args(tree, out, cache, *family_args)
     outcome = interrupt(*args, prelude=PAUSE_AFTER_FIRST_MODEL, marker=tmp_path / "marker")
     assert outcome.returncode == 130, outcome.stderr
     assert status(out)["status"] == "interrupted"
@@ -224,9 +235,9 @@ def test_resume_after_ctrl_c_keeps_the_trained_machine_and_equals_a_full_run(
     assert resumed.returncode == 0, resumed.stderr
     assert (out / "models" / "fan" / "model.json").stat().st_mtime_ns == fan_model  # kept, not retrained
     assert (out / "models" / "valve" / "model.json").is_file()
-    assert status(out)["status"] == "complete"
-    assert score_files(out) == score_files(complete_run)
-    assert (out / "result.csv").read_text() == (complete_run / "result.csv").read_text()
+    assert status(out)["status"] == "complete" and status(out)["model"] == model
+    assert score_files(out) == score_files(full)
+    assert (out / "result.csv").read_text() == (full / "result.csv").read_text()
 
 
 def test_resume_refuses_a_different_configuration_naming_the_key(tree, cache, complete_run, tmp_path):
@@ -294,10 +305,14 @@ def test_serve_refuses_a_port_beyond_65535(complete_run):
     assert one_line_error(outcome, "--port 70000", "1 to 65535"), outcome.stderr
 
 
-def test_a_full_disk_names_the_file_and_fails_the_run(tree, cache, tmp_path):
+@pytest.mark.parametrize("family", FAMILY_IDS)
+def test_a_full_disk_names_the_file_and_fails_the_run(family, tree, cache, tmp_path):
+    model = FAMILIES[family]
     out = tmp_path / "run"
-    outcome = cli(*run_args(tree, out, cache), prelude=DISK_FULL_AT_WEIGHTS)
-    assert one_line_error(outcome, "no space left on device writing", "arrays.npz"), outcome.stderr  # knn
+    args = run_args(tree, out, cache, "--model", model, "--debug", "--machine", "fan", *cli_params(model))
+    outcome = cli(*args, prelude=DISK_FULL_AT_WEIGHTS)
+    assert one_line_error(outcome, "no space left on device writing", str(out / "models")), outcome.stderr
+    assert error_lines(outcome)[0].endswith(("weights.pt", "arrays.npz")), outcome.stderr
     assert status(out)["status"] == "failed" and "no space left" in status(out)["error"]
 
 

@@ -135,17 +135,26 @@ def test_interrupted_run_does_not_look_complete(tree_2022, cache_dir, tmp_path, 
     assert not (tmp_path / "run" / "result.csv").exists()
 
 
-def test_debug_run_uses_few_clips_and_still_evaluates(tree_2022, cache_dir, tmp_path):
+def test_debug_run_uses_few_clips_and_still_evaluates(cache_dir, tmp_path):
+    """A tree larger than the debug caps: training and every test set are cut to them, and it evaluates."""
+    from asdkit.data.debug import DEBUG_TEST_CLIPS_PER_SET, DEBUG_TRAIN_CLIPS_PER_SECTION
+    from tests.helpers.trees import make_tree
+
+    n_train, n_test = DEBUG_TRAIN_CLIPS_PER_SECTION + 4, DEBUG_TEST_CLIPS_PER_SET + 2
+    tree = make_tree(tmp_path / "data", "dcase2022", machines=("fan",), n_train=n_train, n_test=n_test)
     result = api.run(
-        tree_2022,
-        tmp_path / "run",
-        model="ae",
-        debug=True,
-        cache_dir=cache_dir,
-        params={"accelerator": "cpu"},
+        tree, tmp_path / "run", model="ae", debug=True, cache_dir=cache_dir, params={"accelerator": "cpu"}
     )
-    assert result.evaluation is not None
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["params"]["epochs"] == 2
+    assert result.evaluation is not None and result.evaluation.official_score > 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["params"]["epochs"] == 2 and config["debug"] is True
+    sections = 2  # "00", "01": each n_train source + 1 target training clips
+    model = json.loads((tmp_path / "run" / "models" / "fan" / "model.json").read_text())
+    assert model["metadata"]["n_train_clips"] == sections * (DEBUG_TRAIN_CLIPS_PER_SECTION + 1)
+    score_files = (tmp_path / "run" / "scores").glob("anomaly_score_*.csv")
+    rows = [row for f in score_files for row in csv.reader(f.open())]
+    sets = sections * 2 * 2  # section x domain x label
+    assert len(rows) == sets * DEBUG_TEST_CLIPS_PER_SET < sets * n_test
 
 
 def test_cli_run_mixes_channels_when_asked(tmp_path, cache_dir):

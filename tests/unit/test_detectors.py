@@ -46,6 +46,10 @@ def _features(
 #: The AE's optional input scaling is on: raw dB input needs far more steps than a unit test gives it to learn
 #: the level (test_autoencoder.py checks that the raw-input baseline does learn it, given the steps).
 QUICK = {"epochs": 30, "batch_size": 128, "accelerator": "cpu", "seed": 0, "standardise": True}
+#: Detectors the README says plainly are not shown to learn (README, "Section classifiers"): on this set,
+#: fitted on all 30 clips, seeds 0-3 gave AUC 0.86, 0.55, 0.74, 0.48; holding 7 out for the threshold,
+#: 0.69, 0.43, 0.53, 0.49. They still fit, score, save and threshold like every other detector here.
+NOT_SHOWN_TO_LEARN = {"mobilenet_section"}
 #: Upper bounds on network sizes (the separable case needs no wide layers), applied where a detector has them.
 SIZE_CAPS = {"hidden": 128, "n_blocks": 2}
 
@@ -97,12 +101,9 @@ def test_scores_one_finite_float_per_clip_and_separates(fitted, data):
     scores = fitted.anomaly_score(test)
     assert scores.shape == (len(test),) and scores.dtype == np.float64
     assert np.all(np.isfinite(scores))
-    auc = roc_auc_score(labels, scores)
-    if fitted.name == "mobilenet_section" and auc < 0.9:
-        # 30 clips are too few for it: fitted on all of them (as before thresholds were held out), seeds 0-3
-        # gave AUC 0.86, 0.55, 0.74, 0.48 here; holding 7 out for the threshold, 0.69, 0.43, 0.53, 0.49.
-        pytest.xfail(f"mobilenet_section is unstable on 30 toy clips (AUC {auc:.2f})")
-    assert auc >= 0.9
+    if fitted.name in NOT_SHOWN_TO_LEARN:
+        return  # its finite scores are checked above; the README says it is not shown to learn
+    assert roc_auc_score(labels, scores) >= 0.9
 
 
 def test_predict_uses_threshold(fitted, data):
@@ -111,15 +112,38 @@ def test_predict_uses_threshold(fitted, data):
     np.testing.assert_array_equal(fitted.predict(test), (scores > fitted.threshold_).astype(int))
 
 
+#: Flagged fraction of 200 unseen normal clips, seeds 0-9, ``python benchmarks/bench_threshold_seeds.py
+#: --seeds 0-9 --detectors patch_bank knn mahalanobis``: patch_bank 0.091 +- 0.040 (min 0.035),
+#: knn 0.099 +- 0.023, mahalanobis 0.099 +- 0.024. One seed can fall to 3.5%, so the one-seed band of every
+#: detector is [1%, 30%] (over 2 std below and 5 above the widest); the mean over seeds is held tighter below.
+ONE_SEED_BAND = (0.01, 0.30)
+#: The mean of 5 seeds: std at most 0.040 / sqrt(5) = 0.018, so 0.10 +- 3 std, rounded out.
+MEAN_OF_SEEDS_BAND = (0.045, 0.16)
+
+
+def _flagged(name: str, seed: int, unseen_seed: int) -> float:
+    train = _with_proxy(_features(100, False, np.random.default_rng(seed)))
+    unseen = _features(200, False, np.random.default_rng(unseen_seed))
+    return float(_small(name, epochs=10, seed=seed).fit(train).predict(unseen).mean())
+
+
 @pytest.mark.parametrize("name", available_detectors())
 def test_threshold_flags_a_few_unseen_normal_clips(name):
     """The threshold is fitted to scores of clips the model did not fit, so on unseen normal clips drawn like
     the training ones it flags about the intended tenth (fitted to in-sample scores, it flagged up to 90%)."""
-    train = _with_proxy(_features(100, False, np.random.default_rng(0)))
-    unseen = _features(200, False, np.random.default_rng(7))
-    detector = _small(name, epochs=10).fit(train)
-    flagged = detector.predict(unseen).mean()
-    assert 0.02 <= flagged <= 0.25, f"{name} flags {flagged:.1%} of unseen normal clips"
+    flagged = _flagged(name, 0, 7)
+    low, high = ONE_SEED_BAND
+    assert low <= flagged <= high, f"{name} flags {flagged:.1%} of unseen normal clips"
+
+
+@pytest.mark.parametrize("name", ["knn", "mahalanobis", "patch_bank"])
+def test_threshold_flags_about_a_tenth_on_average_over_seeds(name):
+    """Over seeds 0-4 (unseen clips drawn anew each time) the mean flagged fraction is near the intended 10%:
+    a threshold biased by a few points would leave the band that one seed's noise needs."""
+    values = [_flagged(name, seed, 10_000 + seed) for seed in range(5)]
+    low, high = MEAN_OF_SEEDS_BAND
+    assert low <= np.mean(values) <= high, f"{name}: {np.round(values, 3)}"
+    assert max(values) <= ONE_SEED_BAND[1]
 
 
 def test_save_load_round_trip_gives_identical_scores(fitted, data, tmp_path):

@@ -381,4 +381,4 @@ def test_2022_fixture_overall_hmean_of_epsilon_floored_zeros(shared_data):
     zeros = sum(r["precision (source)"] == 0.0 for r in ev.rows)
     assert zeros == 3 and len(ev.rows) == 21
     assert ev.overall_hmean["precision (source)"] == pytest.approx(7 * EPS, rel=1e-13)
-    assert abs(ev.overall_hmean["precision (source)"] - 1.554312234475215e-15) < 1e-9
+    assert ev.overall_hmean["precision (source)"] == pytest.approx(1.554312234475215e-15, rel=1e-9)

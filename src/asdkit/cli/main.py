@@ -219,7 +219,7 @@ def run(
 
         asdkit run --data dev_data --out runs/ae
 
-        asdkit run --data dev_data --out runs/fan --machine fan --seed 1 --param epochs=20
+        asdkit run --data dev_data --out runs/fan --model ae --machine fan --seed 1 --param epochs=20
 
         asdkit run --data dev_data --out runs/knn4 --model knn --seeds 0,1,2,3
 
@@ -345,7 +345,7 @@ def train(
 
         asdkit train --data dev_data --out models_dir --machine fan
 
-        asdkit train --data my_pump_recordings --out pump_model --layout folder --param epochs=50
+        asdkit train --data my_pump_recordings --out pump_model --layout folder --model ae --param epochs=50
 
         asdkit train --data dev_data --out models_dir --resume   (after Ctrl-C: same settings, plus --resume)
     """
@@ -400,7 +400,7 @@ def score(
 
     Examples:
 
-        asdkit score runs/ae fan_recordings/
+        asdkit score runs/ae fan_recordings/ --machine fan
 
         asdkit score runs/ae/models/fan new_clip.wav --output scores.csv
 

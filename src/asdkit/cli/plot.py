@@ -41,7 +41,7 @@ def reconstruction(
 
     Examples:
 
-        asdkit plot reconstruction runs/ae dev_data/fan/test/anomaly_id_00_00000000.wav
+        asdkit plot reconstruction runs/fan dev_data/fan/test/anomaly_id_00_00000000.wav
 
         asdkit plot reconstruction runs/idnn valve_clip.wav --machine valve --out valve.png
     """
