@@ -58,7 +58,7 @@ def crops(wave: np.ndarray, length: int) -> np.ndarray:
     if len(x) < length:
         x = np.tile(x, -(-length // max(len(x), 1)))
     n = len(x) // length
-    return x[: n * length].reshape(n, length)
+    return x[: n * length].reshape(n, length).copy()  # a cached clip is a read-only memmap
 
 
 @register
