@@ -103,6 +103,7 @@ def register_encoder(cls: E) -> E:
 
 
 def _load_builtin() -> None:
+    import asdkit.models.encoders.ast  # registers itself; imports transformers only when used
     import asdkit.models.encoders.beats  # noqa: F401  (registers itself)
 
 
@@ -130,8 +131,13 @@ def build_tiny_encoder(name: str, seed: int = 0) -> AudioEncoder:
 
 
 def checkpoint_sha256(path: Path | str) -> str:
-    """The sha256 of a checkpoint file, memoised by (resolved path, size, mtime)."""
-    resolved = Path(path).resolve()
+    """The sha256 of a checkpoint file, memoised by (resolved path, size, mtime); of a checkpoint directory
+    (``save_pretrained``), the sha256 of its files' names and hashes."""
+    resolved = Path(path).expanduser().resolve()
+    if resolved.is_dir():
+        files = sorted(p for p in resolved.rglob("*") if p.is_file())
+        listing = "".join(f"{p.relative_to(resolved)}\0{checkpoint_sha256(p)}\n" for p in files)
+        return hashlib.sha256(listing.encode()).hexdigest()
     st = resolved.stat()
     return _sha256(str(resolved), st.st_size, st.st_mtime_ns)
 
