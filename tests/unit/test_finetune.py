@@ -194,3 +194,15 @@ def test_crops_cut_a_clip_and_repeat_a_short_one():
     wave = np.arange(10, dtype=np.float32)[None]
     np.testing.assert_array_equal(crops(wave, 4), [[0, 1, 2, 3], [4, 5, 6, 7]])
     assert crops(wave[:, :3], 4).tolist() == [[0, 1, 2, 0]]
+
+
+def test_an_ensemble_of_fine_tuned_models_averages_their_z_normalised_scores(checkpoint, data, tmp_path):
+    train, test = data
+    params = {**TINY, "epochs": 1, "n_models": 2, "proxy_classes": False}
+    ensemble = create_detector("finetune", checkpoint=str(checkpoint), **params).fit(train)
+    members = ensemble.ensemble_.members_
+    assert [m.seed for m in members] == [0, 1] and ensemble.ensemble_.normalise == "zscore"
+    scores = ensemble.anomaly_score(test)
+    assert np.all(np.isfinite(scores)) and np.isfinite(ensemble.threshold_)
+    ensemble.save(tmp_path / "model")
+    np.testing.assert_allclose(Detector.load(tmp_path / "model").anomaly_score(test), scores, rtol=1e-6)

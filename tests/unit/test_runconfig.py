@@ -47,6 +47,7 @@ def test_the_recipes_cover_the_published_systems():
         "dcase2020_vae",
         "dcase2020_conv_ae",
         "genrep2025_frozen_beats_knn",
+        "dcase2025_finetuned_beats_arcface",
     } <= names
 
 
