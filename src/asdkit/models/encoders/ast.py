@@ -40,6 +40,7 @@ def _transformers() -> Any:
         import transformers
     except ModuleNotFoundError:
         raise CheckpointError("the ast encoder needs transformers: pip install 'asdkit[finetune]'") from None
+    transformers.utils.logging.disable_progress_bar()  # no loading bars in asdkit's one-line-per-event output
     return transformers
 
 
@@ -155,7 +156,7 @@ class AstEncoder(AudioEncoder):
     def save_random_checkpoint(cls, path: Path | str, seed: int = 0, size: str = "tiny") -> Path:
         if size != "tiny":
             raise ValueError(f"ast: random checkpoints come in size 'tiny', not {size!r}")
-        model = cls.tiny(seed)
+        model = cls.tiny(seed)  # (transformers' progress bars are off from here)
         path = Path(path)
         model.model.save_pretrained(str(path))
         return path
