@@ -186,6 +186,10 @@ def test_bad_requests_are_one_clear_error(checkpoint, data, tmp_path):
         create_detector("finetune", checkpoint=str(checkpoint), proxy_classes=False, **TINY).fit(one_class)
     with pytest.raises(CheckpointError, match=r"github\.com/microsoft/unilm"):
         create_detector("finetune", checkpoint=str(tmp_path / "none.pt"), **TINY).fit(train)
+    with pytest.raises(ModelError, match="shorter than beats's shortest input"):
+        create_detector("finetune", checkpoint=str(checkpoint), **{**TINY, "segment_seconds": 0.01}).fit(
+            train
+        )
     with pytest.raises(ModelError, match="tuning must be one of"):
         create_detector("finetune", checkpoint=str(checkpoint), tuning="half", **TINY).fit(train)
 

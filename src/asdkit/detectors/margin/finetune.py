@@ -201,6 +201,12 @@ class FineTunedEncoderDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
         encoder = load_encoder(self.encoder, self.checkpoint)
         self.weights_sha256_ = checkpoint_sha256(self.checkpoint)
         self.architecture_ = encoder.architecture()
+        shortest = int(getattr(encoder, "min_samples", 1))
+        if self._segment() < shortest:
+            raise ModelError(
+                f"{self.name}: segment_seconds={self.segment_seconds} is shorter than {self.encoder}'s "
+                f"shortest input ({shortest} samples)"
+            )
         network = self._network(encoder, len(self.classes_))
         set_tuning(network, self.tuning, self.lora_rank, self.lora_alpha)
         network.train()
