@@ -50,6 +50,7 @@ def test_the_recipes_cover_the_published_systems():
         "dcase2026_baseline_ae",
         "dcase2026_baseline_ae_selective_mahalanobis",
         "dcase2026_noise_aware",
+        "dcase2025_finetuned_beats_arcface",
     } <= names
 
 

@@ -130,6 +130,10 @@ class DeepDetector(Detector):
         """Epoch -> factor on the learning rate (None: constant)."""
         return None
 
+    def _optimiser_groups(self, network: nn.Module, learning_rate: float) -> list[dict[str, Any]] | None:
+        """The optimiser's parameter groups (layer-wise learning rates); None: every parameter at one rate."""
+        return None
+
     def _fitted(self, X: ClipFeatures, train: IterableDataset) -> None:
         """What follows training (statistics, recalibration); nothing by default."""
 
@@ -151,7 +155,15 @@ class DeepDetector(Detector):
         """Train ``network`` in place with this detector's loss and TrainerConfig; the per-epoch history."""
         from asdkit.detectors.training import fit_network
 
-        return fit_network(network, self._loss, train, val, self._effective_trainer(), self._lr_lambda())
+        return fit_network(
+            network,
+            self._loss,
+            train,
+            val,
+            self._effective_trainer(),
+            self._lr_lambda(),
+            self._optimiser_groups,
+        )
 
     def _effective_trainer(self) -> TrainerConfig:
         """Mixed float16 is a GPU option; on a CPU-only machine training falls back to 32 bits and says so."""

@@ -25,6 +25,8 @@ from asdkit.errors import AsdkitError
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
 #: Epoch index -> factor on the learning rate (torch's LambdaLR), e.g. a ramp-down at the end of training.
 LrLambda = Callable[[int], float]
+#: (network, learning rate) -> the optimiser's parameter groups (e.g. layer-wise learning rates), or None.
+ParamGroups = Callable[[nn.Module, float], list[dict[str, Any]] | None]
 
 
 def _batch_len(batch: Any) -> int:
@@ -35,13 +37,19 @@ class NetworkModule(L.LightningModule):
     """Wraps a plain network and a loss so that Lightning runs the loop (and DDP when asked)."""
 
     def __init__(
-        self, network: nn.Module, loss_fn: LossFn, learning_rate: float, lr_lambda: LrLambda | None = None
+        self,
+        network: nn.Module,
+        loss_fn: LossFn,
+        learning_rate: float,
+        lr_lambda: LrLambda | None = None,
+        param_groups: ParamGroups | None = None,
     ) -> None:
         super().__init__()
         self.network = network
         self.loss_fn = loss_fn
         self.learning_rate = learning_rate
         self.lr_lambda = lr_lambda
+        self.param_groups = param_groups
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         loss = self.loss_fn(self.network, batch)
@@ -59,7 +67,9 @@ class NetworkModule(L.LightningModule):
         )
 
     def configure_optimizers(self) -> Any:
-        optimizer = torch.optim.Adam(self.network.parameters(), lr=self.learning_rate)
+        groups = None if self.param_groups is None else self.param_groups(self.network, self.learning_rate)
+        params: Any = self.network.parameters() if groups is None else groups
+        optimizer = torch.optim.Adam(params, lr=self.learning_rate)
         if self.lr_lambda is None:
             return optimizer
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_lambda)
@@ -139,16 +149,19 @@ def fit_network(
     val_data: IterableDataset | None,
     config: TrainerConfig,
     lr_lambda: LrLambda | None = None,
+    param_groups: ParamGroups | None = None,
 ) -> list[dict[str, float]]:
     """Train ``network`` in place as ``config`` says; returns the per-epoch loss (and LR) history.
 
     ``lr_lambda(epoch)`` scales the learning rate per epoch (LambdaLR); None keeps it constant.
+    ``param_groups(network, learning_rate)`` gives the optimiser's groups (None from it or instead of it:
+    every parameter at one rate).
     TensorBoard event files go to ``config.log_dir`` when it is set.
     """
     L.seed_everything(config.seed, workers=True, verbose=False)
     for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    module = NetworkModule(network, loss_fn, config.learning_rate, lr_lambda)
+    module = NetworkModule(network, loss_fn, config.learning_rate, lr_lambda, param_groups)
     logger = _tensorboard(config.log_dir)
     with tempfile.TemporaryDirectory(prefix="asdkit-train-") as root, warnings.catch_warnings():
         history = _History(Path(root) / "history.json")

@@ -80,7 +80,7 @@ class EncoderConfig:
 
     def resolved(self) -> EncoderConfig:
         """This config with the sha256 of its checkpoint file (one line naming the file if it is missing)."""
-        if not self.checkpoint or not Path(self.checkpoint).expanduser().is_file():
+        if not self.checkpoint or not Path(self.checkpoint).expanduser().exists():  # a file or a directory
             return self  # the encoder's loader names the missing file and where the official ones are
         return replace(self, weights_sha256=checkpoint_sha256(Path(self.checkpoint).expanduser()))
 

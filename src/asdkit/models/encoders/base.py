@@ -64,6 +64,24 @@ class AudioEncoder(nn.Module):
     def tiny(cls, seed: int = 0) -> AudioEncoder:
         """A few-layer, narrow encoder with random weights (tests)."""
 
+    # -- what fine-tuning needs (asdkit.models.encoder_classifier) -------------------------------------------
+    #: the names of the linear layers that LoRA adapts (attention projections)
+    lora_targets: ClassVar[tuple[str, ...]] = ()
+
+    def architecture(self) -> dict:
+        """The JSON-able shape of this encoder, from which :meth:`from_architecture` rebuilds it (untrained):
+        a fine-tuned encoder is saved as this and its state_dict, not as the user's checkpoint."""
+        raise ModelError(f"encoder {self.name!r} cannot be fine-tuned (it does not record its architecture)")
+
+    @classmethod
+    def from_architecture(cls, architecture: dict) -> AudioEncoder:
+        raise ModelError(f"encoder {cls.name!r} cannot be fine-tuned (it cannot be rebuilt from its shape)")
+
+    def transformer_layers(self) -> list[nn.Module]:
+        """The encoder's layers, input side first: layer-wise learning-rate decay scales each one's rate
+        (what is not in a layer, the patch embedding, counts as the layer before the first)."""
+        raise ModelError(f"encoder {self.name!r} does not list its layers for layer-wise learning rates")
+
     @classmethod
     @abstractmethod
     def save_random_checkpoint(cls, path: Path | str, seed: int = 0, size: str = "tiny") -> Path:
@@ -85,6 +103,7 @@ def register_encoder(cls: E) -> E:
 
 
 def _load_builtin() -> None:
+    import asdkit.models.encoders.ast  # registers itself; imports transformers only when used
     import asdkit.models.encoders.beats  # noqa: F401  (registers itself)
 
 
@@ -112,8 +131,13 @@ def build_tiny_encoder(name: str, seed: int = 0) -> AudioEncoder:
 
 
 def checkpoint_sha256(path: Path | str) -> str:
-    """The sha256 of a checkpoint file, memoised by (resolved path, size, mtime)."""
-    resolved = Path(path).resolve()
+    """The sha256 of a checkpoint file, memoised by (resolved path, size, mtime); of a checkpoint directory
+    (``save_pretrained``), the sha256 of its files' names and hashes."""
+    resolved = Path(path).expanduser().resolve()
+    if resolved.is_dir():
+        files = sorted(p for p in resolved.rglob("*") if p.is_file())
+        listing = "".join(f"{p.relative_to(resolved)}\0{checkpoint_sha256(p)}\n" for p in files)
+        return hashlib.sha256(listing.encode()).hexdigest()
     st = resolved.stat()
     return _sha256(str(resolved), st.st_size, st.st_mtime_ns)
 

@@ -381,6 +381,19 @@ class Beats(AudioEncoder):
             out[key] = value
         return out
 
+    # -- fine-tuning ----------------------------------------------------------------------------------------
+    lora_targets: ClassVar[tuple[str, ...]] = ("q_proj", "k_proj", "v_proj", "out_proj")
+
+    def architecture(self) -> dict[str, Any]:
+        return self.cfg.to_published()
+
+    @classmethod
+    def from_architecture(cls, architecture: dict[str, Any]) -> Beats:
+        return cls(BeatsConfig.from_published(architecture))
+
+    def transformer_layers(self) -> list[nn.Module]:
+        return list(self.encoder.layers)
+
     @classmethod
     def tiny(cls, seed: int = 0) -> Beats:
         torch.manual_seed(seed)
