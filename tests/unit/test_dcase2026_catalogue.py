@@ -89,7 +89,7 @@ def _fake_eval_run(root: Path, machines: tuple[str, ...] = EVAL, names: list[str
         values = rng.random(len(clip_names))
         group = f"{m}_section_00_test"
         (scores / f"anomaly_score_{group}.csv").write_text(
-            "".join(f"{n},{v!r}\n" for n, v in zip(clip_names, values, strict=True))
+            "".join(f"{n},{float(v)!r}\n" for n, v in zip(clip_names, values, strict=True))
         )
         (scores / f"decision_result_{group}.csv").write_text(
             "".join(f"{n},{int(v > 0.8)}\n" for n, v in zip(clip_names, values, strict=True))
