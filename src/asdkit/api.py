@@ -176,6 +176,8 @@ def train(
             detector.trainer.log_dir = _tensorboard_dir(out, machine, tracking)
         detector.fit(X)
         detector.train_seconds_ = time.perf_counter() - start
+        if (note := getattr(detector, "selection_note", lambda: None)()) is not None:
+            _say(progress, f"{machine}: {note}")
         detector.metadata_ = {
             "machine": machine,
             "n_train_clips": len(X),
@@ -366,6 +368,9 @@ def run(
         resume=resume,
     )
     timings["train"] = time.perf_counter() - t1
+    selections = {m: d.selection_ for m, d in detectors.items() if getattr(d, "selection_", None)}
+    if selections:  # what the default chose per machine type, and the label-free evidence it rested on
+        config["selection"] = selections
 
     t2 = time.perf_counter()
     test = manifest.filter(split=TEST)
