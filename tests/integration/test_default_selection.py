@@ -17,7 +17,7 @@ def test_default_run_records_its_choice_and_evidence(tmp_path):
     said: list[str] = []
     result = api.run(data, tmp_path / "run", cache_dir=tmp_path / "cache", plots=False, progress=said.append)
     config = json.loads((result.run_dir / "config.json").read_text())
-    assert config["model"] == "ensemble" and config["params"]["select"] == "evidence"
+    assert config["model"] == "ensemble" and config["params"]["select"] == "auto"
     assert sorted(config["selection"]) == ["fan", "pump"]
     for machine, record in config["selection"].items():
         assert len(record["candidates"]) == len(DEFAULT_CANDIDATES)

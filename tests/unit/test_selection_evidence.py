@@ -117,7 +117,7 @@ def test_evidence_subset_is_bounded_and_keeps_the_few_target_clips():
 def test_default_ensemble_keeps_the_chosen_candidate_and_records_why(tmp_path):
     X = _bundle(24, 4)
     X = ClipFeatures(X.arrays, X.clips, CONFIG, proxy=_bundle(4, 8, machine="other"))
-    ens = EnsembleDetector(members=["mahalanobis", "knn"], evidence_clips=24).fit(X)
+    ens = EnsembleDetector(members=["mahalanobis", "knn"], select="evidence", evidence_clips=24).fit(X)
     assert ens.tags().proxies == frozenset()  # fitted: scoring needs no other machine types
     assert len(ens.members_) == 1 and ens.selection_["chosen"][0] in ("mahalanobis", "knn")
     assert ens.members_[0].name == ens.selection_["chosen"][0]
@@ -137,8 +137,9 @@ def test_select_none_is_the_previous_default_mean_of_all_members():
     assert EnsembleDetector()._specs() == list(DEFAULT_CANDIDATES)
     assert "machines" in EnsembleDetector().tags().proxies
     assert "machines" not in ens.tags().proxies
-    fitted = EnsembleDetector(members=["mahalanobis", "knn"], select="none").fit(_bundle(12, 6))
-    assert len(fitted.members_) == 2 and fitted.selection_ is None
+    for select in ("none", "auto"):  # listed members are averaged unless evidence is asked for
+        fitted = EnsembleDetector(members=["mahalanobis", "knn"], select=select).fit(_bundle(12, 6))
+        assert len(fitted.members_) == 2 and fitted.selection_ is None
 
 
 def test_unknown_select_mode_is_refused():

@@ -11,10 +11,11 @@ The saved ensemble holds every member, each saved as a model of its own in ``mem
 without the original runs (an ensemble saved in format 1, with every member inside model.json and
 weights.pt, loads too).
 
-``select="evidence"`` (asdkit's default) treats the members as candidates instead: per machine type it
-judges each on label-free evidence from the training clips (held-out normals against pseudo-anomalies made
-from them, :mod:`asdkit.scoring.evidence`), keeps the best one, and records the evidence (``selection_``,
-in model.json, the run's config.json and its output). ``select="none"`` is the weighted mean of all.
+``select="evidence"`` (asdkit's default, where no members are given) treats the members as candidates: per
+machine type it judges each on label-free evidence from the training clips (held-out normals against
+pseudo-anomalies made from them, :mod:`asdkit.scoring.evidence`), keeps the best one, and records the
+evidence (``selection_``, in model.json, the run's config.json and its output). ``select="none"`` is the
+weighted mean of all; ``select="auto"`` is ``evidence`` without members given and ``none`` with them.
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ from asdkit.scoring.normalise import check_normalisation, fit_normaliser, normal
 NORM = "normalisation"
 #: The sub-folder of a saved ensemble that holds its members' model folders.
 MEMBERS_DIR = "members"
-#: The ensemble when no members are given (and asdkit's default detector): a clip-level view (selective
-#: Mahalanobis of frame statistics, banks sharing one covariance) and a frame-level one (every frame's
-#: distance to a coreset of normal frames, averaged). Chosen on the quality proxies (README).
+#: The previous default (``select="none"`` without members; asdkit's default before issue 23): a clip-level
+#: view (selective Mahalanobis of frame statistics, banks sharing one covariance) and a frame-level one
+#: (every frame's distance to a coreset of normal frames, averaged). Chosen on the quality proxies (README).
 DEFAULT_MEMBERS: tuple[dict[str, Any], ...] = (
     {"model": "mahalanobis"},
     {"model": "patch_bank", "params": {"aggregate": "mean"}},
@@ -55,7 +56,7 @@ DEFAULT_CANDIDATES: tuple[dict[str, Any], ...] = (
     {"model": "patch_bank", "params": {"aggregate": "mean"}},
     {"model": "patch_bank"},
 )
-SELECT_MODES = ("evidence", "none")
+SELECT_MODES = ("auto", "evidence", "none")
 
 
 @register
@@ -64,8 +65,9 @@ class EnsembleDetector(Detector):
 
     ``select="evidence"``: the members are candidates, and the one with the best label-free evidence is
     kept (module docstring); ``evidence_clips`` bounds the training clips the evidence is gathered on and
-    ``evidence_folds`` its folds. ``members=None`` is :data:`DEFAULT_CANDIDATES` with ``select="evidence"``
-    and :data:`DEFAULT_MEMBERS` (the previous default) with ``select="none"``.
+    ``evidence_folds`` its folds. ``select="auto"`` (the default) is ``evidence`` when ``members`` is None
+    (then :data:`DEFAULT_CANDIDATES`) and ``none`` when members are listed. ``members=None`` with
+    ``select="none"`` is :data:`DEFAULT_MEMBERS`, the previous default.
     """
 
     name: ClassVar[str] = "ensemble"
@@ -77,7 +79,7 @@ class EnsembleDetector(Detector):
         normalise: str = "zscore",
         weights: list[float] | None = None,
         seed: int = 0,
-        select: str = "evidence",
+        select: str = "auto",
         evidence_clips: int = 240,
         evidence_folds: int = 3,
     ) -> None:
@@ -110,7 +112,7 @@ class EnsembleDetector(Detector):
         tags = super().tags()
         for member in self._planned_members():
             tags = tags.merged(member.tags())
-        if self.select == "evidence" and not hasattr(self, "members_"):
+        if self._mode() == "evidence" and not hasattr(self, "members_"):
             tags = tags.merged(DetectorTags(proxies=frozenset({"machines"})))
         return tags
 
@@ -128,7 +130,13 @@ class EnsembleDetector(Detector):
     def _specs(self) -> list[dict[str, Any] | str]:
         if self.members is not None:
             return list(self.members)
-        return list(DEFAULT_CANDIDATES if self.select == "evidence" else DEFAULT_MEMBERS)
+        return list(DEFAULT_CANDIDATES if self._mode() == "evidence" else DEFAULT_MEMBERS)
+
+    def _mode(self) -> str:
+        """``select`` with ``auto`` resolved: evidence among the default candidates, a mean of listed ones."""
+        if self.select == "auto":
+            return "evidence" if self.members is None else "none"
+        return self.select
 
     # -- fitting ------------------------------------------------------------------------------------------
     def _member_weights(self, n: int) -> np.ndarray:
@@ -170,7 +178,7 @@ class EnsembleDetector(Detector):
             raise ModelError('ensemble: no members; give members=[{"model": "knn"}, {"path": "runs/x"}, ...]')
         weights = self._member_weights(len(specs))
         self.selection_: dict[str, Any] | None = None
-        if self.select == "evidence":
+        if self._mode() == "evidence":
             specs, weights = self._choose(specs, weights, X)
         self.members_: list[Detector] = []
         stats: dict[str, np.ndarray] = {}
