@@ -72,9 +72,18 @@ def _seeded(spec: dict[str, Any], seed: int) -> dict[str, Any]:
 
 
 def run_tree(
-    data: Path, specs: list[dict[str, Any]], seeds: list[int], cache: Path, previous: bool, max_clips: int
+    data: Path,
+    specs: list[dict[str, Any]],
+    seeds: list[int],
+    cache: Path,
+    previous: bool,
+    max_clips: int,
+    machines: list[str] | None = None,
+    partial: Path | None = None,
 ) -> list[dict[str, Any]]:
-    manifest = api.scan_data(data)
+    """Every row of one tree; each machine type's rows are also appended to ``partial`` when it is done, so
+    an interrupted benchmark keeps what it measured."""
+    manifest = api.scan_data(data, machines=machines)
     scheme = RunEvaluation.prepare(manifest, None, None, allow_partial=True).rules.scheme
     pool = functools.cache(lambda: api._normal_training_clips_of_tree(manifest, False))
     rows: list[dict[str, Any]] = []
@@ -132,6 +141,14 @@ def run_tree(
                      "real": machine_score(list(T.clips), ens.anomaly_score(T), scheme), "n_train": len(X)}
                 )  # fmt: skip
             print(f"{data.name}/{machine} seed {seed}: chose {evidence['chosen'][0]}", file=sys.stderr)
+        if partial is not None:
+            done = [r for r in rows if r["machine"] == machine]
+            new = not partial.exists()
+            with partial.open("a", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(done[0]), lineterminator="\n")
+                if new:
+                    writer.writeheader()
+                writer.writerows(done)
     return rows
 
 
@@ -180,6 +197,16 @@ def report(rows: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
+def _typed(row: dict[str, str]) -> dict[str, Any]:
+    """A CSV row with its numbers as numbers (empty cells as None)."""
+    out: dict[str, Any] = dict(row)
+    for key in ("evidence", "evidence_std", "real", "evidence_seconds"):
+        out[key] = float(row[key]) if row.get(key) not in (None, "") else None
+    for key in ("seed", "chosen", "n_train"):
+        out[key] = int(row[key])
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, nargs="+", required=True)
@@ -188,7 +215,16 @@ def main() -> None:
     parser.add_argument("--candidates", nargs="*", help="NAME:KEY=VALUE,... (default: the default's)")
     parser.add_argument("--previous", action="store_true", help="add the previous default (select=none)")
     parser.add_argument("--evidence-clips", type=int, default=240)
+    parser.add_argument("--machines", nargs="*", help="machine types to run (default: all)")
+    parser.add_argument("--report", type=Path, nargs="*", help="only print the table of these selection CSVs")
     args = parser.parse_args()
+    if args.report:
+        rows_read: list[dict[str, Any]] = []
+        for path in args.report:
+            for r in csv.DictReader(path.open()):
+                rows_read.append(_typed(r))
+        print(report(rows_read))
+        return
     seeds = parse_seeds(args.seeds)
     if args.candidates:
         specs = [{"model": m, "params": p} for _, m, p in map(parse_config, args.candidates)]
@@ -198,7 +234,11 @@ def main() -> None:
     for data in args.data:
         if not data.is_dir():
             raise SystemExit(f"error: --data {data}: no such directory")
-        rows += run_tree(data, specs, seeds, args.out / "cache", args.previous, args.evidence_clips)
+        args.out.mkdir(parents=True, exist_ok=True)
+        partial = args.out / "selection.partial.csv"
+        rows += run_tree(
+            data, specs, seeds, args.out / "cache", args.previous, args.evidence_clips, args.machines, partial
+        )
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
