@@ -209,7 +209,7 @@ def _typed(row: dict[str, str]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, nargs="+", required=True)
+    parser.add_argument("--data", type=Path, nargs="+", help="data trees (required unless --report)")
     parser.add_argument("--seeds", default="0-4")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_selection"))
     parser.add_argument("--candidates", nargs="*", help="NAME:KEY=VALUE,... (default: the default's)")
@@ -225,6 +225,8 @@ def main() -> None:
                 rows_read.append(_typed(r))
         print(report(rows_read))
         return
+    if not args.data:
+        raise SystemExit("error: give --data TREE [TREE ...] (or --report CSV ...)")
     seeds = parse_seeds(args.seeds)
     if args.candidates:
         specs = [{"model": m, "params": p} for _, m, p in map(parse_config, args.candidates)]
