@@ -121,6 +121,8 @@ def test_default_ensemble_keeps_the_chosen_candidate_and_records_why(tmp_path):
     assert ens.tags().proxies == frozenset()  # fitted: scoring needs no other machine types
     assert len(ens.members_) == 1 and ens.selection_["chosen"][0] in ("mahalanobis", "knn")
     assert ens.members_[0].name == ens.selection_["chosen"][0]
+    # the threshold was fitted on scores made with the weights that score: the kept member weighs 1
+    assert ens.member_weights_ == [1.0]
     assert "chose" in ens.selection_note() and "pseudo-anomaly AUC" in ens.selection_note()
     ens.save(tmp_path / "m")
     saved = json.loads((tmp_path / "m" / "model.json").read_text())

@@ -215,7 +215,8 @@ class EnsembleDetector(Detector):
             candidates, X, max_clips=self.evidence_clips, folds=self.evidence_folds, seed=self.seed
         )
         self.selection_ = evidence.to_dict()
-        return [specs[i] for i in evidence.chosen], np.asarray([weights[i] for i in evidence.chosen])
+        kept = np.asarray([weights[i] for i in evidence.chosen])
+        return [specs[i] for i in evidence.chosen], kept / kept.sum()  # scored with these very weights
 
     def selection_note(self) -> str | None:
         """One line for the run's output: which candidate the evidence chose, and on what."""
