@@ -165,12 +165,12 @@ def resolved_params(model: str, params: Mapping[str, Any] | None, seed: int, deb
     so that a rerun from config.json trains the same members even after a default changed. Their seed and
     progress stay the ensemble's.
     """
-    resolved = make_detector(model, params, seed, debug).get_params()
+    detector = make_detector(model, params, seed, debug)
+    resolved = detector.get_params()
     if "members" in resolved:
-        from asdkit.detectors.ensemble import DEFAULT_MEMBERS
-
-        specs = DEFAULT_MEMBERS if resolved["members"] is None else resolved["members"]
-        resolved["members"] = [_resolved_member(spec) for spec in specs]
+        if resolved.get("select") == "auto":  # what "auto" meant with no members listed, kept when they are
+            resolved["select"] = detector._mode()  # type: ignore[attr-defined]
+        resolved["members"] = [_resolved_member(spec) for spec in detector._specs()]  # type: ignore[attr-defined]
     return resolved
 
 
@@ -297,6 +297,8 @@ def fit_stage(
         detector.trainer.log_dir = tensorboard_dir(plan.out, machine)
     detector.fit(X)
     detector.train_seconds_ = time.perf_counter() - start
+    if (note := getattr(detector, "selection_note", lambda: None)()) is not None:
+        _say(progress, f"{machine}: {note}")
     detector.metadata_ = {
         "machine": machine,
         "n_train_clips": len(X),
@@ -481,6 +483,7 @@ def execute_run(plan: RunPlan, progress: Progress | None = None) -> RunResult:
         histories={m: o.detector.training_history() for m, o in outcomes.items()},
         timings=timings,
     )
+    record_selection(config, {m: o.detector for m, o in outcomes.items()})
     if not plan.writer:  # another rank of a DDP launch: its share of the training is done
         return result
     for machine, outcome in outcomes.items():
@@ -503,6 +506,7 @@ def execute_train(plan: RunPlan, progress: Progress | None = None) -> dict[str, 
     config = record_stage(plan, manifest, None)
     outcomes = machines_stage(plan, manifest, score=False, progress=progress)
     detectors = {m: o.detector for m, o in outcomes.items()}
+    record_selection(config, detectors)
     if plan.writes:
         assert plan.out is not None
         timings = {f"train_{m}": round(o.fit_seconds, 3) for m, o in outcomes.items()}
@@ -519,6 +523,13 @@ def execute_train(plan: RunPlan, progress: Progress | None = None) -> dict[str, 
 
 
 # -- helpers ------------------------------------------------------------------------------------------------
+def record_selection(config: dict[str, Any], detectors: Mapping[str, Detector]) -> None:
+    """What the default chose per machine type, and the label-free evidence it rested on, in config.json."""
+    selections = {m: d.selection_ for m, d in detectors.items() if getattr(d, "selection_", None)}
+    if selections:
+        config["selection"] = selections
+
+
 def normal_training_clips_of_tree(manifest: Manifest, debug: bool) -> list[Clip]:
     """Normal training clips of every machine type in the tree (also those a ``machines`` filter left out)."""
     from asdkit.data.layouts import scan

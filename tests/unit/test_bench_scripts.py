@@ -66,3 +66,21 @@ def test_protocol_folds_test_every_evaluated_normal_and_never_train_on_a_tested_
     assert tested == {f"normal_id_06_{i:08d}.wav" for i in range(5)}
     with pytest.raises(SystemExit, match="--fold"):
         build(source, tmp_path / "bad", test_normals, folds)
+
+
+def test_selection_report_gives_the_default_gap_and_the_rank_correlation():
+    selection = _script("bench_selection")
+    rows = []
+    for seed in (0, 1):
+        # evidence ranks a > b > c, real ranks them the same: rho = +1; the default chose b (real 0.7)
+        for name, evidence, real, chosen in (("a", 0.9, 0.8, 0), ("b", 0.8, 0.7, 1), ("c", 0.7, 0.6, 0)):
+            rows.append(
+                {"data": "d", "machine": "fan", "seed": seed, "candidate": name, "evidence": evidence,
+                 "real": real, "chosen": chosen}
+            )  # fmt: skip
+        rows.append({"data": "d", "machine": "fan", "seed": seed, "candidate": "DEFAULT", "evidence": None,
+                     "real": 0.7, "chosen": 0})  # fmt: skip
+    text = selection.report(rows)
+    assert "| d | fan | 0.700 | a | 0.800 | -0.100 | +1.00 |" in text
+    assert "| d | fan | b | 0.800 ± 0.000 | 0.700 ± 0.000 | 2/2 |" in text
+    assert selection.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)

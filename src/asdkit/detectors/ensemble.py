@@ -10,6 +10,14 @@ clips (a model trained on these very clips scores them in-sample: list it as a m
 The saved ensemble holds every member, each saved as a model of its own in ``members/m<i>/``, and loads
 without the original runs (an ensemble saved in format 1, with every member inside model.json and
 weights.pt, loads too).
+
+``select="evidence"`` (opt-in: on the proxies it did not beat the fixed mean, README) treats the members as
+candidates: per
+machine type it judges each on label-free evidence from the training clips (held-out normals against
+pseudo-anomalies made from them, :mod:`asdkit.scoring.evidence`), keeps the best one, and records the
+evidence (``selection_``, in model.json, the run's config.json and its output). ``select="none"`` (the
+default) is the weighted mean of all; ``select="auto"`` is ``evidence`` without members given and ``none``
+with them.
 """
 
 from __future__ import annotations
@@ -26,28 +34,46 @@ from asdkit.detectors.registry import create_detector, get_detector_class, regis
 from asdkit.detectors.tags import DetectorTags
 from asdkit.errors import ModelError
 from asdkit.features.config import FeatureConfig
+from asdkit.scoring.evidence import gather_evidence
 from asdkit.scoring.normalise import check_normalisation, fit_normaliser, normalise
 
 NORM = "normalisation"
 #: The sub-folder of a saved ensemble that holds its members' model folders.
 MEMBERS_DIR = "members"
-#: The ensemble when no members are given (and asdkit's default detector): a clip-level view (selective
-#: Mahalanobis of frame statistics, banks sharing one covariance) and a frame-level one (every frame's
-#: distance to a coreset of normal frames, averaged). Chosen on the quality proxies (README).
+#: The default's members (``select="none"`` without members): a clip-level
+#: view (selective Mahalanobis of frame statistics, banks sharing one covariance) and a frame-level one
+#: (every frame's distance to a coreset of normal frames, averaged). Chosen on the quality proxies (README).
 DEFAULT_MEMBERS: tuple[dict[str, Any], ...] = (
     {"model": "mahalanobis"},
     {"model": "patch_bank", "params": {"aggregate": "mean"}},
 )
+#: The candidates ``select="evidence"`` (no members given) chooses among per machine type:
+#: clip statistics under three back ends, and the frame bank averaged or by its highest frames. A
+#: pretrained encoder's detector joins here when a checkpoint is given (its input then needs an entry in
+#: :data:`asdkit.scoring.evidence.INPUT_TRANSFORMS`).
+DEFAULT_CANDIDATES: tuple[dict[str, Any], ...] = (
+    {"model": "mahalanobis"},
+    {"model": "knn"},
+    {"model": "knn", "params": {"local_density": True, "k": 3}},
+    {"model": "patch_bank", "params": {"aggregate": "mean"}},
+    {"model": "patch_bank"},
+)
+SELECT_MODES = ("auto", "evidence", "none")
 
 
 @register
 class EnsembleDetector(Detector):
     """Weighted mean of members' normalised scores (z-score or rank with their training statistics).
 
-    ``members=None`` is :data:`DEFAULT_MEMBERS`.
+    ``select="evidence"``: the members are candidates, and the one with the best label-free evidence is
+    kept (module docstring); ``evidence_clips`` bounds the training clips the evidence is gathered on and
+    ``evidence_folds`` its folds. ``select="auto"`` is ``evidence`` when ``members`` is None (then
+    :data:`DEFAULT_CANDIDATES`) and ``none`` when members are listed. ``members=None`` with ``select="none"``
+    (the default) is :data:`DEFAULT_MEMBERS`.
     """
 
     name: ClassVar[str] = "ensemble"
+    saved_defaults: ClassVar[dict[str, Any]] = {"select": "none"}  # models saved before selection
 
     def __init__(
         self,
@@ -55,11 +81,17 @@ class EnsembleDetector(Detector):
         normalise: str = "zscore",
         weights: list[float] | None = None,
         seed: int = 0,
+        select: str = "none",
+        evidence_clips: int = 240,
+        evidence_folds: int = 3,
     ) -> None:
         self.members = members
         self.normalise = normalise
         self.weights = weights
         self.seed = seed
+        self.select = select
+        self.evidence_clips = evidence_clips
+        self.evidence_folds = evidence_folds
 
     # -- what it reads: what its members read ------------------------------------------------------------
     def _planned_members(self) -> list[Detector]:
@@ -77,10 +109,13 @@ class EnsembleDetector(Detector):
         return members
 
     def tags(self) -> DetectorTags:
-        """Every member's inputs and proxies: the ensemble's bundle is each member's."""
+        """Every member's inputs and proxies: the ensemble's bundle is each member's; choosing by evidence
+        also reads other machine types' training clips (the ``machine_mix`` pseudo-anomalies)."""
         tags = super().tags()
         for member in self._planned_members():
             tags = tags.merged(member.tags())
+        if self._mode() == "evidence" and not hasattr(self, "members_"):
+            tags = tags.merged(DetectorTags(proxies=frozenset({"machines"})))
         return tags
 
     def input_configs(self, features: FeatureConfig) -> dict[str, Any]:
@@ -95,7 +130,15 @@ class EnsembleDetector(Detector):
         return configs
 
     def _specs(self) -> list[dict[str, Any] | str]:
-        return list(DEFAULT_MEMBERS if self.members is None else self.members)
+        if self.members is not None:
+            return list(self.members)
+        return list(DEFAULT_CANDIDATES if self._mode() == "evidence" else DEFAULT_MEMBERS)
+
+    def _mode(self) -> str:
+        """``select`` with ``auto`` resolved: evidence among the default candidates, a mean of listed ones."""
+        if self.select == "auto":
+            return "evidence" if self.members is None else "none"
+        return self.select
 
     # -- fitting ------------------------------------------------------------------------------------------
     def _member_weights(self, n: int) -> np.ndarray:
@@ -129,10 +172,16 @@ class EnsembleDetector(Detector):
 
     def _fit(self, X: ClipFeatures) -> None:
         check_normalisation(self.normalise)
+        if self.select not in SELECT_MODES:
+            modes = ", ".join(SELECT_MODES)
+            raise ModelError(f"ensemble: select must be one of {modes}, got {self.select!r}")
         specs = self._specs()
         if not specs:
             raise ModelError('ensemble: no members; give members=[{"model": "knn"}, {"path": "runs/x"}, ...]')
         weights = self._member_weights(len(specs))
+        self.selection_: dict[str, Any] | None = None
+        if self._mode() == "evidence":
+            specs, weights = self._choose(specs, weights, X)
         self.members_: list[Detector] = []
         stats: dict[str, np.ndarray] = {}
         total = np.zeros(len(X))
@@ -149,6 +198,42 @@ class EnsembleDetector(Detector):
             self.members_.append(member)
         self.train_scores_ = total
         self.normalisers_ = stats
+        self.member_weights_ = [float(w) for w in weights]
+
+    def _choose(
+        self, specs: list[dict[str, Any] | str], weights: np.ndarray, X: ClipFeatures
+    ) -> tuple[list[dict[str, Any] | str], np.ndarray]:
+        """The candidates the evidence keeps (with their weights), after recording it in ``selection_``.
+        Saved models (``{"path": ...}``) were trained on other clips and cannot be judged here."""
+        candidates = []
+        for spec in map(_spec_dict, specs):
+            if "path" in spec:
+                raise ModelError("ensemble: select=evidence judges detectors trained here, not saved models")
+            params = dict(spec.get("params") or {})
+            if "seed" in get_detector_class(spec["model"])().get_params():
+                params.setdefault("seed", self.seed)
+            candidates.append((_label(spec), _factory(spec["model"], params)))
+        evidence = gather_evidence(
+            candidates, X, max_clips=self.evidence_clips, folds=self.evidence_folds, seed=self.seed
+        )
+        self.selection_ = evidence.to_dict()
+        kept = np.asarray([weights[i] for i in evidence.chosen])
+        return [specs[i] for i in evidence.chosen], kept / kept.sum()  # scored with these very weights
+
+    def selection_note(self) -> str | None:
+        """One line for the run's output: which candidate the evidence chose, and on what."""
+        record = getattr(self, "selection_", None)
+        if not record:
+            return None
+        scores = ", ".join(
+            f"{c['name']} {c['auc']:.3f}+-{c['fold_std']:.3f}" if c["auc"] is not None else f"{c['name']} -"
+            for c in record["candidates"]
+        )
+        chosen = ", ".join(record["chosen"])
+        return (
+            f"chose {chosen} on label-free evidence ({record['n_clips']} training clips, "
+            f"{record['folds']} folds; pseudo-anomaly AUC: {scores})"
+        )
 
     def _training_scores(self, X: ClipFeatures) -> np.ndarray:
         """The members' held-out scores combined (NaN where a member held no score out); cross-fitted
@@ -158,21 +243,34 @@ class EnsembleDetector(Detector):
         return cross_fit_scores(self, X)
 
     def _score(self, X: ClipFeatures) -> np.ndarray:
-        weights = self._member_weights(len(self.members_))
+        weights = self._fitted_weights()
         total = np.zeros(len(X))
         for i, member in enumerate(self.members_):
             raw = member.anomaly_score(X)
             total += weights[i] * normalise(self.normalise, _member_stats(self.normalisers_, i), raw)
         return total
 
+    def _fitted_weights(self) -> np.ndarray:
+        """The weights of the members kept (the chosen ones under evidence), summing to one."""
+        fitted = getattr(self, "member_weights_", None)
+        if fitted is None:  # a model saved before the weights were recorded
+            return self._member_weights(len(self.members_))
+        w = np.asarray(fitted, dtype=np.float64)
+        return w / w.sum()
+
     # -- saving: each member a model of its own in members/m<i>/, the normalisers as fitted arrays ----------
     def _extra_state(self) -> dict[str, Any]:
         return {
             "n_members": len(self.members_),
             "train_scores": [v if np.isfinite(v) else None for v in self.train_scores_.tolist()],
+            "member_weights": self.member_weights_,
+            "selection": getattr(self, "selection_", None),
         }
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
+        if "member_weights" in state:
+            self.member_weights_ = list(state["member_weights"])
+        self.selection_ = state.get("selection")
         self.train_scores_ = np.asarray(
             [np.nan if v is None else v for v in state["train_scores"]], dtype=np.float64
         )
@@ -213,6 +311,17 @@ def _spec_dict(spec: dict[str, Any] | str) -> dict[str, Any]:
             f'ensemble: a member is {{"model": NAME, "params": {{...}}}} or {{"path": DIR}}, got {spec!r}'
         )
     return spec
+
+
+def _label(spec: dict[str, Any]) -> str:
+    """A candidate's name in the evidence: ``patch_bank(aggregate=mean)``."""
+    params = spec.get("params") or {}
+    inner = ",".join(f"{k}={v}" for k, v in sorted(params.items()) if k != "seed")
+    return f"{spec['model']}({inner})" if inner else str(spec["model"])
+
+
+def _factory(model: str, params: dict[str, Any]) -> Any:
+    return lambda: create_detector(model, **params)
 
 
 def _member_stats(arrays: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:

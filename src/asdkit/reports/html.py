@@ -64,6 +64,7 @@ def render_report(record: RunResult) -> str:
         f"({_e(config.get('layout', '?'))} layout), status {_e(config.get('status', '?'))}</p>",
         _score_section(record),
         _results_section(record),
+        _selection_section(config),
         _figures_section(record),
         "<h2>Configuration</h2>",
         _key_value_table(_configuration(config), "configuration"),
@@ -123,6 +124,31 @@ def _results_section(record: RunResult) -> str:
         )
         rows.append(f"<tr{cls}>{cells}</tr>")
     rows.append("</table>")
+    return "\n".join(rows)
+
+
+def _selection_section(config: dict[str, Any]) -> str:
+    """What the default chose per machine type and the label-free evidence it chose on (config.json)."""
+    selection = config.get("selection") or {}
+    if not selection:
+        return ""
+    rows = [
+        "<h2>Detector choice (label-free evidence)</h2>",
+        '<table id="selection"><tr><th>machine</th><th>candidate</th><th>pseudo-anomaly AUC</th>'
+        "<th>std over folds</th><th>chosen</th></tr>",
+    ]
+    for machine, record in selection.items():
+        for c in record.get("candidates", []):
+            chosen = "yes" if c["name"] in record.get("chosen", []) else ""
+            auc = "-" if c.get("auc") is None else f"{c['auc']:.4f}"
+            std = "-" if c.get("fold_std") is None else f"{c['fold_std']:.4f}"
+            rows.append(
+                f'<tr><td>{_e(machine)}</td><td>{_e(c["name"])}</td><td class="num">{auc}</td>'
+                f'<td class="num">{std}</td><td>{chosen}</td></tr>'
+            )
+    rows.append("</table>")
+    rule = next(iter(selection.values())).get("rule", "")
+    rows.append(f'<p class="muted">Chosen by {_e(rule)}, on training clips only.</p>')
     return "\n".join(rows)
 
 

@@ -1,4 +1,4 @@
-"""Anomaly scores from embeddings: k-NN distance, Mahalanobis distance, Gaussian mixture likelihood.
+"""Anomaly scores from embeddings (the back ends): k-NN, k-means centres, Mahalanobis, Gaussian mixture.
 
 Each scorer works on any embedding matrix [n_clips, dim] (frame statistics, a classifier's penultimate
 layer, an AE's bottleneck). A scorer's learned state is a dict of numpy arrays (``fit`` returns it and
@@ -8,6 +8,13 @@ layer, an AE's bottleneck). A scorer's learned state is a dict of numpy arrays (
 minimum over its section's banks: with few target-domain training clips, a target clip is near the
 target bank even when the source bank (fitted on many clips) finds it far (the domain-generalisation
 trick of the DCASE2023+ winners; for Mahalanobis it is the official baseline's "selective Mahalanobis").
+Two more bank options serve the same few-target-clips case: ``KnnScorer(local_density=True)`` divides a
+clip's distance by its neighbours' own k-NN distances within the bank (so a sparse target bank and a dense
+source bank speak in the same units before the minimum), and ``DomainBanks(oversample=n)`` tops a bank of
+fewer than ``n`` clips up with SMOTE-style interpolations between neighbouring members.
+
+Every back end takes any [n_clips, dim] matrix, whatever made it: detectors choose one by parameters
+(``scorer``, ``k``, ``metric``, ``local_density``, ``n_centres``, ``oversample``, ``domains``).
 """
 
 from __future__ import annotations
@@ -38,13 +45,23 @@ def _matrix(E: np.ndarray, what: str) -> np.ndarray:
     return E
 
 
+#: Floor of a neighbourhood's own distance in the local-density ratio (duplicated clips have none).
+DENSITY_FLOOR = 1e-12
+
+
 @dataclass(frozen=True)
 class KnnScorer:
-    """Mean distance to the ``k`` nearest training embeddings (cosine: 1 - cosine similarity)."""
+    """Mean distance to the ``k`` nearest training embeddings (cosine: 1 - cosine similarity).
+
+    ``local_density``: the distance is divided by the mean of those ``k`` neighbours' own k-NN distances
+    within the bank (each member's, leaving itself out), as in the local outlier factor: 1 means "as far
+    from the bank as its members are from one another". The state then also holds ``own``.
+    """
 
     kind: ClassVar[str] = "knn"
     k: int = 1
     metric: str = "cosine"
+    local_density: bool = False
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -53,25 +70,108 @@ class KnnScorer:
             raise ModelError(f"knn: metric must be one of {', '.join(KNN_METRICS)}, got {self.metric!r}")
 
     def fit(self, E: np.ndarray) -> Arrays:
-        return {"bank": _matrix(E, "knn memory bank").copy()}
+        bank = _matrix(E, "knn memory bank").copy()
+        state = {"bank": bank}
+        if self.local_density:
+            state["own"] = self._neighbours(bank, bank, self.k + 1, 1)[0]  # inf for a lone member
+        return state
 
     def score(self, state: Arrays, E: np.ndarray) -> np.ndarray:
-        return self._distances(state["bank"], _matrix(E, "knn query"), self.k, 0)
+        distances, nearest = self._neighbours(state["bank"], _matrix(E, "knn query"), self.k, 0)
+        return self._relative(state, distances, nearest)
 
     def score_own(self, state: Arrays) -> np.ndarray:
         """Each bank member's score with itself left out (its own distance, 0, would say nothing)."""
         bank = state["bank"]
         if len(bank) == 1:
             return np.full(1, np.inf)
-        return self._distances(bank, bank, self.k + 1, 1)
+        distances, nearest = self._neighbours(bank, bank, self.k + 1, 1)
+        return self._relative(state, distances, nearest)
 
-    def _distances(self, bank: np.ndarray, E: np.ndarray, k: int, skip: int) -> np.ndarray:
+    def _relative(self, state: Arrays, distances: np.ndarray, nearest: np.ndarray) -> np.ndarray:
+        if not self.local_density:
+            return distances
+        own = state["own"][nearest].mean(axis=1)
+        # a neighbourhood of lone members has no own distance (DomainBanks lends them one): unscaled
+        return np.where(np.isfinite(own), distances / np.maximum(own, DENSITY_FLOOR), distances)
+
+    def _neighbours(
+        self, bank: np.ndarray, E: np.ndarray, k: int, skip: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Mean distance to the nearest ``k`` bank rows after the first ``skip``, and those rows' indices
+        (inf and no rows when the bank has no more than ``skip`` rows)."""
         from sklearn.neighbors import NearestNeighbors
 
         k = min(k, len(bank))  # a small bank (few target clips) has fewer than k neighbours
+        if k <= skip:
+            return np.full(len(E), np.inf), np.zeros((len(E), 1), dtype=np.int64)
         nn = NearestNeighbors(n_neighbors=k, metric=self.metric, algorithm="brute").fit(bank)
-        distances, _ = nn.kneighbors(E)
-        return distances[:, skip:].mean(axis=1)
+        distances, indices = nn.kneighbors(E)
+        return distances[:, skip:].mean(axis=1), indices[:, skip:]
+
+
+@dataclass(frozen=True)
+class KMeansScorer:
+    """Distance to the nearest of ``n_centres`` k-means centres of the bank (cosine: of unit vectors).
+
+    A summary of a large bank (scoring costs ``n_centres`` distances, not one per training clip) that also
+    smooths away single odd training clips. A bank of fewer distinct clips has one centre per clip.
+    """
+
+    kind: ClassVar[str] = "kmeans"
+    n_centres: int = 16
+    metric: str = "euclidean"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_centres < 1:
+            raise ModelError(f"kmeans: n_centres must be >= 1, got {self.n_centres}")
+        if self.metric not in KNN_METRICS:
+            raise ModelError(f"kmeans: metric must be one of {', '.join(KNN_METRICS)}, got {self.metric!r}")
+
+    def _space(self, E: np.ndarray) -> np.ndarray:
+        if self.metric == "euclidean":
+            return E
+        return E / np.maximum(np.linalg.norm(E, axis=1, keepdims=True), DENSITY_FLOOR)
+
+    def fit(self, E: np.ndarray) -> Arrays:
+        from sklearn.cluster import KMeans
+
+        X = self._space(_matrix(E, "kmeans memory bank"))
+        distinct = len(np.unique(X, axis=0))
+        n = min(self.n_centres, distinct)
+        if n == distinct:
+            return {"centres": np.unique(X, axis=0)}
+        km = KMeans(n_clusters=n, n_init=4, random_state=self.seed).fit(X)
+        return {"centres": km.cluster_centers_}
+
+    def score(self, state: Arrays, E: np.ndarray) -> np.ndarray:
+        X = self._space(_matrix(E, "kmeans query"))
+        C = state["centres"]
+        if self.metric == "cosine":
+            unit = C / np.maximum(np.linalg.norm(C, axis=1, keepdims=True), DENSITY_FLOOR)
+            return 1.0 - (X @ unit.T).max(axis=1)
+        squared = (X * X).sum(axis=1)[:, None] + (C * C).sum(axis=1)[None, :] - 2.0 * (X @ C.T)
+        return np.sqrt(np.maximum(squared.min(axis=1), 0.0))
+
+
+def smote(E: np.ndarray, n_total: int, rng: np.random.Generator, k: int = 5) -> np.ndarray:
+    """``E`` with rows added until it has ``n_total``: each new row lies at a uniform random point on the
+    segment from a random member to one of its ``k`` nearest fellow members (SMOTE, Chawla et al. 2002).
+
+    A bank of one clip, or one already that large, is returned as it is (there is no segment to draw on).
+    """
+    E = np.asarray(E, dtype=np.float64)
+    n = len(E)
+    if n < 2 or n >= n_total:
+        return E
+    squared = ((E[:, None, :] - E[None, :, :]) ** 2).sum(axis=2)
+    np.fill_diagonal(squared, np.inf)
+    neighbours = np.argsort(squared, axis=1)[:, : min(k, n - 1)]
+    base = rng.integers(0, n, size=n_total - n)
+    partner = neighbours[base, rng.integers(0, neighbours.shape[1], size=len(base))]
+    step = rng.random((len(base), 1))
+    return np.concatenate([E, E[base] + step * (E[partner] - E[base])])
 
 
 @dataclass(frozen=True)
@@ -185,8 +285,10 @@ class GmmScorer:
         return -gmm.score_samples(_matrix(E, "gmm query"))  # type: ignore[attr-defined]
 
 
-Scorer = KnnScorer | MahalanobisScorer | GmmScorer
-SCORERS: dict[str, type[Scorer]] = {c.kind: c for c in (KnnScorer, MahalanobisScorer, GmmScorer)}
+Scorer = KnnScorer | KMeansScorer | MahalanobisScorer | GmmScorer
+SCORERS: dict[str, type[Scorer]] = {
+    c.kind: c for c in (KnnScorer, KMeansScorer, MahalanobisScorer, GmmScorer)
+}
 
 
 def make_scorer(kind: str, **options: object) -> Scorer:
@@ -231,6 +333,13 @@ class DomainBanks:
     A clip's score is the minimum over its section's banks. A clip whose section has no bank (a file
     scored outside a data tree, where the section is unknown) takes the minimum over every bank.
 
+    ``oversample=n``: a bank of fewer than ``n`` clips (but at least two) is fitted on its clips plus
+    SMOTE-style interpolations between them (:func:`smote`, seeded by the bank's place), up to ``n`` rows;
+    its members' held-out scores then come from the bank refitted without each of them.
+
+    A k-NN bank with ``local_density`` whose members have no neighbour of their own (a bank of one clip)
+    borrows the median own distance of the other banks, so its ratio is in the same units as theirs.
+
     ``domains="min_scaled"`` (k-NN only) first standardises each bank's scores with the mean and standard
     deviation of its own members' leave-one-out scores. A target bank of a few clips lies sparser than a
     source bank of hundreds, so its raw distances run larger for normal clips too, and the plain minimum
@@ -238,7 +347,9 @@ class DomainBanks:
     for this bank".
     """
 
-    def __init__(self, scorer: Scorer, domains: str = "min") -> None:
+    def __init__(self, scorer: Scorer, domains: str = "min", oversample: int = 0) -> None:
+        if oversample < 0:
+            raise ModelError(f"oversample must be >= 0 (0: off), got {oversample}")
         if domains not in DOMAIN_MODES:
             raise ModelError(f"domains must be one of {', '.join(DOMAIN_MODES)}, got {domains!r}")
         if domains == "min_scaled" and not isinstance(scorer, KnnScorer):
@@ -249,6 +360,7 @@ class DomainBanks:
             )
         self.scorer = scorer
         self.domains = domains
+        self.oversample = oversample
         self.keys: list[tuple[str, str]] = []
         self.states: list[Arrays] = []
 
@@ -259,11 +371,31 @@ class DomainBanks:
         keys = self._bank_keys(sections, domains)
         self.keys = sorted(set(keys))
         groups = self._groups(E, keys)
-        self.states = _fit_banks(self.scorer, groups)
+        self.states = _fit_banks(self.scorer, self._augmented(groups))
+        self._lend_own_distances()
         if self.domains == "min_scaled":
             for key, state, members in zip(self.keys, self.states, groups, strict=True):
                 state[BANK_SCALE] = self._own_statistics(state, members, key)
         return self
+
+    def _augmented(self, groups: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The groups, each small one topped up to ``oversample`` rows by SMOTE (seeded by its place)."""
+        return [
+            smote(g, self.oversample, np.random.default_rng([j, len(g)])) if self.oversample else g
+            for j, g in enumerate(groups)
+        ]
+
+    def _oversampled(self, n_members: int) -> bool:
+        return 2 <= n_members < self.oversample
+
+    def _lend_own_distances(self) -> None:
+        """Banks whose members have no own k-NN distance take the median of the other banks' members'."""
+        if not (isinstance(self.scorer, KnnScorer) and self.scorer.local_density):
+            return
+        known = np.concatenate([s["own"][np.isfinite(s["own"])] for s in self.states])
+        lent = float(np.median(known)) if len(known) else 1.0
+        for state in self.states:
+            state["own"] = np.where(np.isfinite(state["own"]), state["own"], lent)
 
     def _groups(self, E: np.ndarray, keys: Sequence[tuple[str, str]]) -> list[np.ndarray]:
         """Each bank's member embeddings, in ``self.keys`` order."""
@@ -274,7 +406,10 @@ class DomainBanks:
         return [(s, d if by_domain else "all") for s, d in zip(sections, domains, strict=True)]
 
     def _own_statistics(self, state: Arrays, members: np.ndarray, key: tuple[str, str]) -> np.ndarray:
-        own = self.scorer.score_own(state)  # type: ignore[union-attr]  # knn only (checked in __init__)
+        if self._oversampled(len(members)):  # interpolated rows sit beside each member: refit without it
+            own = self._cross_fitted(members, self.keys.index(key))
+        else:
+            own = self.scorer.score_own(state)  # type: ignore[union-attr]  # knn only (checked in __init__)
         own = own[np.isfinite(own)]
         if len(own) < 2 or own.std() <= 1e-12:
             log.warning(
@@ -308,7 +443,7 @@ class DomainBanks:
         groups = self._groups(E, keys)
         for j, key in enumerate(self.keys):
             rows = [i for i, k in enumerate(keys) if k == key]
-            if isinstance(self.scorer, KnnScorer):
+            if isinstance(self.scorer, KnnScorer) and not self._oversampled(len(rows)):
                 if len(rows) != len(self.states[j]["bank"]):
                     raise ModelError(
                         f"bank {key[0]}/{key[1]} holds {len(self.states[j]['bank'])} clips but {len(rows)} "
@@ -334,9 +469,17 @@ class DomainBanks:
         folds, fold_of = self._folds(len(members), j)
         for k in range(folds if len(members) > 1 else 0):
             held = fold_of == k
-            state = self.scorer.fit(members[~held])
+            state = self.scorer.fit(self._augmented([members[~held]])[0])
+            if isinstance(self.scorer, KnnScorer) and self.scorer.local_density:
+                state["own"] = np.where(np.isfinite(state["own"]), state["own"], self._lent_own(j))
             out[held] = self._scaled(j, self.scorer.score(state, members[held]))
         return out
+
+    def _lent_own(self, j: int) -> float:
+        """The own distance bank ``j`` was fitted with (lent or its members' median): a fold left with one
+        member has none of its own."""
+        own = self.states[j]["own"]
+        return float(np.median(own[np.isfinite(own)])) if np.isfinite(own).any() else 1.0
 
     def _shares_covariance(self) -> bool:
         return isinstance(self.scorer, MahalanobisScorer) and self.scorer.shared_covariance
@@ -351,7 +494,7 @@ class DomainBanks:
             held = fold_of == k
             rest = members[~held]
             kept = [b for b in range(len(groups)) if b != j or len(rest)]  # a lone member empties its bank
-            states = _fit_banks(self.scorer, [rest if b == j else groups[b] for b in kept])
+            states = _fit_banks(self.scorer, self._augmented([rest if b == j else groups[b] for b in kept]))
             for b, state in zip(kept, states, strict=True):
                 out[held, b] = self.scorer.score(state, members[held])
         return out
@@ -390,9 +533,14 @@ class DomainBanks:
 
     @classmethod
     def from_arrays(
-        cls, scorer: Scorer, domains: str, layout: list[dict[str, object]], arrays: Arrays
+        cls,
+        scorer: Scorer,
+        domains: str,
+        layout: list[dict[str, object]],
+        arrays: Arrays,
+        oversample: int = 0,
     ) -> DomainBanks:
-        banks = cls(scorer, domains)
+        banks = cls(scorer, domains, oversample)
         banks.keys = [(str(b["section"]), str(b["domain"])) for b in layout]
         banks.states = [
             {name: arrays[f"bank{i}__{name}"] for name in b["shapes"]}  # type: ignore[attr-defined]

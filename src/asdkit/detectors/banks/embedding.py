@@ -3,8 +3,10 @@
 The base class :class:`EmbeddingDetector` holds the memory banks (per section and domain, see
 :class:`asdkit.scoring.embedding.DomainBanks`) and the saving; a subclass says how a clip becomes a vector.
 Here: frame statistics of log-mel or of a pretrained encoder's frames (``input``; per-feature mean and
-standard deviation over the clip, the mean or GeM: ``pooling``; optionally quantiles),
-scored by k-NN (``knn``), Mahalanobis distance (``mahalanobis``) or a Gaussian mixture (``gmm``). The
+standard deviation over the clip, the mean or GeM: ``pooling``; optionally quantiles), scored by k-NN
+(``knn``), k-means centres (``kmeans``), Mahalanobis distance (``mahalanobis``) or a Gaussian mixture
+(``gmm``): the back ends of :mod:`asdkit.scoring.embedding`, whose options (``k``, ``metric``,
+``local_density``, ``n_centres``, ``oversample``, ``domains``) a subclass exposes as parameters. The
 angular-margin classifiers (``arcface``, ``adacos``) embed with a trained network instead.
 """
 
@@ -81,15 +83,18 @@ class EmbeddingDetector(Detector):
             fit_idx, self._held_out_idx = held_out_split(X.clips, HELD_OUT_FRACTION, self._held_out_seed())
         self._fit_embedder(X.subset(fit_idx))
         E = self.embed(X)
-        banks = DomainBanks(scorer, self.domains).fit(
+        banks = DomainBanks(scorer, self.domains, self._oversample()).fit(
             E, [c.section for c in X.clips], [c.domain for c in X.clips]
         )
         self.bank_layout_ = banks.layout()
         self.bank_arrays_ = banks.to_arrays()
 
+    def _oversample(self) -> int:
+        return int(getattr(self, "oversample", 0))
+
     def _banks(self) -> DomainBanks:
         return DomainBanks.from_arrays(
-            self._make_scorer(), self.domains, self.bank_layout_, self.bank_arrays_
+            self._make_scorer(), self.domains, self.bank_layout_, self.bank_arrays_, self._oversample()
         )
 
     def _score(self, X: ClipFeatures) -> np.ndarray:
@@ -218,6 +223,8 @@ class KnnDetector(StatisticsDetector):
         input: str = "logmel",
         checkpoint: str = "",
         layers: str = "all",
+        local_density: bool = False,
+        oversample: int = 0,
     ) -> None:
         self.k = k
         self.metric = metric
@@ -228,6 +235,43 @@ class KnnDetector(StatisticsDetector):
         self.input = input
         self.checkpoint = checkpoint
         self.layers = layers
+        self.local_density = local_density
+        self.oversample = oversample
+
+
+@register
+class KMeansDetector(StatisticsDetector):
+    """Distance of frame statistics (log-mel or an encoder's, ``input``) to the nearest k-means centre of
+    its section's banks (min)."""
+
+    name: ClassVar[str] = "kmeans"
+    scorer_kind: ClassVar[str] = "kmeans"
+
+    def __init__(
+        self,
+        n_centres: int = 16,
+        metric: str = "euclidean",
+        domains: str = "min",
+        quantiles: str = "",
+        standardise: bool = True,
+        oversample: int = 0,
+        seed: int = 0,
+        pooling: str = "mean_std",
+        input: str = "logmel",
+        checkpoint: str = "",
+        layers: str = "all",
+    ) -> None:
+        self.pooling = pooling
+        self.input = input
+        self.checkpoint = checkpoint
+        self.layers = layers
+        self.n_centres = n_centres
+        self.metric = metric
+        self.domains = domains
+        self.quantiles = quantiles
+        self.standardise = standardise
+        self.oversample = oversample
+        self.seed = seed
 
 
 @register
@@ -251,6 +295,7 @@ class MahalanobisDetector(StatisticsDetector):
         input: str = "logmel",
         checkpoint: str = "",
         layers: str = "all",
+        oversample: int = 0,
     ) -> None:
         self.covariance = covariance
         self.domains = domains
@@ -261,6 +306,7 @@ class MahalanobisDetector(StatisticsDetector):
         self.input = input
         self.checkpoint = checkpoint
         self.layers = layers
+        self.oversample = oversample
 
 
 @register
@@ -284,6 +330,7 @@ class GmmDetector(StatisticsDetector):
         input: str = "logmel",
         checkpoint: str = "",
         layers: str = "all",
+        oversample: int = 0,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -295,3 +342,4 @@ class GmmDetector(StatisticsDetector):
         self.input = input
         self.checkpoint = checkpoint
         self.layers = layers
+        self.oversample = oversample

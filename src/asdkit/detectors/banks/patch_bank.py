@@ -66,12 +66,21 @@ def greedy_coreset(points: np.ndarray, size: int, rng: np.random.Generator) -> n
 def nearest_distances(bank: np.ndarray, queries: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
     """Euclidean distance of each query row to its nearest bank row; ``exclude`` ([n_queries, n_bank]
     booleans) masks bank rows a query may not use (inf when it may use none)."""
+    return nearest(bank, queries, exclude)[0]
+
+
+def nearest(
+    bank: np.ndarray, queries: np.ndarray, exclude: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`nearest_distances` and the index of each query's nearest bank row."""
     b = np.asarray(bank, dtype=np.float32)
     q = np.asarray(queries, dtype=np.float32)
     squared = (q * q).sum(axis=1)[:, None] + (b * b).sum(axis=1)[None, :] - 2.0 * (q @ b.T)
     if exclude is not None:
         squared = np.where(exclude, np.inf, squared)
-    return np.sqrt(np.maximum(squared.min(axis=1), 0.0)).astype(np.float64)
+    index = squared.argmin(axis=1)
+    best = squared[np.arange(len(q)), index]
+    return np.sqrt(np.maximum(best, 0.0)).astype(np.float64), index
 
 
 @dataclass(frozen=True)
@@ -80,23 +89,42 @@ class CoresetScorer:
 
     ``owners`` (the clip each frame came from) travel with the kept frames, so a training clip can be
     scored against the frames of the other clips only.
+
+    ``local_density``: a frame's distance is divided by its nearest bank frame's own distance to the
+    nearest bank frame of another clip (the local-density ratio of :class:`asdkit.scoring.embedding.
+    KnnScorer` with k=1), so frames in a sparse region of the bank (a target bank, a rare normal state)
+    are not taken for anomalies by distance alone.
     """
 
     kind: ClassVar[str] = "coreset"
     bank_size: int = 1024
     seed: int = 0
+    local_density: bool = False
 
     def fit(self, E: np.ndarray, owners: np.ndarray) -> Arrays:
         rng = np.random.default_rng([self.seed, len(E)])
         keep = greedy_coreset(E, self.bank_size, rng)
-        return {"bank": np.asarray(E[keep], dtype=np.float64), "owner": np.asarray(owners[keep], np.float64)}
+        bank, owner = np.asarray(E[keep], dtype=np.float64), np.asarray(owners[keep], np.float64)
+        state = {"bank": bank, "owner": owner}
+        if self.local_density:
+            own = nearest_distances(bank, bank, owner[:, None] == owner[None, :])
+            known = np.isfinite(own) & (own > 0)
+            # frames of a bank of one clip have no other clip: the bank's typical distance, else 1
+            state["own"] = np.where(known, own, np.median(own[known]) if known.any() else 1.0)
+        return state
+
+    def _relative(self, state: Arrays, distances: np.ndarray, index: np.ndarray) -> np.ndarray:
+        if not self.local_density:
+            return distances
+        return distances / state["own"][index]
 
     def score(self, state: Arrays, E: np.ndarray) -> np.ndarray:
-        return nearest_distances(state["bank"], E)
+        return self._relative(state, *nearest(state["bank"], E))
 
     def score_excluding(self, state: Arrays, E: np.ndarray, owner: int) -> np.ndarray:
         mask = np.broadcast_to(state["owner"] == owner, (len(E), len(state["owner"])))
-        return nearest_distances(state["bank"], E, mask)
+        distances, index = nearest(state["bank"], E, mask)
+        return np.where(np.isfinite(distances), self._relative(state, distances, index), np.inf)
 
 
 class FrameBanks(DomainBanks):
@@ -147,6 +175,7 @@ class PatchBankDetector(InputChoice, Detector):
     ``bank_size`` bounds each (section, domain) bank; ``n_frames`` is the context of one point;
     ``domains`` is ``min`` (source and target banks, a frame takes the nearer) or ``pooled``. ``input``
     names the frames (log-mel, or a pretrained encoder's with ``checkpoint`` and ``layers``).
+    ``local_density`` divides each frame's distance by its nearest bank frame's own (see CoresetScorer).
     """
 
     name: ClassVar[str] = "patch_bank"
@@ -162,6 +191,7 @@ class PatchBankDetector(InputChoice, Detector):
         input: str = "logmel",
         checkpoint: str = "",
         layers: str = "all",
+        local_density: bool = False,
     ) -> None:
         self.n_frames = n_frames
         self.bank_size = bank_size
@@ -169,6 +199,7 @@ class PatchBankDetector(InputChoice, Detector):
         self.fraction = fraction
         self.domains = domains
         self.seed = seed
+        self.local_density = local_density
         self.input = input
         self.checkpoint = checkpoint
         self.layers = layers
@@ -226,15 +257,16 @@ class PatchBankDetector(InputChoice, Detector):
         self.scaler_ = {"mean": mean, "std": np.where(std > 1e-6, std, 1.0)}
         standard = (windows - mean[None, :, None]) / self.scaler_["std"][None, :, None]
         points = standard.transpose(0, 2, 1).reshape(len(windows), -1)  # frame-major, as stack_frames
-        banks = FrameBanks(CoresetScorer(self.bank_size, self.seed), self.domains)
+        banks = FrameBanks(self._scorer(), self.domains)
         banks.fit_frames(points, sections, domains, np.asarray(owners, dtype=np.int64))
         self.bank_layout_ = banks.layout()
         self.bank_arrays_ = banks.to_arrays()
 
+    def _scorer(self) -> CoresetScorer:
+        return CoresetScorer(self.bank_size, self.seed, self.local_density)
+
     def _banks(self) -> FrameBanks:
-        banks = FrameBanks.from_arrays(
-            CoresetScorer(self.bank_size, self.seed), self.domains, self.bank_layout_, self.bank_arrays_
-        )
+        banks = FrameBanks.from_arrays(self._scorer(), self.domains, self.bank_layout_, self.bank_arrays_)
         return banks  # type: ignore[return-value]
 
     def frame_scores(self, logmel: np.ndarray, section: str) -> np.ndarray:

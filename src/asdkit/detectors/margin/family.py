@@ -81,6 +81,9 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
         covariance: str = "ledoit_wolf",
         n_components: int = 2,
         covariance_type: str = "diag",
+        local_density: bool = False,
+        n_centres: int = 16,
+        oversample: int = 0,
         n_models: int = 1,
         pretext: str = "auto",
         split_seed: int | None = None,
@@ -104,6 +107,9 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
         self.covariance = covariance
         self.n_components = n_components
         self.covariance_type = covariance_type
+        self.local_density = local_density
+        self.n_centres = n_centres
+        self.oversample = oversample
         self.n_models = n_models
         self.pretext = pretext
         self.split_seed = split_seed
