@@ -60,7 +60,9 @@ def test_each_channel_choice_runs_and_is_recorded(runs):
         assert 0.0 <= result.evaluation.official_score <= 1.0
         model = json.loads((result.run_dir / "models" / "fan" / "model.json").read_text())
         assert model["features"] == channel_features(choice).to_dict() == config["features"]
-    assert runs["pair"].run_dir.joinpath("models", "fan", "model.json").read_text().count('"pair"') == 1
+    pair = json.loads(runs["pair"].run_dir.joinpath("models", "fan", "model.json").read_text())
+    assert (pair["features"]["front_end"], pair["features"]["method"]) == ("noise_aware", "pair")
+    assert pair["inputs"]["logmel"]["front_end"] == "noise_aware"  # the inputs name the variant read
     # the choices read different audio: their scores differ
     scores = {c: np.concatenate([s for s in r.scores.values()]) for c, r in runs.items()}
     assert all(not np.allclose(scores["0"], scores[c]) for c in CHOICES[1:])

@@ -229,7 +229,11 @@ class Detector:
         """Every input's front end and config (a pretrained encoder's with the sha256 of its weights), as
         model.json records them."""
         configs = {LOGMEL: self.feature_config_, **self.input_configs(self.feature_config_)}
-        return {name: {"front_end": name, "config": asdict(c)} for name, c in configs.items()}
+        recorded = {name: {"front_end": name, "config": asdict(c)} for name, c in configs.items()}
+        variant = self.feature_config_.to_dict().get("front_end")  # a log-mel variant (noise_aware) says so
+        if variant is not None:
+            recorded[LOGMEL]["front_end"] = variant
+        return recorded
 
     def _input_options(self, name: str) -> dict[str, Any]:
         """Settings of input ``name``'s config that come from this detector's parameters."""
