@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import math
 import platform
 import time
 import typing
@@ -170,13 +171,33 @@ class Detector:
         """Learn normal behaviour from ``X`` (normal clips only; ``y`` is ignored, as in scikit-learn)."""
         if len(X) == 0:
             raise ValueError(f"{self.name}: no training clips")
+        if len(X) < MIN_TRAINING_CLIPS:
+            raise ModelError(
+                f"{self.name}: {len(X)} training clip(s) of {X.clips[0].machine!r}; at least "
+                f"{MIN_TRAINING_CLIPS} are needed (the threshold is fitted on clips the model did not fit)"
+            )
         self._check_inputs(X)
         self.feature_config_ = X.config
         self._fit(X)
         # kept (not saved) so that an ensemble combines its members' held-out scores without refitting
-        self.held_out_scores_ = self._training_scores(X)
-        self.threshold_ = gamma_threshold(self.held_out_scores_)
+        self.held_out_scores_ = check_held_out_scores(self.name, self._training_scores(X), len(X))
+        self.threshold_ = self._fit_threshold(X)
         return self
+
+    def _fit_threshold(self, X: ClipFeatures) -> float:
+        """The gamma threshold of the held-out scores; with fewer than ``MIN_THRESHOLD_SCORES`` of them no
+        decision threshold can be told from chance, so the detector refuses to decide: ``threshold_`` is
+        +inf (no clip flagged), ``threshold_refused_`` says why (kept in model.json, shown by the run)."""
+        n = int(np.isfinite(self.held_out_scores_).sum())
+        if n >= MIN_THRESHOLD_SCORES:
+            return gamma_threshold(self.held_out_scores_)
+        self.threshold_refused_ = (
+            f"{self.name} on {X.clips[0].machine!r}: {n} held-out training score(s), fewer than the "
+            f"{MIN_THRESHOLD_SCORES} a decision threshold needs; no clip is flagged (scores still rank "
+            "clips); train on more normal clips to get decisions"
+        )
+        log.warning("%s", self.threshold_refused_)
+        return math.inf
 
     def anomaly_score(self, X: ClipFeatures) -> np.ndarray:
         self._check_fitted()
@@ -309,6 +330,7 @@ class Detector:
             "params": self.get_params(),
             "features": self.feature_config_.to_dict(),
             "threshold": self.threshold_,
+            "threshold_refused": getattr(self, "threshold_refused_", None),
             "state": self._extra_state(),
             "arrays": sorted(arrays),  # what arrays.npz must hold
             "history": self.training_history(),
@@ -361,6 +383,8 @@ class Detector:
         except (TypeError, ValueError) as exc:
             raise load_failure(config_path, "field 'features'", exc) from None
         detector.threshold_ = float(config["threshold"])
+        if config.get("threshold_refused"):
+            detector.threshold_refused_ = str(config["threshold_refused"])
         detector.metadata_ = config.get("metadata", {})
         detector.history_ = list(config.get("history", []))
         try:
@@ -434,6 +458,10 @@ def _plain_array(name: str, value: np.ndarray) -> np.ndarray:
     return array
 
 
+#: Training clips a detector needs at least: one to fit on and one held out to fit the threshold on.
+MIN_TRAINING_CLIPS = 2
+#: Held-out training scores a decision threshold is fitted on at least (fewer: decisions are refused).
+MIN_THRESHOLD_SCORES = 5
 #: Held-out clips a network keeps out of training at least (up to a quarter of its clips), so that its
 #: threshold's 90th percentile rests on a few dozen scores of the very model that is saved.
 MIN_HELD_OUT = 30
@@ -466,6 +494,24 @@ def cross_fit_scores(detector: Detector, X: ClipFeatures, folds: int = CROSS_FIT
             log.warning("%s: cross-fitting fold %d/%d left unscored (%s)", detector.name, k + 1, folds, exc)
     if not np.any(np.isfinite(scores)):
         raise ModelError(f"{detector.name}: too few training clips to score any of them held out")
+    return scores
+
+
+def check_held_out_scores(name: str, scores: np.ndarray, n_clips: int) -> np.ndarray:
+    """``scores`` as the contract of ``_training_scores`` wants them: one float per training clip, in the
+    clips' order (NaN where no model held the clip out), at least one of them finite.
+
+    An ensemble adds its members' held-out scores clip by clip and a threshold is fitted to them, so a
+    detector that scores only some clips must say which (NaN elsewhere), not return a shorter array.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape != (n_clips,):
+        raise ModelError(
+            f"{name}: held-out training scores have shape {scores.shape}, expected one per training clip "
+            f"({n_clips},); a detector marks a clip it did not hold out with NaN"
+        )
+    if not np.isfinite(scores).any():
+        raise ModelError(f"{name}: no finite held-out training score to fit a threshold on")
     return scores
 
 

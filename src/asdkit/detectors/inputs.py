@@ -18,7 +18,7 @@ import numpy as np
 
 from asdkit.data.manifest import Clip
 from asdkit.detectors.base import ClipFeatures, Detector, InputArrays
-from asdkit.errors import ModelError
+from asdkit.errors import DataError, ModelError
 from asdkit.features.config import FeatureConfig
 from asdkit.features.frontends import LOGMEL, front_end_for, get_front_end
 
@@ -57,12 +57,37 @@ def load_bundle(
     return ClipFeatures(logmel, kept, config, extra), skipped
 
 
+def short_clip_reason(detector: Detector, path: Path | str, frames: int) -> str:
+    need = detector.tags().min_frames
+    return (
+        f"{path}: {frames} frame(s), shorter than the {need}-frame window of {detector.name}; "
+        "too short to be fitted or scored"
+    )
+
+
+def drop_short_clips(detector: Detector, X: ClipFeatures) -> tuple[ClipFeatures, Skipped]:
+    """``X`` without the clips shorter than the detector's window (``tags().min_frames``), and those
+    clips with the reason: a too-short clip is a named, counted skip, for every detector alike."""
+    need = detector.tags().min_frames
+    frames = [int(np.shape(a)[-1]) for a in X.arrays]
+    short = [i for i, n in enumerate(frames) if n < need]
+    if not short:
+        return X, []
+    keep = [i for i, n in enumerate(frames) if n >= need]
+    paths = [Path(X.clips[i].path) for i in short]
+    skipped = [(p, short_clip_reason(detector, p, frames[i])) for p, i in zip(paths, short, strict=True)]
+    return X.subset(keep), skipped
+
+
 def score_bundle(
     detector: Detector, clips: Sequence[Clip], cache_dir: Path | None = None, progress: bool = False
 ) -> tuple[ClipFeatures, Skipped]:
-    """What a trained ``detector`` scores ``clips`` from: its own feature config and declared inputs."""
+    """What a trained ``detector`` scores ``clips`` from: its own feature config and declared inputs;
+    unreadable clips and clips shorter than its window are skipped (listed with the reason)."""
     config = detector.feature_config_
-    return load_bundle(clips, config, detector.input_configs(config), cache_dir, progress)
+    X, skipped = load_bundle(clips, config, detector.input_configs(config), cache_dir, progress)
+    X, short = drop_short_clips(detector, X)
+    return X, skipped + short
 
 
 def fit_bundle(
@@ -76,9 +101,12 @@ def fit_bundle(
 ) -> tuple[ClipFeatures, Skipped]:
     """What ``detector`` is fitted on: ``clips`` with its declared inputs and, when its tags ask for
     ``machines`` proxies, the clips of ``proxy_pool()`` (called only then) of other machine types than
-    ``clips``'; unreadable proxy clips are logged, not returned."""
+    ``clips``'; unreadable or too short clips are skipped (listed with the reason; proxy clips are
+    logged, not returned)."""
     inputs = detector.input_configs(config)
     X, skipped = load_bundle(clips, config, inputs, cache_dir, progress)
+    X, short = drop_short_clips(detector, X)
+    skipped += short
     if not detector.tags().wants_machines or proxy_pool is None:
         return X, skipped
     own = {c.machine for c in clips}
@@ -88,6 +116,8 @@ def fit_bundle(
     if say is not None:
         say(f"{'/'.join(sorted(own))}: features of {len(others)} proxy clips of other machine types")
     proxy, bad = load_bundle(others, config, inputs, cache_dir, progress)
+    proxy, short = drop_short_clips(detector, proxy)
+    bad += short
     if bad:
         log.warning("skipped %d unreadable proxy clip(s); first: %s", len(bad), bad[0][1])
     return (replace(X, proxy=proxy) if len(proxy) else X), skipped
@@ -95,7 +125,8 @@ def fit_bundle(
 
 def bundle_of_waves(detector: Detector, waves: Sequence[np.ndarray], clips: Sequence[Clip]) -> ClipFeatures:
     """The score bundle of waveforms in memory (decoded at the log-mel config's rate and channel), as the
-    service and the watcher score clips: nothing is cached."""
+    service and the watcher score clips: nothing is cached; a clip shorter than the detector's window is
+    a DataError naming it (the service answers 4xx)."""
     config = detector.feature_config_
     extra = {}
     for name, cfg in detector.input_configs(config).items():
@@ -103,4 +134,8 @@ def bundle_of_waves(detector: Detector, waves: Sequence[np.ndarray], clips: Sequ
             raise ModelError(f"{detector.name}: input {name!r} reads the audio unlike the log-mel")
         extra[name] = InputArrays(cfg, front_end_for(cfg).compute(waves))
     logmel = get_front_end(LOGMEL)(config).compute(waves)
-    return ClipFeatures(logmel, list(clips), config, extra)
+    X = ClipFeatures(logmel, list(clips), config, extra)
+    _, short = drop_short_clips(detector, X)
+    if short:
+        raise DataError(short[0][1])
+    return X

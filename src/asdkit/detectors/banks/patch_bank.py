@@ -17,13 +17,14 @@ clips: a clip's frames are compared only with bank frames drawn from other clips
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
 
 from asdkit.detectors.base import ClipFeatures, Detector
 from asdkit.detectors.registry import register
+from asdkit.detectors.tags import DetectorTags
 from asdkit.errors import ModelError
 from asdkit.features.logmel import stack_frames
 from asdkit.scoring.embedding import Arrays, DomainBanks
@@ -164,6 +165,9 @@ class PatchBankDetector(Detector):
         self.domains = domains
         self.seed = seed
 
+    def tags(self) -> DetectorTags:
+        return replace(super().tags(), min_frames=max(1, self.n_frames))
+
     def _check_params(self) -> None:
         if self.n_frames < 1:
             raise ModelError(f"patch_bank: n_frames must be >= 1, got {self.n_frames}")
@@ -241,21 +245,22 @@ class PatchBankDetector(Detector):
         return out
 
     def _training_scores(self, X: ClipFeatures) -> np.ndarray:
-        """Leave-one-clip-out scores of up to ``THRESHOLD_CLIPS`` training clips (for the threshold)."""
+        """Leave-one-clip-out scores of up to ``THRESHOLD_CLIPS`` training clips (for the threshold); the
+        other clips get NaN (one entry per clip, as the contract says), which the threshold ignores."""
         banks = self._banks()
         rng = np.random.default_rng([self.seed, 1])
         chosen = np.arange(len(X))
         if len(X) > THRESHOLD_CLIPS:
             chosen = np.sort(rng.choice(len(X), THRESHOLD_CLIPS, replace=False))
-        scores = []
+        scores = np.full(len(X), np.nan)
         for i in chosen:
             frames = banks.score_left_out(self._frames(X.arrays[i]), X.clips[i].section, int(i))
             frames = frames[np.isfinite(frames)]
             if len(frames):
-                scores.append(aggregate(frames, self.aggregate, self.fraction))
-        if len(scores) < 2:
+                scores[i] = aggregate(frames, self.aggregate, self.fraction)
+        if np.isfinite(scores).sum() < 2:
             raise ModelError("patch_bank: too few training clips to fit a threshold on left-out scores")
-        return np.asarray(scores)
+        return scores
 
     def _extra_state(self) -> dict[str, Any]:
         return {"banks": self.bank_layout_, "n_mels": len(self.scaler_["mean"])}
