@@ -19,6 +19,7 @@ from asdkit.data.debug import debug_subset as _debug_subset
 from asdkit.data.files import expand_wavs as _expand_wavs
 from asdkit.data.files import truncated_clips
 from asdkit.data.manifest import TEST, TRAIN, Clip, Manifest
+from asdkit.data.training_coverage import training_coverage_warnings
 from asdkit.demo import DEMO_PARAMS, demo
 from asdkit.detectors.base import ClipFeatures, Detector, environment_versions
 from asdkit.detectors.deep import DeepDetector
@@ -35,7 +36,7 @@ from asdkit.run_result import (
     MachineScores,
     RunResult,
 )
-from asdkit.rundir import check_resume, kept_model, locked_run_directory
+from asdkit.rundir import COMPLETE, PARTIAL, check_resume, kept_model, locked_run_directory, one_line
 from asdkit.scoring.guard import score_guarded
 from asdkit.tracking import TrackingOptions, log_run
 from asdkit.utils.git import git_commit
@@ -136,11 +137,15 @@ def train(
     progress: Progress | None = None,
     tracking: TrackingOptions | None = None,
     resume: bool = False,
+    failures: dict[str, str] | None = None,
 ) -> dict[str, Detector]:
     """Train one detector per machine type on its normal training clips; saved under ``out/models/``.
 
     With ``out``, the training is logged to MLflow (``tracking``; see :mod:`asdkit.tracking`). With
     ``resume``, a machine type whose model an interrupted run completed in ``out`` is kept, not trained.
+    With ``failures`` (a dict), a machine type that cannot be trained (too few or unreadable clips, a fit
+    that fails on its data) is recorded there with the one-line reason and the others are trained; without
+    it, the first such machine type raises.
     """
     tracking = tracking or TrackingOptions()
     manifest = data if isinstance(data, Manifest) else scan_data(data, layout, machines)
@@ -156,40 +161,77 @@ def train(
         clips = train_clips.filter(machine=machine, label=0).clips + [
             c for c in train_clips.filter(machine=machine) if c.label is None
         ]
-        if not clips:
-            raise DataError(f"{machine}: no normal training clips in {manifest.root or 'the data'}")
         if resume and (kept := kept_model(out, machine)) is not None:
             _say(progress, f"{machine}: keeping the model the interrupted run trained (--resume)")
             detectors[machine] = kept
             continue
         detector = make_detector(model, params, seed, debug)
-        _say(progress, f"{machine}: features of {len(clips)} training clips")
-        X, skipped = fit_bundle(
-            detector, clips, features, proxy_pool, cache_dir, progress=progress is not None, say=progress
-        )
-        _warn_skipped(machine, "training", skipped)
-        if len(X) == 0:
-            raise DataError(f"{machine}: every training clip was unreadable ({skipped[0][1]})")
-        _say(progress, f"{machine}: training {model} on {len(X)} clips")
-        start = time.perf_counter()
-        if isinstance(detector, DeepDetector):
-            detector.trainer.log_dir = _tensorboard_dir(out, machine, tracking)
-        detector.fit(X)
-        detector.train_seconds_ = time.perf_counter() - start
-        detector.metadata_ = {
-            "machine": machine,
-            "n_train_clips": len(X),
-            "layout": manifest.layout,
-            "train_seconds": round(detector.train_seconds_, 3),
-            "seed": seed,
-            "skipped_train_clips": [[str(p), reason] for p, reason in skipped],
-        }
-        if out is not None:
-            detector.save(Path(out) / MODELS_DIR / machine, metadata=detector.metadata_)
-        detectors[machine] = detector
+        try:
+            detectors[machine] = _train_machine(
+                detector,
+                machine,
+                clips,
+                manifest,
+                out,
+                seed,
+                features,
+                cache_dir,
+                progress,
+                tracking,
+                proxy_pool,
+            )
+        except (AsdkitError, ValueError, ArithmeticError) as exc:
+            if failures is None:
+                raise
+            failures[machine] = f"{machine}: {one_line(exc)}"
+            log.error("%s: not trained (%s); the other machine types go on", machine, one_line(exc))
     if out is not None:
         log_run(out, tracking, progress)
     return detectors
+
+
+def _train_machine(
+    detector: Detector,
+    machine: str,
+    clips: list[Clip],
+    manifest: Manifest,
+    out: Path | str | None,
+    seed: int,
+    features: FeatureConfig,
+    cache_dir: Path | None,
+    progress: Progress | None,
+    tracking: TrackingOptions,
+    proxy_pool: Callable[[], Sequence[Clip]],
+) -> Detector:
+    """``detector`` fitted on one machine type's normal training ``clips`` (and saved under ``out``)."""
+    if not clips:
+        raise DataError(f"{machine}: no normal training clips in {manifest.root or 'the data'}")
+    for message in training_coverage_warnings(clips, manifest.filter(split=TEST, machine=machine)):
+        log.warning("%s", message)
+    _say(progress, f"{machine}: features of {len(clips)} training clips")
+    X, skipped = fit_bundle(
+        detector, clips, features, proxy_pool, cache_dir, progress=progress is not None, say=progress
+    )
+    _warn_skipped(machine, "training", skipped)
+    if len(X) == 0:
+        raise DataError(f"{machine}: every training clip was unreadable ({skipped[0][1]})")
+    _say(progress, f"{machine}: training {detector.name} on {len(X)} clips")
+    start = time.perf_counter()
+    if isinstance(detector, DeepDetector):
+        detector.trainer.log_dir = _tensorboard_dir(out, machine, tracking)
+    detector.fit(X)
+    detector.train_seconds_ = time.perf_counter() - start
+    detector.metadata_ = {
+        "machine": machine,
+        "n_train_clips": len(X),
+        "layout": manifest.layout,
+        "train_seconds": round(detector.train_seconds_, 3),
+        "seed": seed,
+        "skipped_train_clips": [[str(p), reason] for p, reason in skipped],
+    }
+    if out is not None:
+        detector.save(Path(out) / MODELS_DIR / machine, metadata=detector.metadata_)
+    return detector
 
 
 def score(
@@ -352,6 +394,7 @@ def run(
     timings["scan"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
+    failures: dict[str, str] = {}
     detectors = train(
         manifest,
         out,
@@ -364,7 +407,10 @@ def run(
         progress=progress,
         tracking=replace(tracking, mlflow=False),  # the whole run is logged once, at its end
         resume=resume,
+        failures=failures,
     )
+    if not detectors:
+        raise DataError(f"no machine type could be trained: {'; '.join(failures.values())}")
     timings["train"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
@@ -426,8 +472,13 @@ def run(
     result.skipped = [item for items in stages.values() for item in items]
     result.truncated = truncated_clips([c.path for c in manifest])
     result.skip_counts = {stage: len(items) for stage, items in stages.items()}
+    result.failed = failures
     config.update(
-        status="complete",
+        status=PARTIAL if failures else COMPLETE,
+        failed_machines=failures,
+        decisions_refused={
+            m: d.threshold_refused_ for m, d in detectors.items() if getattr(d, "threshold_refused_", None)
+        },
         timings={k: round(v, 3) for k, v in timings.items()},
         skipped=[[str(p), reason] for p, reason in result.skipped],
         skipped_counts=result.skip_counts,

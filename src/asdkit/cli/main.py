@@ -22,6 +22,9 @@ from asdkit.cli.workflow import ConfigOpt, download, prepare, recipes, run_featu
 from asdkit.detectors.registry import DEFAULT_DETECTOR
 from asdkit.errors import AsdkitError
 
+#: exit code of a run that finished without every machine type (status "partial" in config.json)
+PARTIAL_EXIT = 3
+
 app = typer.Typer(
     name="asdkit",
     help="Unsupervised anomalous sound detection for machine condition monitoring (DCASE Task 2).",
@@ -194,6 +197,9 @@ def run(
 ) -> None:
     """Train per machine type, score the test clips, write the submission files and print the results.
 
+    A machine type that cannot be trained (e.g. one training clip) is named and left out while the others
+    finish; the run is then "partial" in config.json and the exit code is 3.
+
     Examples:
 
         asdkit run --data dev_data --out runs/ae
@@ -282,6 +288,16 @@ def _finish_run(result: Any) -> None:
     typer.echo(f"  models: {result.run_dir / 'models'}")
     if (result.run_dir / "plots").is_dir():
         typer.echo(f"  figures: {result.run_dir / 'plots'}  (one page: asdkit report {result.run_dir})")
+    for reason in (result.config.get("decisions_refused") or {}).values():
+        typer.echo(f"warning: decisions refused: {reason}", err=True)
+    if result.failed:
+        for reason in result.failed.values():
+            typer.echo(f"error: not trained: {reason}", err=True)
+        typer.echo(
+            f"run partial: {len(result.failed)} machine type(s) not trained (config.json: failed_machines)",
+            err=True,
+        )
+        raise typer.Exit(PARTIAL_EXIT)
 
 
 @app.command()

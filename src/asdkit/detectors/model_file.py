@@ -41,7 +41,8 @@ def check_model_config(config: Any, config_path: Path) -> dict[str, Any]:
         if name in config:
             _check_type(config, name, types, config_path)
     threshold = config["threshold"]
-    if isinstance(threshold, bool) or not math.isfinite(threshold):
+    refused = bool(config.get("threshold_refused"))  # a refusal to decide is +inf, and says why
+    if isinstance(threshold, bool) or not (math.isfinite(threshold) or (refused and threshold == math.inf)):
         raise ModelError(f"{config_path}: field 'threshold' must be a finite number, got {threshold!r}")
     return config
 
