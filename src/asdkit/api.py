@@ -38,6 +38,7 @@ from asdkit.run_result import (
 )
 from asdkit.rundir import COMPLETE, PARTIAL, check_resume, kept_model, locked_run_directory, one_line
 from asdkit.scoring.guard import score_guarded
+from asdkit.threads import check_threads, frames_of, thread_limit, threads_for
 from asdkit.tracking import TrackingOptions, log_run
 from asdkit.utils.git import git_commit
 from asdkit.utils.io import write_json
@@ -138,6 +139,7 @@ def train(
     tracking: TrackingOptions | None = None,
     resume: bool = False,
     failures: dict[str, str] | None = None,
+    threads: int | None = None,
 ) -> dict[str, Detector]:
     """Train one detector per machine type on its normal training clips; saved under ``out/models/``.
 
@@ -145,7 +147,8 @@ def train(
     ``resume``, a machine type whose model an interrupted run completed in ``out`` is kept, not trained.
     With ``failures`` (a dict), a machine type that cannot be trained (too few or unreadable clips, a fit
     that fails on its data) is recorded there with the one-line reason and the others are trained; without
-    it, the first such machine type raises.
+    it, the first such machine type raises. ``threads``: torch/BLAS threads of each fit (None: by the size
+    of the work, :mod:`asdkit.threads`).
     """
     tracking = tracking or TrackingOptions()
     manifest = data if isinstance(data, Manifest) else scan_data(data, layout, machines)
@@ -179,6 +182,7 @@ def train(
                 progress,
                 tracking,
                 proxy_pool,
+                threads,
             )
         except (AsdkitError, ValueError, ArithmeticError) as exc:
             if failures is None:
@@ -202,6 +206,7 @@ def _train_machine(
     progress: Progress | None,
     tracking: TrackingOptions,
     proxy_pool: Callable[[], Sequence[Clip]],
+    threads: int | None = None,
 ) -> Detector:
     """``detector`` fitted on one machine type's normal training ``clips`` (and saved under ``out``)."""
     if not clips:
@@ -219,7 +224,8 @@ def _train_machine(
     start = time.perf_counter()
     if isinstance(detector, DeepDetector):
         detector.trainer.log_dir = _tensorboard_dir(out, machine, tracking)
-    detector.fit(X)
+    with thread_limit(threads_for(frames_of(X.arrays), threads)):
+        detector.fit(X)
     detector.train_seconds_ = time.perf_counter() - start
     detector.metadata_ = {
         "machine": machine,
@@ -242,6 +248,7 @@ def score(
     section: str | None = None,
     cache_dir: Path | None = None,
     progress: Progress | None = None,
+    threads: int | None = None,
 ) -> tuple[list[ScoredClip], list[tuple[Path, str]]]:
     """Score wav files (or folders of them) with a trained model; returns scored and skipped clips.
 
@@ -267,7 +274,8 @@ def score(
         X, bad = score_bundle(detector, clips, cache_dir, progress is not None)
         skipped += bad
         if len(X):
-            values, kept, unscored = score_guarded(detector, X)
+            with thread_limit(threads_for(frames_of(X.arrays), threads)):
+                values, kept, unscored = score_guarded(detector, X)
             skipped += unscored
             scored += [
                 ScoredClip(
@@ -321,6 +329,7 @@ def run(
     allow_partial: bool = False,
     overwrite: bool = False,
     resume: bool = False,
+    threads: int | None = None,
 ) -> RunResult | SeedsResult:
     """Train per machine type, score the test clips, write the challenge's files and evaluate them.
 
@@ -357,8 +366,10 @@ def run(
             scheme=scheme,
             allow_partial=allow_partial,
             resume=resume,
+            threads=threads,
         )
     tracking = tracking or TrackingOptions()
+    check_threads(threads)
     out = Path(out)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -408,6 +419,7 @@ def run(
         tracking=replace(tracking, mlflow=False),  # the whole run is logged once, at its end
         resume=resume,
         failures=failures,
+        threads=threads,
     )
     if not detectors:
         raise DataError(f"no machine type could be trained: {'; '.join(failures.values())}")
@@ -428,7 +440,8 @@ def run(
         X, bad = score_bundle(detector, clips, cache_dir, progress is not None)
         _warn_skipped(machine, "test", bad)
         skipped += bad
-        values, kept, unscored = score_guarded(detector, X, show=progress is not None)
+        with thread_limit(threads_for(frames_of(X.arrays), threads)):
+            values, kept, unscored = score_guarded(detector, X, show=progress is not None)
         _warn_skipped(machine, "unscorable test", unscored)
         skipped += unscored
         if len(kept):  # as the loader reads it back: a machine type appears once it has a scored clip

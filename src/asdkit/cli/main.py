@@ -80,6 +80,12 @@ AllowPartialOpt = Annotated[
     ),
 ]
 NoTrackOpt = Annotated[bool, typer.Option("--no-track", help="Do not log the run to MLflow.")]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--threads", min=1, help="torch/BLAS threads (default: 1 for small jobs, every CPU for large ones)."
+    ),
+]
 TrackingUriOpt = Annotated[
     str | None,
     typer.Option(
@@ -194,6 +200,7 @@ def run(
         ),
     ] = False,
     config: ConfigOpt = None,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Train per machine type, score the test clips, write the submission files and print the results.
 
@@ -247,6 +254,7 @@ def run(
         allow_partial=allow_partial,
         overwrite=overwrite,
         resume=resume,
+        threads=threads,
     )
     if seeds is None:
         _finish_run(result)
@@ -316,6 +324,7 @@ def train(
     no_track: NoTrackOpt = False,
     tracking_uri: TrackingUriOpt = None,
     tensorboard: TensorboardOpt = False,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Train one model per machine type on the normal training clips (saved in OUT/models/MACHINE).
 
@@ -340,6 +349,7 @@ def train(
         cache_dir=cache_dir,
         progress=_progress(quiet),
         tracking=_tracking(no_track, tracking_uri, tensorboard),
+        threads=threads,
     )
     for name, detector in detectors.items():
         typer.echo(f"{name}: threshold {detector.threshold_:.6g} -> {Path(out) / 'models' / name}")
@@ -363,6 +373,7 @@ def score(
         Path | None, typer.Option("--output", "-o", help="Write CSV here instead of stdout.")
     ] = None,
     cache_dir: CacheOpt = None,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Score recordings with a trained model: prints (or writes) file,score,decision.
 
@@ -377,7 +388,9 @@ def score(
     from asdkit import api
     from asdkit.utils.io import atomic_write_text
 
-    scored, skipped = api.score(model, paths, machine=machine, section=section, cache_dir=cache_dir)
+    scored, skipped = api.score(
+        model, paths, machine=machine, section=section, cache_dir=cache_dir, threads=threads
+    )
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["file", "machine", "score", "decision", "threshold"])
