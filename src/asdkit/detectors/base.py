@@ -185,16 +185,18 @@ class Detector:
         return self
 
     def _fit_threshold(self, X: ClipFeatures) -> float:
-        """The gamma threshold of the held-out scores; with fewer than ``MIN_THRESHOLD_SCORES`` of them no
-        decision threshold can be told from chance, so the detector refuses to decide: ``threshold_`` is
-        +inf (no clip flagged), ``threshold_refused_`` says why (kept in model.json, shown by the run)."""
+        """The gamma threshold of the held-out scores. Fitted on fewer than ``MIN_DECISION_CLIPS`` clips (a
+        bank of 2-4: each held-out clip is scored by a model of one to three clips, unlike the saved one)
+        or on a single held-out score, a threshold cannot be told from chance (a bank of 2 flagged 20 of
+        20 normal clips), so the detector refuses to decide: ``threshold_`` is +inf (no clip flagged) and
+        ``threshold_refused_`` says why (kept in model.json, shown by the run)."""
         n = int(np.isfinite(self.held_out_scores_).sum())
-        if n >= MIN_THRESHOLD_SCORES:
+        if len(X) >= MIN_DECISION_CLIPS and n >= 2:
             return gamma_threshold(self.held_out_scores_)
         self.threshold_refused_ = (
-            f"{self.name} on {X.clips[0].machine!r}: {n} held-out training score(s), fewer than the "
-            f"{MIN_THRESHOLD_SCORES} a decision threshold needs; no clip is flagged (scores still rank "
-            "clips); train on more normal clips to get decisions"
+            f"{self.name} on {X.clips[0].machine!r}: {len(X)} training clips and {n} held-out score(s), "
+            f"fewer than the {MIN_DECISION_CLIPS} clips a decision threshold needs; no clip is flagged "
+            "(scores still rank clips); train on more normal clips to get decisions"
         )
         log.warning("%s", self.threshold_refused_)
         return math.inf
@@ -460,8 +462,8 @@ def _plain_array(name: str, value: np.ndarray) -> np.ndarray:
 
 #: Training clips a detector needs at least: one to fit on and one held out to fit the threshold on.
 MIN_TRAINING_CLIPS = 2
-#: Held-out training scores a decision threshold is fitted on at least (fewer: decisions are refused).
-MIN_THRESHOLD_SCORES = 5
+#: Training clips a decision threshold is fitted from at least (fewer: the detector refuses to decide).
+MIN_DECISION_CLIPS = 5
 #: Held-out clips a network keeps out of training at least (up to a quarter of its clips), so that its
 #: threshold's 90th percentile rests on a few dozen scores of the very model that is saved.
 MIN_HELD_OUT = 30
