@@ -175,21 +175,26 @@ def main() -> None:
             tree = build_tree(spec, args.root)
             print(f"{spec.name}: tree ready ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
             cache = args.root / f"cache_{spec.name}"
-            first = run_once(tree, args.root / "run", cache, None, "auto", args.epochs)
-            rows.append(
-                {
-                    "tree": spec.name,
-                    "train clips": spec.n_train(),
-                    "detector": "features + default",
-                    "threads": "auto",
-                    "wall s": first["wall_s"],
-                    "train s": first["timings"].get("train"),
-                    "score s": first["timings"].get("score"),
-                    "peak RSS MB": first["rss_mb"],
-                    "cache MB": folder_mb(cache),
-                    "exit": first["exit"],
-                }
-            )
+            if (cache / ".complete").exists():  # features cached by an earlier invocation
+                print(f"{spec.name}: features cached in {cache}", file=sys.stderr)
+            else:
+                first = run_once(tree, args.root / "run", cache, None, "auto", args.epochs)
+                if first["exit"] == 0:
+                    (cache / ".complete").write_text("")
+                rows.append(
+                    {
+                        "tree": spec.name,
+                        "train clips": spec.n_train(),
+                        "detector": "features + default",
+                        "threads": "auto",
+                        "wall s": first["wall_s"],
+                        "train s": first["timings"].get("train"),
+                        "score s": first["timings"].get("score"),
+                        "peak RSS MB": first["rss_mb"],
+                        "cache MB": folder_mb(cache),
+                        "exit": first["exit"],
+                    }
+                )
             for detector in args.detectors:
                 model = None if detector == "default" else detector
                 for threads in args.threads:

@@ -187,8 +187,9 @@ def train(
         except (AsdkitError, ValueError, ArithmeticError) as exc:
             if failures is None:
                 raise
-            failures[machine] = f"{machine}: {one_line(exc)}"
-            log.error("%s: not trained (%s); the other machine types go on", machine, one_line(exc))
+            reason = one_line(exc)
+            failures[machine] = reason if reason.startswith(f"{machine}:") else f"{machine}: {reason}"
+            log.error("%s: not trained (%s); the other machine types go on", machine, reason)
     if out is not None:
         log_run(out, tracking, progress)
     return detectors
