@@ -62,11 +62,11 @@ class TreeSpec:
             self.extra,
         )
 
-    def n_train(self) -> int:
+    def n_train(self, machines: list[str] | None = None) -> int:
         per_type = self.sections * (
             self.train_source + (self.train_target if self.layout != "dcase2020" else 0)
         )
-        return per_type * (len(self.machines) + len(self.extra))
+        return per_type * (len(machines) if machines else len(self.machines) + len(self.extra))
 
 
 TREES = {
@@ -84,12 +84,24 @@ TREES = {
 }
 
 
-def build_tree(spec: TreeSpec, root: Path) -> Path:
-    """The tree of ``spec`` under ``root`` (written once; a finished tree has a ``.complete`` marker)."""
+def machine_ready(spec: TreeSpec, folder: Path, machine: str) -> bool:
+    """Whether ``machine``'s folder holds all its clips (the generator writes one machine type after another,
+    so an interrupted tree can still serve the machine types it finished)."""
+    train = spec.sections * (spec.train_source + (spec.train_target if spec.layout != "dcase2020" else 0))
+    test = spec.sections * spec.test_per_domain * (1 if spec.layout == "dcase2020" else 2)
+    found = [len(list((folder / machine / split).glob("*.wav"))) for split in ("train", "test")]
+    return found == [train, test]
+
+
+def build_tree(spec: TreeSpec, root: Path, machines: list[str] | None = None) -> Path:
+    """The tree of ``spec`` under ``root`` (written once; a finished tree has a ``.complete`` marker). With
+    ``machines``, a tree whose folders of those machine types are complete is used as it is."""
     from asdkit.data.synthetic import SyntheticSpec, generate
 
     folder = root / spec.name
     if (folder / ".complete").exists():
+        return folder
+    if machines and all(machine_ready(spec, folder, m) for m in machines):
         return folder
     shutil.rmtree(folder, ignore_errors=True)
     normal = spec.test_per_domain // 2
@@ -118,11 +130,15 @@ def build_tree(spec: TreeSpec, root: Path) -> Path:
     return folder
 
 
-def run_once(tree: Path, out: Path, cache: Path, model: str | None, threads: str, epochs: int) -> dict:
+def run_once(
+    tree: Path, out: Path, cache: Path, model: str | None, threads: str, epochs: int, machines: list[str]
+) -> dict:
     """One ``asdkit run`` in a child process: wall seconds, peak RSS (MB), exit code, its timings."""
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "asdkit", "run", "--data", str(tree), "--out", str(out)]
     cmd += ["--cache-dir", str(cache), "--no-plots", "--no-track", "--quiet"]
+    for machine in machines:
+        cmd += ["--machine", machine]
     if model is not None:
         cmd += ["--model", model]
         from asdkit.detectors.registry import get_detector_class
@@ -164,6 +180,9 @@ def main() -> None:
         "--threads", nargs="+", default=["auto"], help="'auto' or thread counts, e.g. auto 1 2"
     )
     parser.add_argument("--epochs", type=int, default=DEEP_EPOCHS, help="epochs of deep detectors")
+    parser.add_argument(
+        "--machines", nargs="+", default=[], help="only these machine types (each type is trained alone)"
+    )
     args = parser.parse_args()
 
     rows = []
@@ -172,19 +191,20 @@ def main() -> None:
         for size in args.sizes:
             spec = TREES[tree_name].scaled(size == "quarter")
             start = time.perf_counter()
-            tree = build_tree(spec, args.root)
+            tree = build_tree(spec, args.root, args.machines)
             print(f"{spec.name}: tree ready ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
             cache = args.root / f"cache_{spec.name}"
-            if (cache / ".complete").exists():  # features cached by an earlier invocation
+            marker = cache / f".complete_{'_'.join(args.machines) or 'all'}"
+            if marker.exists():  # features cached by an earlier invocation
                 print(f"{spec.name}: features cached in {cache}", file=sys.stderr)
             else:
-                first = run_once(tree, args.root / "run", cache, None, "auto", args.epochs)
+                first = run_once(tree, args.root / "run", cache, None, "auto", args.epochs, args.machines)
                 if first["exit"] == 0:
-                    (cache / ".complete").write_text("")
+                    marker.write_text("")
                 rows.append(
                     {
                         "tree": spec.name,
-                        "train clips": spec.n_train(),
+                        "train clips": spec.n_train(args.machines),
                         "detector": "features + default",
                         "threads": "auto",
                         "wall s": first["wall_s"],
@@ -198,12 +218,12 @@ def main() -> None:
             for detector in args.detectors:
                 model = None if detector == "default" else detector
                 for threads in args.threads:
-                    got = run_once(tree, args.root / "run", cache, model, threads, args.epochs)
+                    got = run_once(tree, args.root / "run", cache, model, threads, args.epochs, args.machines)
                     wall[(detector, threads)] = wall.get((detector, threads), {}) | {size: got["wall_s"]}
                     rows.append(
                         {
                             "tree": spec.name,
-                            "train clips": spec.n_train(),
+                            "train clips": spec.n_train(args.machines),
                             "detector": detector,
                             "threads": threads,
                             "wall s": got["wall_s"],
@@ -215,7 +235,8 @@ def main() -> None:
                         }
                     )
                     print_table(rows[-1:], columns=list(rows[-1]))
-        clip_ratio = TREES[tree_name].n_train() / TREES[tree_name].scaled(True).n_train()
+        full, quarter = TREES[tree_name], TREES[tree_name].scaled(True)
+        clip_ratio = full.n_train(args.machines) / quarter.n_train(args.machines)
         for row in rows:
             times = wall.get((row["detector"], row["threads"]), {})
             if row["tree"] == tree_name and "quarter" in times and "full" in times:
