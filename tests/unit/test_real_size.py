@@ -20,6 +20,7 @@ from asdkit.detectors.inputs import drop_short_clips
 from asdkit.detectors.registry import available_detectors, create_detector, get_detector_class
 from asdkit.errors import ModelError
 from asdkit.features.config import FeatureConfig
+from asdkit.threads import frames_of, thread_limit, threads_for
 
 CONFIG = FeatureConfig(n_mels=16)
 SECTIONS = 2
@@ -83,6 +84,13 @@ def _quick(name: str, **extra: object) -> Detector:
 
 
 CASES = [*available_detectors(), "ae:selective_mahalanobis"]
+
+
+@pytest.fixture(autouse=True)
+def _threads_as_asdkit_chooses(real_size):
+    """The threads ``asdkit run`` would give this much work (api.train wraps each fit the same way)."""
+    with thread_limit(threads_for(frames_of(real_size[0].arrays))):
+        yield
 
 
 @pytest.mark.parametrize("case", CASES)
