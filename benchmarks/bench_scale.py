@@ -133,7 +133,8 @@ def build_tree(spec: TreeSpec, root: Path, machines: list[str] | None = None) ->
 def run_once(
     tree: Path, out: Path, cache: Path, model: str | None, threads: str, epochs: int, machines: list[str]
 ) -> dict:
-    """One ``asdkit run`` in a child process: wall seconds, peak RSS (MB), exit code, its timings."""
+    """One ``asdkit run`` in a child process: wall and CPU seconds (user + system: what a shared machine's
+    other load does not inflate), peak RSS (MB), exit code, its timings."""
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "asdkit", "run", "--data", str(tree), "--out", str(out)]
     cmd += ["--cache-dir", str(cache), "--no-plots", "--no-track", "--quiet"]
@@ -159,7 +160,8 @@ def run_once(
         timings = json.loads(config.read_text()).get("timings", {})
     if code != 0:
         print(f"  {model or 'default'}: exit {code}: {stderr.strip().splitlines()[-1:]}", file=sys.stderr)
-    return {"wall_s": wall, "rss_mb": usage.ru_maxrss / 1024, "exit": code, "timings": timings}
+    cpu = usage.ru_utime + usage.ru_stime
+    return {"wall_s": wall, "cpu_s": cpu, "rss_mb": usage.ru_maxrss / 1024, "exit": code, "timings": timings}
 
 
 def folder_mb(path: Path) -> float:
@@ -208,6 +210,7 @@ def main() -> None:
                         "detector": "features + default",
                         "threads": "auto",
                         "wall s": first["wall_s"],
+                        "CPU s": first["cpu_s"],
                         "train s": first["timings"].get("train"),
                         "score s": first["timings"].get("score"),
                         "peak RSS MB": first["rss_mb"],
@@ -227,6 +230,7 @@ def main() -> None:
                             "detector": detector,
                             "threads": threads,
                             "wall s": got["wall_s"],
+                            "CPU s": got["cpu_s"],
                             "train s": got["timings"].get("train"),
                             "score s": got["timings"].get("score"),
                             "peak RSS MB": got["rss_mb"],
