@@ -10,10 +10,15 @@ from asdkit.errors import AsdkitError
 from asdkit.threads import SMALL_WORK_FRAMES, frames_of, thread_limit, threads_for
 
 
-def test_small_work_runs_on_one_thread_large_work_on_every_cpu(monkeypatch):
+def test_small_work_runs_on_one_thread_large_work_on_the_idle_cpus(monkeypatch):
     monkeypatch.setattr("asdkit.threads.available_cpus", lambda: 6)
+    monkeypatch.setattr("os.getloadavg", lambda: (1.0, 1.0, 1.0))  # this process alone
     assert threads_for(SMALL_WORK_FRAMES - 1) == 1
     assert threads_for(SMALL_WORK_FRAMES) == 6
+    monkeypatch.setattr("os.getloadavg", lambda: (4.2, 1.0, 1.0))  # three other busy processes
+    assert threads_for(SMALL_WORK_FRAMES) == 3
+    monkeypatch.setattr("os.getloadavg", lambda: (33.0, 30.0, 30.0))  # a crowded machine
+    assert threads_for(SMALL_WORK_FRAMES) == 1
     assert threads_for(10, threads=3) == 3  # given: used as is
 
 
