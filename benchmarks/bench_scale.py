@@ -222,7 +222,8 @@ def main() -> None:
                 model = None if detector == "default" else detector
                 for threads in args.threads:
                     got = run_once(tree, args.root / "run", cache, model, threads, args.epochs, args.machines)
-                    wall[(detector, threads)] = wall.get((detector, threads), {}) | {size: got["wall_s"]}
+                    key = (detector, threads)
+                    wall[key] = wall.get(key, {}) | {size: got["wall_s"], f"{size} cpu": got["cpu_s"]}
                     rows.append(
                         {
                             "tree": spec.name,
@@ -245,6 +246,7 @@ def main() -> None:
             times = wall.get((row["detector"], row["threads"]), {})
             if row["tree"] == tree_name and "quarter" in times and "full" in times:
                 row["growth"] = times["full"] / times["quarter"] / clip_ratio
+                row["CPU growth"] = times["full cpu"] / times["quarter cpu"] / clip_ratio
     print_table(rows, title="asdkit run at real sizes (features cached except the first row of each tree)")
 
 
