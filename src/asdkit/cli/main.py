@@ -83,7 +83,9 @@ NoTrackOpt = Annotated[bool, typer.Option("--no-track", help="Do not log the run
 ThreadsOpt = Annotated[
     int | None,
     typer.Option(
-        "--threads", min=1, help="torch/BLAS threads (default: 1 for small jobs, every CPU for large ones)."
+        "--threads",
+        min=1,
+        help="torch/BLAS threads (default: 1 for small jobs; for large ones the CPUs other load leaves idle).",
     ),
 ]
 TrackingUriOpt = Annotated[
