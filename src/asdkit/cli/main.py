@@ -85,7 +85,7 @@ ThreadsOpt = Annotated[
     typer.Option(
         "--threads",
         min=1,
-        help="torch/BLAS threads (default: 1 for small jobs; for large ones the CPUs other load leaves idle).",
+        help="torch/BLAS threads (default: 1 for small jobs, else the CPUs other load leaves idle).",
     ),
 ]
 TrackingUriOpt = Annotated[
