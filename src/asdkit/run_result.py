@@ -55,6 +55,10 @@ class RunResult:
     truncated: list[tuple[Path, str]] = field(default_factory=list)
     #: how many clips were skipped where: scan (the tree), training, test
     skip_counts: dict[str, int] = field(default_factory=dict)
+    #: machine types that could not be trained, with the one-line reason (the run's status is then partial)
+    failed: dict[str, str] = field(default_factory=dict)
+    #: machine types whose detector refused to decide (too few training clips), with the reason
+    decisions_refused: dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -117,6 +121,8 @@ def load_run(run_dir: Path | str) -> RunResult:
         timings=dict(config.get("timings") or {}),
         truncated=_pairs(config.get("truncated")),
         skip_counts=dict(config.get("skipped_counts") or {}),
+        failed=dict(config.get("failed_machines") or {}),
+        decisions_refused=dict(config.get("decisions_refused") or {}),
     )
     result.evaluation = _evaluation(result.table, config)
     return result

@@ -1,0 +1,109 @@
+"""Tiny banks: a machine type with one training clip is a named, counted failure while the others finish;
+a bank of two clips refuses to decide (recorded) instead of flagging every normal clip; a domain without
+training clips is named in a warning."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from asdkit.data.manifest import Clip
+from asdkit.data.synthetic import SyntheticSpec, generate
+from asdkit.detectors.base import MIN_DECISION_CLIPS, ClipFeatures, Detector
+from asdkit.detectors.registry import create_detector
+from asdkit.errors import ModelError
+from asdkit.features.config import FeatureConfig
+from tests.helpers.cli import asdkit_cli as cli
+
+PARTIAL_EXIT = 3
+
+
+def _keep(folder: Path, n: int, pattern: str = "*.wav") -> None:
+    for path in sorted(folder.glob(pattern))[n:]:
+        path.unlink()
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> tuple[Path, object]:
+    base = tmp_path_factory.mktemp("tiny")
+    root = generate(
+        base / "data", layout="dcase2022", spec=SyntheticSpec.tiny(machines=("fan", "valve", "pump"))
+    )
+    _keep(root / "valve" / "train", 1)
+    _keep(root / "pump" / "train", 2)
+    for path in (root / "fan" / "train").glob("section_01_target_*.wav"):
+        path.unlink()
+    out = base / "run"
+    proc = cli(
+        "run",
+        "--data",
+        str(root),
+        "--out",
+        str(out),
+        "--no-track",
+        "--no-plots",
+        "--cache-dir",
+        str(base / "c"),
+    )
+    return out, proc
+
+
+def test_a_machine_type_with_one_clip_is_a_named_failure_and_the_others_finish(run):
+    out, proc = run
+    assert proc.returncode == PARTIAL_EXIT, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "error: not trained: valve:" in proc.stderr and "1 training clip(s)" in proc.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert config["status"] == "partial"
+    assert list(config["failed_machines"]) == ["valve"]
+    assert (out / "result.csv").is_file()
+    assert sorted(p.name for p in (out / "models").iterdir()) == ["fan", "pump"]
+    assert not list((out / "scores").glob("*valve*"))
+
+
+def test_a_bank_of_two_clips_refuses_to_decide_and_says_so(run):
+    out, proc = run
+    config = json.loads((out / "config.json").read_text())
+    assert "pump" in config["decisions_refused"] and "held-out" in config["decisions_refused"]["pump"]
+    assert "decisions refused" in proc.stderr
+    model = json.loads((out / "models" / "pump" / "model.json").read_text())
+    assert model["threshold_refused"]
+    for path in (out / "scores").glob("decision_result_pump_*.csv"):
+        decisions = [int(row[1]) for row in csv.reader(path.open())]
+        assert decisions and not all(decisions)
+    assert "fan" not in config["decisions_refused"]
+
+
+def test_a_domain_without_training_clips_is_named(run):
+    _, proc = run
+    assert "fan section 01 target: no training clips" in proc.stderr
+
+
+CONFIG = FeatureConfig(n_mels=8)
+
+
+def _bundle(n: int) -> ClipFeatures:
+    rng = np.random.default_rng(0)
+    arrays = [rng.normal(size=(8, 20)).astype(np.float32) for _ in range(n)]
+    return ClipFeatures(
+        arrays, [Clip(path=f"/m/{i}.wav", machine="m", section="00") for i in range(n)], CONFIG
+    )
+
+
+def test_one_clip_is_refused_by_name():
+    with pytest.raises(ModelError, match="1 training clip"):
+        create_detector("knn").fit(_bundle(1))
+
+
+def test_too_few_held_out_scores_refuse_decisions_through_save_and_load(tmp_path):
+    detector: Detector = create_detector("knn").fit(_bundle(MIN_DECISION_CLIPS - 1))
+    assert detector.threshold_ == np.inf and "training clips" in detector.threshold_refused_
+    assert not detector.predict(_bundle(3)).any()
+    loaded = Detector.load(detector.save(tmp_path / "m"))
+    assert loaded.threshold_ == np.inf and loaded.threshold_refused_ == detector.threshold_refused_
+    enough = create_detector("knn").fit(_bundle(4 * MIN_DECISION_CLIPS))
+    assert np.isfinite(enough.threshold_) and not hasattr(enough, "threshold_refused_")
