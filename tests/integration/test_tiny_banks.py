@@ -28,7 +28,8 @@ def _keep(folder: Path, n: int, pattern: str = "*.wav") -> None:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> tuple[Path, object]:
+def tree(tmp_path_factory) -> Path:
+    """fan without section 01's target training clips, valve with one training clip, pump with two."""
     base = tmp_path_factory.mktemp("tiny")
     root = generate(
         base / "data", layout="dcase2022", spec=SyntheticSpec.tiny(machines=("fan", "valve", "pump"))
@@ -37,6 +38,12 @@ def run(tmp_path_factory) -> tuple[Path, object]:
     _keep(root / "pump" / "train", 2)
     for path in (root / "fan" / "train").glob("section_01_target_*.wav"):
         path.unlink()
+    return root
+
+
+@pytest.fixture(scope="module")
+def run(tree: Path) -> tuple[Path, object]:
+    root, base = tree, tree.parent
     out = base / "run"
     proc = cli(
         "run",
@@ -83,6 +90,19 @@ def test_a_domain_without_training_clips_is_named(run):
     assert "fan section 01 target: no training clips" in proc.stderr
 
 
+def test_train_records_a_machine_type_it_cannot_train_and_trains_the_others(tree):
+    out = tree.parent / "train"
+    proc = cli("train", "--data", str(tree), "--out", str(out), "--model", "knn", "--no-track")
+    assert proc.returncode == PARTIAL_EXIT, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "error: not trained: valve:" in proc.stderr and "1 training clip(s)" in proc.stderr
+    assert "decisions refused" in proc.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert config["status"] == "partial" and list(config["failed_machines"]) == ["valve"]
+    assert list(config["decisions_refused"]) == ["pump"]
+    assert sorted(p.name for p in (out / "models").iterdir()) == ["fan", "pump"]
+
+
 CONFIG = FeatureConfig(n_mels=8)
 
 
@@ -99,11 +119,26 @@ def test_one_clip_is_refused_by_name():
         create_detector("knn").fit(_bundle(1))
 
 
+def _not_strict_json(token: str) -> None:
+    raise AssertionError(f"model.json holds {token}, which strict JSON parsers reject")
+
+
+def test_a_null_threshold_without_a_refusal_is_refused_on_load(tmp_path):
+    folder = create_detector("knn").fit(_bundle(4 * MIN_DECISION_CLIPS)).save(tmp_path / "m")
+    model = json.loads((folder / "model.json").read_text())
+    (folder / "model.json").write_text(json.dumps({**model, "threshold": None}))
+    with pytest.raises(ModelError, match="threshold"):
+        Detector.load(folder)
+
+
 def test_too_few_held_out_scores_refuse_decisions_through_save_and_load(tmp_path):
     detector: Detector = create_detector("knn").fit(_bundle(MIN_DECISION_CLIPS - 1))
     assert detector.threshold_ == np.inf and "training clips" in detector.threshold_refused_
     assert not detector.predict(_bundle(3)).any()
-    loaded = Detector.load(detector.save(tmp_path / "m"))
+    folder = detector.save(tmp_path / "m")
+    model = json.loads((folder / "model.json").read_text(), parse_constant=_not_strict_json)
+    assert model["threshold"] is None and model["threshold_refused"] == detector.threshold_refused_
+    loaded = Detector.load(folder)
     assert loaded.threshold_ == np.inf and loaded.threshold_refused_ == detector.threshold_refused_
     enough = create_detector("knn").fit(_bundle(4 * MIN_DECISION_CLIPS))
     assert np.isfinite(enough.threshold_) and not hasattr(enough, "threshold_refused_")
