@@ -55,7 +55,7 @@ from asdkit.rundir import (
     tensorboard_dir,
 )
 from asdkit.scoring.guard import score_guarded
-from asdkit.threads import thread_limit, threads_for
+from asdkit.threads import check_threads, thread_limit, threads_for
 from asdkit.tracking import TrackingOptions, log_run
 from asdkit.utils.git import git_commit
 from asdkit.utils.io import write_json
@@ -137,8 +137,7 @@ def check_jobs(jobs: int, params: Mapping[str, Any] | None, threads: int | None 
     """``jobs`` (and ``threads``) are positive counts, and ``jobs`` not combined with a DDP training."""
     if jobs < 1:
         raise AsdkitError(f"--jobs {jobs}: give a number of worker processes, 1 or more")
-    if threads is not None and threads < 1:
-        raise AsdkitError(f"threads={threads}: give a number of threads, 1 or more")
+    check_threads(threads)
     params = params or {}
     devices = params.get("devices", 1)
     if jobs > 1 and (devices not in (1, "1") or "ddp" in str(params.get("strategy", ""))):

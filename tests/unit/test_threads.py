@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
+from asdkit.data.manifest import TRAIN, Clip, Manifest
 from asdkit.errors import AsdkitError
+from asdkit.features.config import FeatureConfig
+from asdkit.pipeline import RunPlan, machine_threads, work_frames
 from asdkit.threads import SMALL_WORK_FRAMES, frames_of, thread_limit, threads_for
 
 
@@ -40,3 +46,28 @@ def test_thread_limit_sets_torch_and_blas_threads_and_restores_them():
         assert torch.get_num_threads() == 1
         assert all(pool["num_threads"] == 1 for pool in threadpool_info())
     assert torch.get_num_threads() == before
+
+
+def _wav(path, seconds: float, rate: int) -> Clip:
+    sf.write(path, np.zeros(int(seconds * rate), dtype=np.float32), rate)
+    return Clip(path=path, machine=path.stem.split("_")[0], section="00", split=TRAIN, label=0)
+
+
+def test_the_parent_chooses_each_machine_types_threads_from_its_training_frames(tmp_path, monkeypatch):
+    fan = [_wav(tmp_path / f"fan_{i}.wav", 10.0, 16000) for i in range(2)]
+    pump = [_wav(tmp_path / "pump_0.wav", 10.0, 32000)]  # resampled to 16 kHz: the same frames
+    (tmp_path / "fan_broken.wav").write_bytes(b"not a wav")
+    broken = Clip(path=tmp_path / "fan_broken.wav", machine="fan", section="00", split=TRAIN, label=0)
+    config = FeatureConfig()
+    frames = 1 + 160_000 // config.hop_length
+    assert work_frames([*fan, broken], config) == 2 * frames
+    assert work_frames(pump, config) == frames
+    manifest = Manifest([*fan, broken, *pump], layout="folder")
+    monkeypatch.setattr("asdkit.pipeline.threads_for", lambda n: 2 if n > frames else 1)
+    plan = RunPlan(data=manifest, out=None, model="knn", params={})
+    chosen = machine_threads(plan, manifest)
+    assert chosen == {"fan": 2, "pump": 1}
+    plan = replace(plan, machine_threads=chosen)
+    assert (plan.stage_threads("fan"), plan.stage_threads("pump")) == (2, 1)
+    given = replace(plan, threads=3)
+    assert machine_threads(given, manifest) == {} and given.stage_threads("pump") == 3
