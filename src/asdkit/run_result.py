@@ -92,6 +92,7 @@ def load_run(run_dir: Path | str) -> RunResult:
     """Read a run directory (``asdkit run``), a model directory (``asdkit train``: models/ only) or one
     model folder (``models/<machine>/``, holding model.json)."""
     from asdkit.detectors.base import read_model_config
+    from asdkit.detectors.model_file import model_threshold
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -115,7 +116,7 @@ def load_run(run_dir: Path | str) -> RunResult:
         manifest=manifest,
         scheme=_run_scheme(config, manifest) if scored else None,
         scored=scored,
-        thresholds={m: float(c["threshold"]) for m, c in model_configs.items()},
+        thresholds={m: model_threshold(c) for m, c in model_configs.items()},
         histories={m: list(c.get("history", [])) for m, c in model_configs.items()},
         skipped=_pairs(config.get("skipped")),
         timings=dict(config.get("timings") or {}),

@@ -17,6 +17,7 @@ from asdkit.detectors.base import MIN_DECISION_CLIPS, ClipFeatures, Detector
 from asdkit.detectors.registry import create_detector
 from asdkit.errors import ModelError
 from asdkit.features.config import FeatureConfig
+from asdkit.run_result import load_run
 from tests.helpers.cli import asdkit_cli as cli
 
 PARTIAL_EXIT = 3
@@ -78,7 +79,8 @@ def test_a_bank_of_two_clips_refuses_to_decide_and_says_so(run):
     assert "pump" in config["decisions_refused"] and "held-out" in config["decisions_refused"]["pump"]
     assert "decisions refused" in proc.stderr
     model = json.loads((out / "models" / "pump" / "model.json").read_text())
-    assert model["threshold_refused"]
+    assert model["threshold_refused"] and model["threshold"] is None
+    assert load_run(out).thresholds["pump"] == np.inf  # the report reads the refusal back
     for path in (out / "scores").glob("decision_result_pump_*.csv"):
         decisions = [int(row[1]) for row in csv.reader(path.open())]
         assert decisions and not all(decisions)

@@ -29,7 +29,13 @@ import torch
 
 from asdkit import __version__
 from asdkit.data.manifest import Clip
-from asdkit.detectors.model_file import check_model_config, load_failure, sha256_of, verified_bytes
+from asdkit.detectors.model_file import (
+    check_model_config,
+    load_failure,
+    model_threshold,
+    sha256_of,
+    verified_bytes,
+)
 from asdkit.detectors.tags import DetectorTags
 from asdkit.errors import DataError, ModelError
 from asdkit.features.config import FeatureConfig
@@ -419,8 +425,7 @@ class Detector:
                 f"{config_path}: field 'sample_rate' ({config['sample_rate']}) differs from "
                 f"'features.sample_rate' ({detector.feature_config_.sample_rate})"
             )
-        threshold = config["threshold"]
-        detector.threshold_ = math.inf if threshold is None else float(threshold)
+        detector.threshold_ = model_threshold(config)
         if config.get("threshold_refused"):
             detector.threshold_refused_ = str(config["threshold_refused"])
         detector.metadata_ = config.get("metadata", {})

@@ -61,6 +61,12 @@ def check_model_config(config: Any, config_path: Path) -> dict[str, Any]:
     return config
 
 
+def model_threshold(config: dict[str, Any]) -> float:
+    """A checked model.json's threshold: +inf where it is null (the detector refused to decide)."""
+    threshold = config["threshold"]
+    return math.inf if threshold is None else float(threshold)
+
+
 def _check_type(config: dict[str, Any], name: str, types: tuple[type, ...], config_path: Path) -> None:
     value = config[name]
     if not isinstance(value, types) or isinstance(value, bool):
