@@ -41,11 +41,12 @@ def tree(tmp_path_factory) -> tuple[Path, Path, Path]:
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m or "default")
-def test_short_clips_are_named_counted_skips_in_run_and_score(model, tree, tmp_path):
+def test_short_clips_are_named_counted_skips_in_run_and_score(model, tree, tmp_path, caplog):
     root, short_train, short_test = tree
     out = tmp_path / "run"
     kwargs = {} if model is None else {"model": model}
-    result = api.run(root, out, debug=True, plots=False, cache_dir=tmp_path / "cache", **kwargs)
+    with caplog.at_level("WARNING"):
+        result = api.run(root, out, debug=True, plots=False, cache_dir=tmp_path / "cache", **kwargs)
     config = json.loads((out / "config.json").read_text())
     assert config["status"] == "complete" and (out / "result.csv").is_file()
     reasons = dict(config["skipped"])
@@ -56,6 +57,8 @@ def test_short_clips_are_named_counted_skips_in_run_and_score(model, tree, tmp_p
         assert "shorter than the" in reasons[str(short_test)]
         assert config["skipped_counts"]["training"] == 1 and config["skipped_counts"]["test"] == 1
         assert short_test not in scored and len(scored) > 0
+        assert "skipped 1 too short training clip(s)" in caplog.text  # not "unreadable": it was read
+        assert "skipped 1 too short test clip(s)" in caplog.text
     else:  # its windows wrap round the clip: trained on and scored like the others
         assert not reasons and short_test in scored
 
