@@ -144,3 +144,19 @@ def test_too_few_held_out_scores_refuse_decisions_through_save_and_load(tmp_path
     assert loaded.threshold_ == np.inf and loaded.threshold_refused_ == detector.threshold_refused_
     enough = create_detector("knn").fit(_bundle(4 * MIN_DECISION_CLIPS))
     assert np.isfinite(enough.threshold_) and not hasattr(enough, "threshold_refused_")
+
+
+def test_a_failure_in_a_worker_process_is_the_same_named_failure(tree):
+    from asdkit import api
+    from asdkit.tracking import TrackingOptions
+
+    runs = {}
+    for jobs in (1, 2):
+        out = tree.parent / f"jobs{jobs}"
+        result = api.run(
+            tree, out, model="knn", jobs=jobs, plots=False, tracking=TrackingOptions(mlflow=False)
+        )
+        runs[jobs] = (result.failed, json.loads((out / "config.json").read_text())["status"])
+        runs[jobs] += (sorted((out / "scores").iterdir()),)
+    assert runs[2][:2] == runs[1][:2] and list(runs[1][0]) == ["valve"] and runs[1][1] == "partial"
+    assert [p.read_bytes() for p in runs[2][2]] == [p.read_bytes() for p in runs[1][2]] != []
