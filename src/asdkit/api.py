@@ -19,7 +19,16 @@ from asdkit.detectors.registry import DEFAULT_DETECTOR
 from asdkit.detectors.saved import load_models, machine_for
 from asdkit.errors import AsdkitError, DataError
 from asdkit.features.config import FeatureConfig
-from asdkit.pipeline import RunPlan, check_jobs, execute_run, execute_train, make_detector, resolved_params
+from asdkit.pipeline import (
+    RunPlan,
+    check_jobs,
+    execute_run,
+    execute_train,
+    machine_threads,
+    make_detector,
+    resolved_params,
+    scan_stage,
+)
 from asdkit.run_result import RunResult
 from asdkit.rundir import locked_run_directory, warn_if_incomplete
 from asdkit.scoring.guard import score_guarded
@@ -239,7 +248,7 @@ def run(
     overwrite: bool = False,
     resume: bool = False,
     jobs: int = 1,
-    threads: int | None = None,
+    threads: int | Mapping[str, int] | None = None,
 ) -> RunResult | SeedsResult:
     """Train per machine type, score the test clips, write the challenge's files and evaluate them.
 
@@ -253,17 +262,33 @@ def run(
     ``out`` is locked while the run writes it; a run already there is refused unless ``overwrite`` (it is
     removed first) or ``resume`` (its complete models are kept, the rest trained): :mod:`asdkit.rundir`.
     ``jobs`` machine types (or seeds) run at a time, in worker processes, each on ``threads`` torch/BLAS
-    threads (None: chosen by the size of its work, once in this process): the outputs are those of
-    ``jobs=1``. A machine type that cannot be trained is a named failure (status "partial").
+    threads (None: chosen by the size of its work, once in this process, also for every seed; a mapping:
+    the count of each machine type): the outputs are those of ``jobs=1``. A machine type that cannot be
+    trained is a named failure (status "partial").
     The stages are :mod:`asdkit.pipeline`'s.
     """
     settings = dict(locals())  # the arguments, as each seed's run takes them
-    check_jobs(jobs, params, threads)
+    per_machine = dict(threads) if isinstance(threads, Mapping) else None
+    count = None if isinstance(threads, Mapping) else threads
+    check_jobs(jobs, params, count)
     if seeds is not None:
         from asdkit.seeds import run_seeds
 
         for name in ("data", "out", "seeds", "seed", "overwrite"):
             settings.pop(name)
+        if threads is None:  # chosen here once, so that seeds in worker processes get the same counts
+            scan = RunPlan(
+                data=Path(data),
+                out=None,
+                model=model,
+                params={},
+                machines=tuple(machines) if machines else None,
+                layout=layout,
+                ground_truth=Path(ground_truth) if ground_truth else None,
+                debug=debug,
+                features=features,
+            )
+            settings["threads"] = machine_threads(scan, scan_stage(scan))
         return run_seeds(run, data, out, seeds, **settings)
     plan = RunPlan(
         data=Path(data),
@@ -284,7 +309,8 @@ def run(
         allow_partial=allow_partial,
         resume=resume,
         jobs=jobs,
-        threads=threads,
+        threads=count,
+        machine_threads=per_machine or {},
     )
     return execute_run(plan, progress)
 

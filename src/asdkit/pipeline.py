@@ -374,6 +374,8 @@ def machine_threads(plan: RunPlan, manifest: Manifest) -> dict[str, int]:
     from the files' headers), so that they are the same whichever process, and however many, fit it."""
     if plan.threads is not None:
         return {}
+    if plan.machine_threads:  # chosen already (the seeds of one run share them)
+        return dict(plan.machine_threads)
     frames = {
         m: work_frames(training_clips(manifest, m, plan.debug), plan.features) for m in manifest.machines()
     }

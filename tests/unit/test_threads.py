@@ -71,3 +71,17 @@ def test_the_parent_chooses_each_machine_types_threads_from_its_training_frames(
     assert (plan.stage_threads("fan"), plan.stage_threads("pump")) == (2, 1)
     given = replace(plan, threads=3)
     assert machine_threads(given, manifest) == {} and given.stage_threads("pump") == 3
+
+
+def test_seeds_get_the_thread_counts_chosen_once_in_the_calling_process(tmp_path, monkeypatch):
+    from asdkit import api
+    from asdkit.data.synthetic import SyntheticSpec, generate
+
+    root = generate(tmp_path / "d", layout="dcase2022", spec=SyntheticSpec.tiny(machines=("fan", "pump")))
+    passed = {}
+    monkeypatch.setattr("asdkit.pipeline.threads_for", lambda n: 7)
+    monkeypatch.setattr("asdkit.seeds.run_seeds", lambda run, data, out, seeds, **kw: passed.update(kw))
+    api.run(root, tmp_path / "r", model="knn", seeds=[0, 1], jobs=2)
+    assert passed["threads"] == {"fan": 7, "pump": 7}  # what each seed's worker process then uses
+    api.run(root, tmp_path / "r2", model="knn", seeds=[0, 1], jobs=2, threads=3)
+    assert passed["threads"] == 3
