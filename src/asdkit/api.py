@@ -17,12 +17,22 @@ from asdkit.detectors.base import ClipFeatures, Detector
 from asdkit.detectors.inputs import score_bundle
 from asdkit.detectors.registry import DEFAULT_DETECTOR
 from asdkit.detectors.saved import load_models, machine_for
-from asdkit.errors import DataError
+from asdkit.errors import AsdkitError, DataError
 from asdkit.features.config import FeatureConfig
-from asdkit.pipeline import RunPlan, check_jobs, execute_run, execute_train, make_detector, resolved_params
+from asdkit.pipeline import (
+    RunPlan,
+    check_jobs,
+    execute_run,
+    execute_train,
+    machine_threads,
+    make_detector,
+    resolved_params,
+    scan_stage,
+)
 from asdkit.run_result import RunResult
 from asdkit.rundir import locked_run_directory, warn_if_incomplete
 from asdkit.scoring.guard import score_guarded
+from asdkit.threads import frames_of, thread_limit, threads_for
 from asdkit.tracking import TrackingOptions
 
 if TYPE_CHECKING:
@@ -104,13 +114,18 @@ def train(
     resume: bool = False,
     jobs: int = 1,
     threads: int | None = None,
+    failures: dict[str, str] | None = None,
 ) -> dict[str, Detector]:
     """Train one detector per machine type on its normal training clips; saved under ``out/models/``.
 
     ``out`` is a run directory as :func:`run` keeps it (lock, config.json with its status, ``overwrite``,
     ``resume``), and the training is logged to MLflow (``tracking``; see :mod:`asdkit.tracking`). Without
     ``out`` the detectors are trained in memory only. ``jobs`` machine types train at a time, each on
-    ``threads`` torch/BLAS threads (None: this process's default), so their models equal a serial run's.
+    ``threads`` torch/BLAS threads (None: chosen by the size of its work, :mod:`asdkit.threads`, once in
+    this process), so their models equal a serial run's. A machine type that cannot be trained is
+    recorded (config.json ``failed_machines``, status "partial") while the others train; it is put in
+    ``failures`` (machine type -> one-line reason) when given, else the training raises once the others
+    are done.
     """
     check_jobs(jobs, params, threads)
     plan = RunPlan(
@@ -130,7 +145,12 @@ def train(
         jobs=jobs,
         threads=threads,
     )
-    return execute_train(plan, progress)
+    detectors, failed = execute_train(plan, progress)
+    if failures is not None:
+        failures.update(failed)
+    elif failed:
+        raise AsdkitError(f"not every machine type could be trained: {'; '.join(failed.values())}")
+    return detectors
 
 
 def score(
@@ -141,6 +161,7 @@ def score(
     section: str | None = None,
     cache_dir: Path | None = None,
     progress: Progress | None = None,
+    threads: int | None = None,
 ) -> tuple[list[ScoredClip], list[tuple[Path, str]]]:
     """Score wav files (or folders of them) with a trained model; returns scored and skipped clips.
 
@@ -171,7 +192,8 @@ def score(
         X, bad = score_bundle(detector, clips, cache_dir, progress is not None)
         skipped += bad
         if len(X):
-            values, kept, unscored = score_guarded(detector, X)
+            with thread_limit(threads_for(frames_of(X.arrays), threads)):
+                values, kept, unscored = score_guarded(detector, X)
             skipped += unscored
             scored += [
                 ScoredClip(
@@ -226,7 +248,7 @@ def run(
     overwrite: bool = False,
     resume: bool = False,
     jobs: int = 1,
-    threads: int | None = None,
+    threads: int | Mapping[str, int] | None = None,
 ) -> RunResult | SeedsResult:
     """Train per machine type, score the test clips, write the challenge's files and evaluate them.
 
@@ -240,16 +262,33 @@ def run(
     ``out`` is locked while the run writes it; a run already there is refused unless ``overwrite`` (it is
     removed first) or ``resume`` (its complete models are kept, the rest trained): :mod:`asdkit.rundir`.
     ``jobs`` machine types (or seeds) run at a time, in worker processes, each on ``threads`` torch/BLAS
-    threads (None: this process's default): the outputs are those of ``jobs=1`` with the same ``threads``.
+    threads (None: chosen by the size of its work, once in this process, also for every seed; a mapping:
+    the count of each machine type): the outputs are those of ``jobs=1``. A machine type that cannot be
+    trained is a named failure (status "partial").
     The stages are :mod:`asdkit.pipeline`'s.
     """
     settings = dict(locals())  # the arguments, as each seed's run takes them
-    check_jobs(jobs, params, threads)
+    per_machine = dict(threads) if isinstance(threads, Mapping) else None
+    count = None if isinstance(threads, Mapping) else threads
+    check_jobs(jobs, params, count)
     if seeds is not None:
         from asdkit.seeds import run_seeds
 
         for name in ("data", "out", "seeds", "seed", "overwrite"):
             settings.pop(name)
+        if threads is None:  # chosen here once, so that seeds in worker processes get the same counts
+            scan = RunPlan(
+                data=Path(data),
+                out=None,
+                model=model,
+                params={},
+                machines=tuple(machines) if machines else None,
+                layout=layout,
+                ground_truth=Path(ground_truth) if ground_truth else None,
+                debug=debug,
+                features=features,
+            )
+            settings["threads"] = machine_threads(scan, scan_stage(scan))
         return run_seeds(run, data, out, seeds, **settings)
     plan = RunPlan(
         data=Path(data),
@@ -270,7 +309,8 @@ def run(
         allow_partial=allow_partial,
         resume=resume,
         jobs=jobs,
-        threads=threads,
+        threads=count,
+        machine_threads=per_machine or {},
     )
     return execute_run(plan, progress)
 

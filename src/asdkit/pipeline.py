@@ -7,7 +7,8 @@ trained detectors). The run directory's names are :mod:`asdkit.rundir`'s.
 Machine types are independent (the features, model and scores of one never read another's), so with
 ``jobs`` > 1 they go to worker processes (joblib's loky) while this process keeps the lock, the one
 progress display and every file but the models, which each worker saves itself. A worker sees the same
-plan, so its outputs equal a serial run's.
+plan, its thread counts included (chosen here, before any work), so its outputs equal a serial run's.
+A machine type that cannot be trained is a named failure (status "partial") while the others finish.
 
 Under a DDP launch (Lightning's ``ddp`` strategy runs the command again per device) only rank 0 writes:
 the other ranks scan, read features and fit alongside it (each fit is one collective training), then stop
@@ -16,41 +17,45 @@ before scoring. They never take the lock nor touch the run directory (:func:`asd
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import shlex
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+import soundfile as sf
 
 from asdkit.data.debug import DEBUG_TEST_CLIPS_PER_SET, DEBUG_TRAIN_CLIPS_PER_SECTION, debug_subset
 from asdkit.data.files import truncated_clips
 from asdkit.data.manifest import TEST, TRAIN, Clip, Manifest
+from asdkit.data.training_coverage import training_coverage_warnings
 from asdkit.detectors.base import Detector, environment_versions
 from asdkit.detectors.deep import DeepDetector
-from asdkit.detectors.inputs import fit_bundle, score_bundle
+from asdkit.detectors.inputs import fit_bundle, score_bundle, skip_summary
 from asdkit.errors import AsdkitError, DataError
 from asdkit.features.config import FeatureConfig
 from asdkit.run_result import MachineScores, RunResult
 from asdkit.rundir import (
+    COMPLETE,
     CONFIG_FILE,
     MANIFEST_FILE,
+    PARTIAL,
     PLOTS_DIR,
     SCORES_DIR,
     check_resume,
     kept_model,
     launch_rank,
     model_dir,
+    one_line,
     tensorboard_dir,
 )
 from asdkit.scoring.guard import score_guarded
+from asdkit.threads import check_threads, thread_limit, threads_for
 from asdkit.tracking import TrackingOptions, log_run
 from asdkit.utils.git import git_commit
 from asdkit.utils.io import write_json
@@ -74,11 +79,6 @@ class RunPlan:
     memory; ``writer`` is False in a DDP launch's other ranks, which compute and write nothing.
     """
 
-    @property
-    def stage_threads(self) -> int:
-        """Threads of one machine type's stages: a training's numbers depend on them, never on ``jobs``."""
-        return self.threads or self.default_threads
-
     data: Path | Manifest
     out: Path | None
     model: str
@@ -97,16 +97,21 @@ class RunPlan:
     allow_partial: bool = False
     resume: bool = False
     jobs: int = 1
-    #: torch and BLAS threads of each machine type's fit and scoring; None: this process's torch default,
-    #: also in worker processes, so that a worker computes exactly what a serial run does
+    #: torch and BLAS threads of each machine type's fit and scoring (``--threads``); None: chosen per
+    #: machine type by the size of its work (:func:`asdkit.threads.threads_for`) in the parent process,
+    #: before any work, and kept in ``machine_threads``, so that a worker computes what a serial run does
     threads: int | None = None
-    default_threads: int = field(default_factory=torch.get_num_threads)
+    machine_threads: Mapping[str, int] = field(default_factory=dict)
     writer: bool = field(default_factory=lambda: launch_rank() == 0)
 
     @property
     def writes(self) -> bool:
         """Whether this process writes the run directory (there is one, and this is not another rank)."""
         return self.out is not None and self.writer
+
+    def stage_threads(self, machine: str) -> int:
+        """Threads of one machine type's stages: a training's numbers depend on them, never on ``jobs``."""
+        return self.threads or self.machine_threads.get(machine) or 1
 
     def detector(self) -> Detector:
         from asdkit.detectors.registry import create_detector
@@ -119,7 +124,8 @@ class MachineOutcome:
     """One machine type through features, fit and score: what the parent process needs of it."""
 
     machine: str
-    detector: Detector
+    detector: Detector | None  # None: the machine type could not be trained (``failure`` says why)
+    failure: str | None = None
     scored: MachineScores | None = None
     skipped_test: Skipped = field(default_factory=list)
     fit_seconds: float = 0.0
@@ -131,8 +137,7 @@ def check_jobs(jobs: int, params: Mapping[str, Any] | None, threads: int | None 
     """``jobs`` (and ``threads``) are positive counts, and ``jobs`` not combined with a DDP training."""
     if jobs < 1:
         raise AsdkitError(f"--jobs {jobs}: give a number of worker processes, 1 or more")
-    if threads is not None and threads < 1:
-        raise AsdkitError(f"threads={threads}: give a number of threads, 1 or more")
+    check_threads(threads)
     params = params or {}
     devices = params.get("devices", 1)
     if jobs > 1 and (devices not in (1, "1") or "ddp" in str(params.get("strategy", ""))):
@@ -288,6 +293,9 @@ def fit_stage(
     if plan.resume and (kept := kept_model(plan.out, machine)) is not None:
         _say(progress, f"{machine}: keeping the model the interrupted run trained (--resume)")
         return kept
+    if plan.writer:
+        for message in training_coverage_warnings(clips, test_clips(manifest, machine, plan.debug)):
+            log.warning("%s", message)
     detector = plan.detector()
     X, skipped = features_stage(plan, detector, clips, proxy_pool, progress)
     _say(progress, f"{machine}: training {plan.model} on {len(X)} clips")
@@ -337,11 +345,16 @@ def machine_stage(
     progress: Progress | None = None,
     proxy_pool: Callable[[], Sequence[Clip]] | None = None,
 ) -> MachineOutcome:
-    """Features, fit and (with ``score``, on the writing rank) scores of one machine type."""
+    """Features, fit and (with ``score``, on the writing rank) scores of one machine type; a machine type
+    that cannot be trained (too few or unusable clips, a fit that fails on its data) is an outcome with the
+    one-line reason, for the others to go on."""
     pool = proxy_pool or functools.cache(lambda: normal_training_clips_of_tree(manifest, plan.debug))
-    with thread_limit(plan.stage_threads):
+    with thread_limit(plan.stage_threads(machine)):
         start = time.perf_counter()
-        detector = fit_stage(plan, manifest, machine, pool, progress)
+        try:
+            detector = fit_stage(plan, manifest, machine, pool, progress)
+        except (AsdkitError, ValueError, ArithmeticError) as exc:
+            return MachineOutcome(machine, None, failure=_failure(machine, exc))
         outcome = MachineOutcome(machine, detector, fit_seconds=time.perf_counter() - start)
         if score and plan.writer:
             start = time.perf_counter()
@@ -351,18 +364,37 @@ def machine_stage(
     return outcome
 
 
-@contextlib.contextmanager
-def thread_limit(n: int) -> Iterator[None]:
-    """The block on ``n`` torch intra-op and BLAS/OpenMP threads, as before afterwards."""
-    from threadpoolctl import threadpool_limits
+def _failure(machine: str, exc: BaseException) -> str:
+    reason = one_line(exc)
+    reason = reason if reason.startswith(f"{machine}:") else f"{machine}: {reason}"
+    log.error("%s: not trained (%s); the other machine types go on", machine, reason)
+    return reason
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        with threadpool_limits(limits=n):
-            yield
-    finally:
-        torch.set_num_threads(before)
+
+def machine_threads(plan: RunPlan, manifest: Manifest) -> dict[str, int]:
+    """Threads of each machine type, chosen once here by the log-mel frames of its training clips (read
+    from the files' headers), so that they are the same whichever process, and however many, fit it."""
+    if plan.threads is not None:
+        return {}
+    if plan.machine_threads:  # chosen already (the seeds of one run share them)
+        return dict(plan.machine_threads)
+    frames = {
+        m: work_frames(training_clips(manifest, m, plan.debug), plan.features) for m in manifest.machines()
+    }
+    return {m: threads_for(n) for m, n in frames.items()}
+
+
+def work_frames(clips: Sequence[Clip], features: FeatureConfig) -> int:
+    """Log-mel frames of ``clips`` by their audio files' lengths (an unreadable file counts none)."""
+    total = 0
+    for clip in clips:
+        try:
+            info = sf.info(str(clip.path))
+        except (OSError, RuntimeError):
+            continue
+        samples = int(info.frames * features.sample_rate / max(info.samplerate, 1))
+        total += 1 + samples // features.hop_length
+    return total
 
 
 def _in_worker(plan: RunPlan, manifest: Manifest, machine: str, score: bool) -> MachineOutcome:
@@ -374,11 +406,21 @@ def _in_worker(plan: RunPlan, manifest: Manifest, machine: str, score: bool) -> 
 def machines_stage(
     plan: RunPlan, manifest: Manifest, score: bool, progress: Progress | None
 ) -> dict[str, MachineOutcome]:
-    """:func:`machine_stage` for every machine type, in the manifest's order; ``plan.jobs`` at a time."""
+    """:func:`machine_stage` for every machine type, in the manifest's order; ``plan.jobs`` at a time.
+
+    A machine type that cannot be trained is an outcome with its reason; none trained is an error."""
     machines = manifest.machines()
-    for machine in machines:  # before any work: a machine type without training clips is an error
-        if not training_clips(manifest, machine, plan.debug):
-            raise DataError(f"{machine}: no normal training clips in {manifest.root or 'the data'}")
+    plan = replace(plan, machine_threads=machine_threads(plan, manifest))
+    outcomes = _machine_outcomes(plan, manifest, machines, score, progress)
+    failures = [o.failure for o in outcomes.values() if o.failure is not None]
+    if len(failures) == len(machines):
+        raise DataError(f"no machine type could be trained: {'; '.join(failures)}")
+    return outcomes
+
+
+def _machine_outcomes(
+    plan: RunPlan, manifest: Manifest, machines: Sequence[str], score: bool, progress: Progress | None
+) -> dict[str, MachineOutcome]:
     jobs = min(plan.jobs, len(machines))
     if jobs <= 1:
         pool = functools.cache(lambda: normal_training_clips_of_tree(manifest, plan.debug))
@@ -396,7 +438,7 @@ def machines_stage(
         for outcome in parallel(tasks):
             done[outcome.machine] = outcome
             _warn_outcome(outcome)
-            what = "trained and scored" if score else "trained"
+            what = "not trained" if outcome.failure else "trained and scored" if score else "trained"
             _say(progress, f"{outcome.machine}: {what} ({len(done)}/{len(machines)})")
     return {m: done[m] for m in machines}
 
@@ -428,7 +470,8 @@ def _all_scores(result: RunResult) -> tuple[list[Clip], np.ndarray, np.ndarray]:
 
 
 def publish_stage(plan: RunPlan, result: RunResult, progress: Progress | None, started: float) -> None:
-    """Figures, the final record (status "complete", only now) and the tracking of the finished run."""
+    """Figures, the final record (status "complete" only now, or "partial" with the machine types that
+    could not be trained; refused decisions with their reasons) and the tracking of the finished run."""
     if plan.plots:
         from asdkit.reports.plots import write_run_plots
 
@@ -438,7 +481,9 @@ def publish_stage(plan: RunPlan, result: RunResult, progress: Progress | None, s
         _say(progress, f"{len(paths)} figures in {result.run_dir / PLOTS_DIR}")
     result.timings["total"] = time.perf_counter() - started
     result.config.update(
-        status="complete",
+        status=PARTIAL if result.failed else COMPLETE,
+        failed_machines=result.failed,
+        decisions_refused=result.decisions_refused,
         timings={k: round(v, 3) for k, v in result.timings.items()},
         skipped=[[str(p), reason] for p, reason in result.skipped],
         skipped_counts=result.skip_counts,
@@ -473,6 +518,8 @@ def execute_run(plan: RunPlan, progress: Progress | None = None) -> RunResult:
     timings["machines"] = time.perf_counter() - start  # wall time; train and score are summed over them
     timings["train"] = sum(o.fit_seconds for o in outcomes.values())
     timings["score"] = sum(o.score_seconds for o in outcomes.values())
+    failed = {m: o.failure for m, o in outcomes.items() if o.failure is not None}
+    outcomes = {m: o for m, o in outcomes.items() if o.detector is not None}
     result = RunResult(
         run_dir=plan.out,
         config=config,
@@ -482,8 +529,10 @@ def execute_run(plan: RunPlan, progress: Progress | None = None) -> RunResult:
         thresholds={m: float(o.detector.threshold_) for m, o in outcomes.items()},
         histories={m: o.detector.training_history() for m, o in outcomes.items()},
         timings=timings,
+        failed=failed,
+        decisions_refused=_decisions_refused(outcomes),
     )
-    record_selection(config, {m: o.detector for m, o in outcomes.items()})
+    record_selection(config, {m: o.detector for m, o in outcomes.items() if o.detector is not None})
     if not plan.writer:  # another rank of a DDP launch: its share of the training is done
         return result
     for machine, outcome in outcomes.items():
@@ -496,8 +545,11 @@ def execute_run(plan: RunPlan, progress: Progress | None = None) -> RunResult:
     return result
 
 
-def execute_train(plan: RunPlan, progress: Progress | None = None) -> dict[str, Detector]:
-    """Scan, record, fit every machine type and mark the model directory complete: ``asdkit train``."""
+def execute_train(
+    plan: RunPlan, progress: Progress | None = None
+) -> tuple[dict[str, Detector], dict[str, str]]:
+    """Scan, record, fit every machine type and mark the model directory complete (or partial, with the
+    machine types that could not be trained): ``asdkit train``. Returns the detectors and the failures."""
     started = time.perf_counter()
     manifest = scan_stage(plan)
     if plan.writes:
@@ -505,21 +557,28 @@ def execute_train(plan: RunPlan, progress: Progress | None = None) -> dict[str, 
         plan.out.mkdir(parents=True, exist_ok=True)
     config = record_stage(plan, manifest, None)
     outcomes = machines_stage(plan, manifest, score=False, progress=progress)
-    detectors = {m: o.detector for m, o in outcomes.items()}
+    detectors = {m: o.detector for m, o in outcomes.items() if o.detector is not None}
+    failed = {m: o.failure for m, o in outcomes.items() if o.failure is not None}
     record_selection(config, detectors)
     if plan.writes:
         assert plan.out is not None
-        timings = {f"train_{m}": round(o.fit_seconds, 3) for m, o in outcomes.items()}
+        timings = {f"train_{m}": round(o.fit_seconds, 3) for m, o in outcomes.items() if o.detector}
         timings["total"] = round(time.perf_counter() - started, 3)
         skipped = [
             [p, r]
             for d in detectors.values()
             for p, r in getattr(d, "metadata_", {}).get("skipped_train_clips", [])
         ]
-        config.update(status="complete", timings=timings, skipped=skipped)
+        config.update(
+            status=PARTIAL if failed else COMPLETE,
+            failed_machines=failed,
+            decisions_refused=_decisions_refused(outcomes),
+            timings=timings,
+            skipped=skipped,
+        )
         write_json(plan.out / CONFIG_FILE, config)
         log_run(plan.out, plan.tracking, progress)
-    return detectors
+    return detectors, failed
 
 
 # -- helpers ------------------------------------------------------------------------------------------------
@@ -561,6 +620,12 @@ def _count_skips(result: RunResult, manifest: Manifest, outcomes: Mapping[str, M
     result.skip_counts = {stage: len(items) for stage, items in stages.items()}
 
 
+def _decisions_refused(outcomes: Mapping[str, MachineOutcome]) -> dict[str, str]:
+    """Machine types whose detector refused to decide (too few clips for a threshold), with the reason."""
+    refused = {m: getattr(o.detector, "threshold_refused_", None) for m, o in outcomes.items()}
+    return {m: reason for m, reason in refused.items() if reason}
+
+
 def _warn_outcome(outcome: MachineOutcome) -> None:
     trained = getattr(outcome.detector, "metadata_", {}).get("skipped_train_clips", [])
     warn_skipped(outcome.machine, "training", [(Path(p), r) for p, r in trained])
@@ -569,9 +634,7 @@ def _warn_outcome(outcome: MachineOutcome) -> None:
 
 def warn_skipped(machine: str, what: str, skipped: Sequence[tuple[Path, str]]) -> None:
     if skipped:
-        log.warning(
-            "%s: skipped %d unreadable %s clip(s); first: %s", machine, len(skipped), what, skipped[0][1]
-        )
+        log.warning("%s: skipped %s; first: %s", machine, skip_summary(what, skipped), skipped[0][1])
 
 
 def _say(progress: Progress | None, message: str) -> None:

@@ -55,6 +55,10 @@ class RunResult:
     truncated: list[tuple[Path, str]] = field(default_factory=list)
     #: how many clips were skipped where: scan (the tree), training, test
     skip_counts: dict[str, int] = field(default_factory=dict)
+    #: machine types that could not be trained, with the one-line reason (the run's status is then partial)
+    failed: dict[str, str] = field(default_factory=dict)
+    #: machine types whose detector refused to decide (too few training clips), with the reason
+    decisions_refused: dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -88,6 +92,7 @@ def load_run(run_dir: Path | str) -> RunResult:
     """Read a run directory (``asdkit run``), a model directory (``asdkit train``: models/ only) or one
     model folder (``models/<machine>/``, holding model.json)."""
     from asdkit.detectors.base import read_model_config
+    from asdkit.detectors.model_file import model_threshold
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -111,12 +116,14 @@ def load_run(run_dir: Path | str) -> RunResult:
         manifest=manifest,
         scheme=_run_scheme(config, manifest) if scored else None,
         scored=scored,
-        thresholds={m: float(c["threshold"]) for m, c in model_configs.items()},
+        thresholds={m: model_threshold(c) for m, c in model_configs.items()},
         histories={m: list(c.get("history", [])) for m, c in model_configs.items()},
         skipped=_pairs(config.get("skipped")),
         timings=dict(config.get("timings") or {}),
         truncated=_pairs(config.get("truncated")),
         skip_counts=dict(config.get("skipped_counts") or {}),
+        failed=dict(config.get("failed_machines") or {}),
+        decisions_refused=dict(config.get("decisions_refused") or {}),
     )
     result.evaluation = _evaluation(result.table, config)
     return result

@@ -63,6 +63,8 @@ ARRAYS_FILE = "arrays.npz"
 CONFIG_JSON = CONFIG_FILE
 
 COMPLETE, RUNNING, FAILED, INTERRUPTED = "complete", "running", "failed", "interrupted"
+#: a run that finished but could not train every machine type (config.json's ``failed_machines`` says which)
+PARTIAL = "partial"
 #: Everything asdkit writes into a run directory (``seed_<n>/`` folders too); --overwrite removes these only.
 OUTPUTS = (
     CONFIG_JSON,

@@ -16,6 +16,7 @@ TensorBoard curves are written during training by Lightning's logger, to the ``l
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import sys
@@ -253,7 +254,8 @@ def run_metrics(record: RunResult) -> list[tuple[str, float, int]]:
             step = int(row.get("epoch", 0))
             out += [(metric_key(machine, k), float(v), step) for k, v in row.items() if k != "epoch"]
     for machine, threshold in sorted(record.thresholds.items()):
-        out.append((metric_key(machine, "threshold"), threshold, 0))
+        if math.isfinite(threshold):  # +inf: the detector refused to decide (too few training clips)
+            out.append((metric_key(machine, "threshold"), threshold, 0))
     for key, seconds in (record.config.get("timings") or {}).items():
         if isinstance(seconds, (int, float)):
             out.append((metric_key("time", f"{key}_seconds"), float(seconds), 0))

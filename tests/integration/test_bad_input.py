@@ -82,7 +82,7 @@ def test_corrupt_zero_length_and_silent_training_clips_are_skipped_and_counted(t
     with caplog.at_level("WARNING"):
         result = api.run(tree, tmp_path / "run", model="ae", params=QUICK, cache_dir=tmp_path / "cache")
     assert result.evaluation is not None
-    assert "skipped 3 unreadable training clip(s)" in caplog.text
+    assert "skipped 3 unusable training clip(s)" in caplog.text
     assert "resampling" in caplog.text and clips[3].name in caplog.text
     model_meta = json.loads((tmp_path / "run" / "models" / "fan" / "model.json").read_text())["metadata"]
     assert model_meta["n_train_clips"] == len(clips) - 3

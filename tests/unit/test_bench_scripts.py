@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -15,6 +16,7 @@ def _script(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"_bench_{name}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the script runs
     spec.loader.exec_module(module)
     return module
 
@@ -84,3 +86,12 @@ def test_selection_report_gives_the_default_gap_and_the_rank_correlation():
     assert "| d | fan | 0.700 | a | 0.800 | -0.100 | +1.00 |" in text
     assert "| d | fan | b | 0.800 ± 0.000 | 0.700 ± 0.000 | 2/2 |" in text
     assert selection.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+
+
+def test_the_scale_benchmark_sizes_are_the_real_ones_and_a_quarter(tmp_path):
+    scale = _script("bench_scale")
+    full, quarter = scale.TREES["dcase2023"], scale.TREES["dcase2023"].scaled(True)
+    assert full.n_train() == 7 * 1000 and full.n_train(["pump"]) == 1000
+    assert quarter.n_train(["pump"]) == 257  # 247 source + the 10 target clips a real set has
+    assert scale.TREES["dcase2020"].n_train() >= 3000
+    assert not scale.machine_ready(quarter, tmp_path, "pump")  # nothing written: generated, not reused

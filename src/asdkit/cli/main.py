@@ -22,6 +22,9 @@ from asdkit.cli.workflow import ConfigOpt, download, prepare, recipes, run_featu
 from asdkit.detectors.registry import DEFAULT_DETECTOR
 from asdkit.errors import AsdkitError
 
+#: exit code of a run that finished without every machine type (status "partial" in config.json)
+PARTIAL_EXIT = 3
+
 app = typer.Typer(
     name="asdkit",
     help="Unsupervised anomalous sound detection for machine condition monitoring (DCASE Task 2).",
@@ -83,6 +86,14 @@ AllowPartialOpt = Annotated[
     ),
 ]
 NoTrackOpt = Annotated[bool, typer.Option("--no-track", help="Do not log the run to MLflow.")]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        help="torch/BLAS threads (default: 1 for small jobs, else the CPUs other load leaves idle).",
+    ),
+]
 TrackingUriOpt = Annotated[
     str | None,
     typer.Option(
@@ -212,8 +223,12 @@ def run(
     resume: ResumeOpt = False,
     jobs: JobsOpt = 1,
     config: ConfigOpt = None,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Train per machine type, score the test clips, write the submission files and print the results.
+
+    A machine type that cannot be trained (e.g. one training clip) is named and left out while the others
+    finish; the run is then "partial" in config.json and the exit code is 3.
 
     Examples:
 
@@ -267,6 +282,7 @@ def run(
         overwrite=overwrite,
         resume=resume,
         jobs=jobs,
+        threads=threads,
     )
     if _other_rank():
         return
@@ -314,6 +330,23 @@ def _finish_run(result: Any) -> None:
     typer.echo(f"  models: {result.run_dir / MODELS_DIR}")
     if (result.run_dir / PLOTS_DIR).is_dir():
         typer.echo(f"  figures: {result.run_dir / PLOTS_DIR}  (one page: asdkit report {result.run_dir})")
+    for reason in (result.config.get("decisions_refused") or {}).values():
+        typer.echo(f"warning: decisions refused: {reason}", err=True)
+    _exit_partial(result.failed)
+
+
+def _exit_partial(failed: dict[str, str]) -> None:
+    """Exit code 3 (partial) naming each machine type that could not be trained."""
+    from asdkit.rundir import CONFIG_FILE
+
+    if not failed:
+        return
+    for reason in failed.values():
+        typer.echo(f"error: not trained: {reason}", err=True)
+    typer.echo(
+        f"partial: {len(failed)} machine type(s) not trained ({CONFIG_FILE}: failed_machines)", err=True
+    )
+    raise typer.Exit(PARTIAL_EXIT)
 
 
 @app.command()
@@ -335,6 +368,7 @@ def train(
     overwrite: OverwriteOpt = False,
     resume: ResumeOpt = False,
     jobs: JobsOpt = 1,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Train one model per machine type on the normal training clips (saved in OUT/models/MACHINE).
 
@@ -351,6 +385,7 @@ def train(
     """
     from asdkit import api
 
+    failures: dict[str, str] = {}
     detectors = api.train(
         data,
         out,
@@ -368,6 +403,8 @@ def train(
         overwrite=overwrite,
         resume=resume,
         jobs=jobs,
+        threads=threads,
+        failures=failures,
     )
     if _other_rank():
         return
@@ -375,6 +412,9 @@ def train(
 
     for name, detector in detectors.items():
         typer.echo(f"{name}: threshold {detector.threshold_:.6g} -> {model_dir(out, name)}")
+        if refused := getattr(detector, "threshold_refused_", None):
+            typer.echo(f"warning: decisions refused: {refused}", err=True)
+    _exit_partial(failures)
 
 
 @app.command()
@@ -395,6 +435,7 @@ def score(
         Path | None, typer.Option("--output", "-o", help="Write CSV here instead of stdout.")
     ] = None,
     cache_dir: CacheOpt = None,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Score recordings with a trained model: prints (or writes) file,score,decision.
 
@@ -409,7 +450,9 @@ def score(
     from asdkit import api
     from asdkit.utils.io import atomic_write_text
 
-    scored, skipped = api.score(model, paths, machine=machine, section=section, cache_dir=cache_dir)
+    scored, skipped = api.score(
+        model, paths, machine=machine, section=section, cache_dir=cache_dir, threads=threads
+    )
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["file", "machine", "score", "decision", "threshold"])

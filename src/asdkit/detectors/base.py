@@ -15,6 +15,7 @@ import inspect
 import io
 import json
 import logging
+import math
 import platform
 import time
 import typing
@@ -28,7 +29,13 @@ import torch
 
 from asdkit import __version__
 from asdkit.data.manifest import Clip
-from asdkit.detectors.model_file import check_model_config, load_failure, sha256_of, verified_bytes
+from asdkit.detectors.model_file import (
+    check_model_config,
+    load_failure,
+    model_threshold,
+    sha256_of,
+    verified_bytes,
+)
 from asdkit.detectors.tags import DetectorTags
 from asdkit.errors import DataError, ModelError
 from asdkit.features.config import FeatureConfig
@@ -172,13 +179,35 @@ class Detector:
         """Learn normal behaviour from ``X`` (normal clips only; ``y`` is ignored, as in scikit-learn)."""
         if len(X) == 0:
             raise ValueError(f"{self.name}: no training clips")
+        if len(X) < MIN_TRAINING_CLIPS:
+            raise ModelError(
+                f"{self.name}: {len(X)} training clip(s) of {X.clips[0].machine!r}; at least "
+                f"{MIN_TRAINING_CLIPS} are needed (the threshold is fitted on clips the model did not fit)"
+            )
         self._check_inputs(X)
         self.feature_config_ = X.config
         self._fit(X)
         # kept (not saved) so that an ensemble combines its members' held-out scores without refitting
-        self.held_out_scores_ = self._training_scores(X)
-        self.threshold_ = gamma_threshold(self.held_out_scores_)
+        self.held_out_scores_ = check_held_out_scores(self.name, self._training_scores(X), len(X))
+        self.threshold_ = self._fit_threshold(X)
         return self
+
+    def _fit_threshold(self, X: ClipFeatures) -> float:
+        """The gamma threshold of the held-out scores. Fitted on fewer than ``MIN_DECISION_CLIPS`` clips (a
+        bank of 2-4: each held-out clip is scored by a model of one to three clips, unlike the saved one)
+        or on a single held-out score, a threshold cannot be told from chance (a bank of 2 flagged 20 of
+        20 normal clips), so the detector refuses to decide: ``threshold_`` is +inf (no clip flagged) and
+        ``threshold_refused_`` says why (kept in model.json, shown by the run)."""
+        n = int(np.isfinite(self.held_out_scores_).sum())
+        if len(X) >= MIN_DECISION_CLIPS and n >= 2:
+            return gamma_threshold(self.held_out_scores_)
+        self.threshold_refused_ = (
+            f"{self.name} on {X.clips[0].machine!r}: {len(X)} training clips and {n} held-out score(s), "
+            f"fewer than the {MIN_DECISION_CLIPS} clips a decision threshold needs; no clip is flagged "
+            "(scores still rank clips); train on more normal clips to get decisions"
+        )
+        log.warning("%s", self.threshold_refused_)
+        return math.inf
 
     def anomaly_score(self, X: ClipFeatures) -> np.ndarray:
         self._check_fitted()
@@ -336,7 +365,9 @@ class Detector:
             "features": self.feature_config_.to_dict(),
             "inputs": self.recorded_inputs(),
             "sample_rate": self.feature_config_.sample_rate,  # what clips at other rates are resampled to
-            "threshold": self.threshold_,
+            # a refused threshold (+inf) is null: strict JSON parsers reject ``Infinity``
+            "threshold": None if math.isinf(self.threshold_) else self.threshold_,
+            "threshold_refused": getattr(self, "threshold_refused_", None),
             "state": self._extra_state(),
             "arrays": sorted(arrays),  # what arrays.npz must hold
             "checksums": {f.name: sha256_of(f) for f in written},  # verified on load
@@ -398,7 +429,9 @@ class Detector:
                 f"{config_path}: field 'sample_rate' ({config['sample_rate']}) differs from "
                 f"'features.sample_rate' ({detector.feature_config_.sample_rate})"
             )
-        detector.threshold_ = float(config["threshold"])
+        detector.threshold_ = model_threshold(config)
+        if config.get("threshold_refused"):
+            detector.threshold_refused_ = str(config["threshold_refused"])
         detector.metadata_ = config.get("metadata", {})
         detector.recorded_inputs_ = config.get("inputs", {})
         detector.history_ = list(config.get("history", []))
@@ -475,6 +508,10 @@ def _plain_array(name: str, value: np.ndarray) -> np.ndarray:
     return array
 
 
+#: Training clips a detector needs at least: one to fit on and one held out to fit the threshold on.
+MIN_TRAINING_CLIPS = 2
+#: Training clips a decision threshold is fitted from at least (fewer: the detector refuses to decide).
+MIN_DECISION_CLIPS = 5
 #: Held-out clips a network keeps out of training at least (up to a quarter of its clips), so that its
 #: threshold's 90th percentile rests on a few dozen scores of the very model that is saved.
 MIN_HELD_OUT = 30
@@ -507,6 +544,24 @@ def cross_fit_scores(detector: Detector, X: ClipFeatures, folds: int = CROSS_FIT
             log.warning("%s: cross-fitting fold %d/%d left unscored (%s)", detector.name, k + 1, folds, exc)
     if not np.any(np.isfinite(scores)):
         raise ModelError(f"{detector.name}: too few training clips to score any of them held out")
+    return scores
+
+
+def check_held_out_scores(name: str, scores: np.ndarray, n_clips: int) -> np.ndarray:
+    """``scores`` as the contract of ``_training_scores`` wants them: one float per training clip, in the
+    clips' order (NaN where no model held the clip out), at least one of them finite.
+
+    An ensemble adds its members' held-out scores clip by clip and a threshold is fitted to them, so a
+    detector that scores only some clips must say which (NaN elsewhere), not return a shorter array.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape != (n_clips,):
+        raise ModelError(
+            f"{name}: held-out training scores have shape {scores.shape}, expected one per training clip "
+            f"({n_clips},); a detector marks a clip it did not hold out with NaN"
+        )
+    if not np.isfinite(scores).any():
+        raise ModelError(f"{name}: no finite held-out training score to fit a threshold on")
     return scores
 
 

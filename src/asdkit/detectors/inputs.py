@@ -18,7 +18,7 @@ import numpy as np
 
 from asdkit.data.manifest import Clip
 from asdkit.detectors.base import ClipFeatures, Detector, InputArrays
-from asdkit.errors import ModelError
+from asdkit.errors import DataError, ModelError
 from asdkit.features.config import FeatureConfig
 from asdkit.features.frontends import LOGMEL, FrontEnd, front_end_for
 
@@ -67,6 +67,41 @@ def load_bundle(
     return ClipFeatures(logmel, kept, config, extra), skipped
 
 
+#: What the reason of a clip shorter than a detector's window says (the run's warnings count them by it).
+TOO_SHORT = "too short"
+
+
+def skip_summary(what: str, skipped: Skipped) -> str:
+    """ "3 too short training clip(s)", "2 unusable test clip(s) (1 too short)": what the skips were."""
+    short = sum(TOO_SHORT in reason for _, reason in skipped)
+    if short == len(skipped):
+        return f"{short} too short {what} clip(s)"
+    also = f" ({short} too short)" if short else ""
+    return f"{len(skipped)} unusable {what} clip(s){also}"
+
+
+def short_clip_reason(detector: Detector, path: Path | str, frames: int) -> str:
+    need = detector.tags().min_frames
+    return (
+        f"{path}: {frames} frame(s), shorter than the {need}-frame window of {detector.name}; "
+        f"{TOO_SHORT} to be fitted or scored"
+    )
+
+
+def drop_short_clips(detector: Detector, X: ClipFeatures) -> tuple[ClipFeatures, Skipped]:
+    """``X`` without the clips shorter than the detector's window (``tags().min_frames``), and those
+    clips with the reason: a too-short clip is a named, counted skip, for every detector alike."""
+    need = detector.tags().min_frames
+    frames = [int(np.shape(a)[-1]) for a in X.arrays]
+    short = [i for i, n in enumerate(frames) if n < need]
+    if not short:
+        return X, []
+    keep = [i for i, n in enumerate(frames) if n >= need]
+    paths = [Path(X.clips[i].path) for i in short]
+    skipped = [(p, short_clip_reason(detector, p, frames[i])) for p, i in zip(paths, short, strict=True)]
+    return X.subset(keep), skipped
+
+
 def score_bundle(
     detector: Detector,
     clips: Sequence[Clip],
@@ -75,10 +110,13 @@ def score_bundle(
     device: str | None = None,
     batch_size: int = 32,
 ) -> tuple[ClipFeatures, Skipped]:
-    """What a trained ``detector`` scores ``clips`` from: its own feature config and declared inputs."""
+    """What a trained ``detector`` scores ``clips`` from: its own feature config and declared inputs;
+    unreadable clips and clips shorter than its window are skipped (listed with the reason)."""
     config = detector.feature_config_
     inputs = detector.input_configs(config)
-    return load_bundle(clips, config, inputs, cache_dir, progress, device=device, batch_size=batch_size)
+    X, skipped = load_bundle(clips, config, inputs, cache_dir, progress, device=device, batch_size=batch_size)
+    X, short = drop_short_clips(detector, X)
+    return X, skipped + short
 
 
 def fit_bundle(
@@ -94,10 +132,13 @@ def fit_bundle(
 ) -> tuple[ClipFeatures, Skipped]:
     """What ``detector`` is fitted on: ``clips`` with its declared inputs and, when its tags ask for
     ``machines`` proxies, the clips of ``proxy_pool()`` (called only then) of other machine types than
-    ``clips``'; unreadable proxy clips are logged, not returned."""
+    ``clips``'; unreadable or too short clips are skipped (listed with the reason; proxy clips are
+    logged, not returned)."""
     inputs = detector.input_configs(config)
     where = {"device": device, "batch_size": batch_size}
     X, skipped = load_bundle(clips, config, inputs, cache_dir, progress, **where)
+    X, short = drop_short_clips(detector, X)
+    skipped += short
     if not detector.tags().wants_machines or proxy_pool is None:
         return X, skipped
     own = {c.machine for c in clips}
@@ -107,14 +148,17 @@ def fit_bundle(
     if say is not None:
         say(f"{'/'.join(sorted(own))}: features of {len(others)} proxy clips of other machine types")
     proxy, bad = load_bundle(others, config, inputs, cache_dir, progress, **where)
+    proxy, short = drop_short_clips(detector, proxy)
+    bad += short
     if bad:
-        log.warning("skipped %d unreadable proxy clip(s); first: %s", len(bad), bad[0][1])
+        log.warning("skipped %s; first: %s", skip_summary("proxy", bad), bad[0][1])
     return (replace(X, proxy=proxy) if len(proxy) else X), skipped
 
 
 def bundle_of_waves(detector: Detector, waves: Sequence[np.ndarray], clips: Sequence[Clip]) -> ClipFeatures:
     """The score bundle of waveforms in memory (decoded at the log-mel config's rate and channel), as the
-    service and the watcher score clips: nothing is cached."""
+    service and the watcher score clips: nothing is cached; a clip shorter than the detector's window is
+    a DataError naming it (the service answers 4xx)."""
     config = detector.feature_config_
     extra = {}
     for name, cfg in detector.input_configs(config).items():
@@ -122,4 +166,8 @@ def bundle_of_waves(detector: Detector, waves: Sequence[np.ndarray], clips: Sequ
             raise ModelError(f"{detector.name}: input {name!r} reads the audio unlike the log-mel")
         extra[name] = InputArrays(cfg, front_end_for(cfg).compute(waves))
     logmel = front_end_for(config).compute(waves)  # the log-mel or a variant of it (noise_aware)
-    return ClipFeatures(logmel, list(clips), config, extra)
+    X = ClipFeatures(logmel, list(clips), config, extra)
+    _, short = drop_short_clips(detector, X)
+    if short:
+        raise DataError(short[0][1])
+    return X

@@ -23,7 +23,6 @@ REQUIRED: dict[str, tuple[type, ...]] = {
     "detector": (str,),
     "params": (dict,),
     "features": (dict,),
-    "threshold": (int, float),
 }
 #: Optional fields and their JSON types.
 OPTIONAL: dict[str, tuple[type, ...]] = {
@@ -51,10 +50,21 @@ def check_model_config(config: Any, config_path: Path) -> dict[str, Any]:
     for name, digest in config.get("checksums", {}).items():
         if not isinstance(digest, str) or len(digest) != 64:
             raise ModelError(f"{config_path}: field 'checksums.{name}' must be a sha256 hex digest")
+    if "threshold" not in config:
+        raise ModelError(f"{config_path}: field 'threshold' is missing")
     threshold = config["threshold"]
-    if isinstance(threshold, bool) or not math.isfinite(threshold):
+    # a refusal to decide is null (strict JSON has no +inf; read back as +inf), and says why
+    if threshold is None and config.get("threshold_refused"):
+        return config
+    if not isinstance(threshold, int | float) or isinstance(threshold, bool) or not math.isfinite(threshold):
         raise ModelError(f"{config_path}: field 'threshold' must be a finite number, got {threshold!r}")
     return config
+
+
+def model_threshold(config: dict[str, Any]) -> float:
+    """A checked model.json's threshold: +inf where it is null (the detector refused to decide)."""
+    threshold = config["threshold"]
+    return math.inf if threshold is None else float(threshold)
 
 
 def _check_type(config: dict[str, Any], name: str, types: tuple[type, ...], config_path: Path) -> None:

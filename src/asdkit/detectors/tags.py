@@ -21,11 +21,14 @@ SECTION_USES = ("condition", "banks", "none")
 @dataclass(frozen=True)
 class DetectorTags:
     """``inputs``: front-end names (:mod:`asdkit.features.frontends`), the log-mel always among them;
-    ``proxies``: a subset of :data:`PROXY_KINDS`; ``sections``: one of :data:`SECTION_USES`."""
+    ``proxies``: a subset of :data:`PROXY_KINDS`; ``sections``: one of :data:`SECTION_USES`;
+    ``min_frames``: the fewest log-mel frames a clip needs (its window), so that a shorter clip is a named
+    skip when the bundle is built rather than an error in the middle of fitting or scoring."""
 
     inputs: tuple[str, ...] = (LOGMEL,)
     proxies: frozenset[str] = frozenset()
     sections: str = "none"
+    min_frames: int = 1
 
     def __post_init__(self) -> None:
         if LOGMEL not in self.inputs:
@@ -36,6 +39,8 @@ class DetectorTags:
         if self.sections not in SECTION_USES:
             uses = ", ".join(SECTION_USES)
             raise ValueError(f"tags: sections must be one of {uses}, got {self.sections!r}")
+        if self.min_frames < 1:
+            raise ValueError(f"tags: min_frames must be at least 1, got {self.min_frames}")
 
     @property
     def wants_machines(self) -> bool:
@@ -47,4 +52,5 @@ class DetectorTags:
         uses = {self.sections, other.sections}
         sections = next((u for u in SECTION_USES if u in uses), "none")
         inputs = self.inputs + tuple(i for i in other.inputs if i not in self.inputs)
-        return DetectorTags(inputs, self.proxies | other.proxies, sections)
+        min_frames = max(self.min_frames, other.min_frames)
+        return DetectorTags(inputs, self.proxies | other.proxies, sections, min_frames)

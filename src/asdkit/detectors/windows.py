@@ -25,6 +25,9 @@ class Windows(Protocol):
 
     def count(self, n_frames: int) -> int: ...
 
+    @property
+    def min_frames(self) -> int: ...
+
 
 @dataclass(frozen=True)
 class StackedFrames:
@@ -37,6 +40,10 @@ class StackedFrames:
 
     def count(self, n_frames: int) -> int:
         return n_frames - self.n_frames + 1
+
+    @property
+    def min_frames(self) -> int:
+        return self.n_frames
 
 
 def patch_starts(n_frames: int, frames: int, hop: int) -> np.ndarray:
@@ -77,3 +84,7 @@ class Patches:
 
     def starts(self, n_frames: int) -> np.ndarray:
         return patch_starts(n_frames, self.frames, self.hop)
+
+    @property
+    def min_frames(self) -> int:
+        return 1  # a shorter clip wraps round to one window

@@ -171,6 +171,8 @@ def run_figures(record: RunResult, kinds: Sequence[str] = KINDS) -> dict[str, An
                 stem = f"{machine}_{_unit(table.scheme)}_{section}"
                 if "scores" in kinds:
                     threshold = record.thresholds.get(machine)
+                    if threshold is not None and not np.isfinite(threshold):
+                        threshold = None  # a refused threshold (too few held-out scores): no line
                     figures[f"scores_{stem}"] = score_histogram_figure(
                         machine, section, records, threshold, table.scheme
                     )

@@ -71,11 +71,13 @@ def reconstruction_figure(detector: Any, logmel: np.ndarray, title: str = "") ->
     verdict = "anomalous" if score > threshold else "normal"
     ax_err.plot(times, errors, color="tab:blue", linewidth=1.0, label="error per frame")
     ax_err.axhline(score, color="black", linestyle="--", linewidth=1.0, label=f"clip score {score:.4g}")
-    ax_err.axhline(
-        threshold, color="tab:red", linestyle=":", linewidth=1.5, label=f"threshold {threshold:.4g}"
-    )
+    if np.isfinite(threshold):  # +inf: the detector refused to decide (too few held-out scores)
+        ax_err.axhline(
+            threshold, color="tab:red", linestyle=":", linewidth=1.5, label=f"threshold {threshold:.4g}"
+        )
+    shown = [np.nanmax(errors), score] + ([threshold] if np.isfinite(threshold) else [])
     ax_err.set_xlim(extent[0], extent[1])
-    ax_err.set_ylim(bottom=0.0, top=1.1 * float(np.nanmax([np.nanmax(errors), score, threshold])))
+    ax_err.set_ylim(bottom=0.0, top=1.1 * float(np.nanmax(shown)))
     ax_err.set_xlabel("time (s)")
     ax_err.set_ylabel("error (dB²)")
     ax_err.set_title(f"reconstruction error: clip is {verdict}", loc="left", fontsize=10)

@@ -47,7 +47,7 @@ class ServedModel:
             "name": self.name,
             "detector": self.detector.name,
             "model_version": self.version,
-            "threshold": self.detector.threshold_,
+            "threshold": _json_threshold(self.detector.threshold_),
             "params": self.config.get("params", {}),
             "features": self.config.get("features", {}),
             "metadata": self.config.get("metadata", {}),
@@ -163,7 +163,7 @@ def score_audio(
         "machine": model.name,
         "section": section,
         "score": value,
-        "threshold": detector.threshold_,
+        "threshold": _json_threshold(detector.threshold_),
         "decision": int(value > detector.threshold_),
         "detector": detector.name,
         "model_version": model.version,
@@ -194,3 +194,9 @@ def pick_model(models: dict[str, ServedModel], name: str | None) -> ServedModel:
 
 class UnknownModelError(ModelError):
     """A model name that the service or watcher does not hold."""
+
+
+def _json_threshold(threshold: float) -> float | None:
+    """The threshold as JSON allows it: None where the detector refused to decide (+inf, model.json's
+    ``threshold_refused`` says why; no clip is flagged)."""
+    return threshold if math.isfinite(threshold) else None

@@ -17,7 +17,7 @@ clips: a clip's frames are compared only with bank frames drawn from other clips
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -205,7 +205,7 @@ class PatchBankDetector(InputChoice, Detector):
         self.layers = layers
 
     def tags(self) -> DetectorTags:
-        return self._with_input(super().tags())
+        return replace(self._with_input(super().tags()), min_frames=max(1, self.n_frames))
 
     def _check_params(self) -> None:
         if self.n_frames < 1:
@@ -285,22 +285,23 @@ class PatchBankDetector(InputChoice, Detector):
         return out
 
     def _training_scores(self, X: ClipFeatures) -> np.ndarray:
-        """Leave-one-clip-out scores of up to ``THRESHOLD_CLIPS`` training clips (for the threshold)."""
+        """Leave-one-clip-out scores of up to ``THRESHOLD_CLIPS`` training clips (for the threshold); the
+        other clips get NaN (one entry per clip, as the contract says), which the threshold ignores."""
         banks = self._banks()
         rng = np.random.default_rng([self.seed, 1])
         chosen = np.arange(len(X))
         if len(X) > THRESHOLD_CLIPS:
             chosen = np.sort(rng.choice(len(X), THRESHOLD_CLIPS, replace=False))
-        scores = []
+        scores = np.full(len(X), np.nan)
         arrays = self._frames(X)
         for i in chosen:
             frames = banks.score_left_out(self._points(arrays[i]), X.clips[i].section, int(i))
             frames = frames[np.isfinite(frames)]
             if len(frames):
-                scores.append(aggregate(frames, self.aggregate, self.fraction))
-        if len(scores) < 2:
+                scores[i] = aggregate(frames, self.aggregate, self.fraction)
+        if np.isfinite(scores).sum() < 2:
             raise ModelError("patch_bank: too few training clips to fit a threshold on left-out scores")
-        return np.asarray(scores)
+        return scores
 
     def _extra_state(self) -> dict[str, Any]:
         return {"banks": self.bank_layout_, "n_mels": len(self.scaler_["mean"])}

@@ -122,7 +122,8 @@ class SectionDensityDetector(DeepDetector):
         mode = self.proxy_outliers
         proxies = {"machines"} if mode in MACHINE_MODES else set()
         proxies |= {"sections"} if mode in SECTION_MODES else set()
-        return replace(super().tags(), proxies=frozenset(proxies), sections="condition")
+        tags = replace(super().tags(), proxies=frozenset(proxies), sections="condition")
+        return replace(tags, min_frames=self._windows().min_frames)
 
     def _proxy_mode(self, X: ClipFeatures, n_sections: int) -> str:
         """The mode actually trained: machine modes fall back to other sections without proxy clips."""

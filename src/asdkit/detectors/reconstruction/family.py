@@ -15,6 +15,7 @@ is set from the training clips' band statistics before training.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from torch.utils.data import IterableDataset
 from asdkit.detectors.base import ClipFeatures, held_out_count
 from asdkit.detectors.deep import DeepDetector
 from asdkit.detectors.frames import ItemStream
+from asdkit.detectors.tags import DetectorTags
 from asdkit.detectors.windows import StackedFrames, Windows
 from asdkit.models.scaling import band_statistics
 
@@ -48,6 +50,9 @@ class ReconstructionDetector(DeepDetector):
 
     def _windows(self) -> Windows:
         return StackedFrames(self.n_frames)
+
+    def tags(self) -> DetectorTags:
+        return replace(super().tags(), min_frames=self._windows().min_frames)
 
     def _inputs_targets(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """What the network sees and what it must reproduce; an autoencoder's are the item itself."""
