@@ -280,23 +280,28 @@ CASES: list[tuple[str, Callable[[Path], Outcome]]] = [
 ]
 
 
-def main() -> None:
+def print_cases(cases: list[tuple[str, Callable[[Path], Outcome]]], passed: str = "ok") -> None:
+    """Run each case in its own scratch folder and print the table; ``passed`` labels a passing verdict."""
     import tempfile
 
     from _table import format_table
 
     rows: list[dict[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="asdkit-faults-") as root:
-        for i, (name, case) in enumerate(CASES):
+        for i, (name, case) in enumerate(cases):
             scratch = Path(root) / f"case{i:02d}"
             scratch.mkdir()
             try:
                 code, ok, note = case(scratch)
             except Exception as exc:  # a case that cannot even be set up is a failure, shown as such
                 code, ok, note = -1, False, f"{type(exc).__name__}: {exc}"
-            rows.append({"case": name, "exit": str(code), "verdict": "ok" if ok else "FAIL", "note": note})
+            rows.append({"case": name, "exit": str(code), "verdict": passed if ok else "FAIL", "note": note})
             print(f"{rows[-1]['verdict']:4s} {name}", file=sys.stderr, flush=True)
     print(format_table(rows))
+
+
+def main() -> None:
+    print_cases(CASES)
 
 
 if __name__ == "__main__":
