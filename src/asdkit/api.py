@@ -55,6 +55,32 @@ class ScoredClip:
 Progress = Callable[[str], None]
 
 
+def _plan(
+    data: Path | Manifest,
+    out: Path | None,
+    *,
+    model: str,
+    params: dict[str, Any] | None,
+    seed: int,
+    debug: bool,
+    machines: Sequence[str] | None,
+    tracking: TrackingOptions | None,
+    **fields: Any,
+) -> RunPlan:
+    """The RunPlan of :func:`train` and :func:`run`: their shared arguments normalised in one place."""
+    return RunPlan(
+        data=data,
+        out=out,
+        model=model,
+        params=resolved_params(model, params, seed, debug),
+        machines=tuple(machines) if machines else None,
+        seed=seed,
+        debug=debug,
+        tracking=tracking or TrackingOptions(),
+        **fields,
+    )
+
+
 # -- data ---------------------------------------------------------------------------------------------------
 def scan_data(
     root: Path | str,
@@ -128,19 +154,19 @@ def train(
     are done.
     """
     check_jobs(jobs, params, threads)
-    plan = RunPlan(
-        data=data if isinstance(data, Manifest) else Path(data),
-        out=None if out is None else Path(out),
+    plan = _plan(
+        data if isinstance(data, Manifest) else Path(data),
+        None if out is None else Path(out),
         model=model,
-        params=resolved_params(model, params, seed, debug),
-        machines=tuple(machines) if machines else None,
-        layout=layout,
+        params=params,
         seed=seed,
         debug=debug,
+        machines=machines,
+        tracking=tracking,
+        layout=layout,
         features=features,
         cache_dir=cache_dir,
         command_line=command_line,
-        tracking=tracking or TrackingOptions(),
         resume=resume,
         jobs=jobs,
         threads=threads,
@@ -290,20 +316,20 @@ def run(
             )
             settings["threads"] = machine_threads(scan, scan_stage(scan))
         return run_seeds(run, data, out, seeds, **settings)
-    plan = RunPlan(
-        data=Path(data),
-        out=Path(out),
+    plan = _plan(
+        Path(data),
+        Path(out),
         model=model,
-        params=resolved_params(model, params, seed, debug),
-        machines=tuple(machines) if machines else None,
-        layout=layout,
-        ground_truth=Path(ground_truth) if ground_truth else None,
+        params=params,
         seed=seed,
         debug=debug,
+        machines=machines,
+        tracking=tracking,
+        layout=layout,
+        ground_truth=Path(ground_truth) if ground_truth else None,
         features=features,
         cache_dir=cache_dir,
         command_line=command_line,
-        tracking=tracking or TrackingOptions(),
         plots=plots,
         scheme=scheme,
         allow_partial=allow_partial,
