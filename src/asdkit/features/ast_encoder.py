@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
 from asdkit.features.encoder import EncoderConfig, EncoderFrontEnd
 from asdkit.features.frontends import register_front_end
@@ -14,12 +14,7 @@ class AstInputConfig(EncoderConfig):
     """AST frames; fields as :class:`asdkit.features.encoder.EncoderConfig` (``checkpoint``: a directory
     written by ``save_pretrained``)."""
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AstInputConfig:
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown ast settings: {', '.join(sorted(unknown))}")
-        return cls(**data)
+    kind: ClassVar[str] = "ast"
 
 
 @register_front_end

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import torch
@@ -62,6 +62,8 @@ def parse_layers(text: str, num_layers: int | None = None) -> list[tuple[int, fl
 class EncoderConfig:
     """A frozen encoder's frames: which weights, which layers, which frames (saved with the model)."""
 
+    #: the front end's name in the error on unknown settings
+    kind: ClassVar[str] = "encoder"
     #: the user's checkpoint file (published format); only ``weights_sha256`` enters the cache key
     checkpoint: str = ""
     #: sha256 of the checkpoint file, filled by :meth:`resolved`
@@ -83,6 +85,13 @@ class EncoderConfig:
         if not self.checkpoint or not Path(self.checkpoint).expanduser().exists():  # a file or a directory
             return self  # the encoder's loader names the missing file and where the official ones are
         return replace(self, weights_sha256=checkpoint_sha256(Path(self.checkpoint).expanduser()))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown {cls.kind} settings: {', '.join(sorted(unknown))}")
+        return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -171,12 +180,7 @@ def _frames_module(kind: type[EncoderFrontEnd], config: EncoderConfig, device: s
 class BeatsInputConfig(EncoderConfig):
     """BEATs frames (:class:`asdkit.models.encoders.beats.Beats`); fields as :class:`EncoderConfig`."""
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BeatsInputConfig:
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown beats settings: {', '.join(sorted(unknown))}")
-        return cls(**data)
+    kind: ClassVar[str] = "beats"
 
 
 @register_front_end
