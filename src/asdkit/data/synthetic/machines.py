@@ -624,14 +624,18 @@ def _render(
     machine_sig, bg, attrs = _RENDERERS[MACHINE_TYPES[machine]](
         machine, section, domain, anomaly, severity, ctx
     )
-    x = machine_sig + bg
-    x = x - x.mean()
-    x *= _db(_LEVEL_DBFS + rng.uniform(-1.0, 1.0)) / max(_rms(x), 1e-12)
+    return _levelled_pcm(machine_sig + bg, rng), attrs
+
+
+def _levelled_pcm(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A mix ``[T]`` or ``[T, channels]`` centred, set to a recording level by its first channel,
+    peak-limited, as 16-bit-exact float32 samples."""
+    x = x - x.mean(axis=0)
+    x *= _db(_LEVEL_DBFS + rng.uniform(-1.0, 1.0)) / max(_rms(x if x.ndim == 1 else x[:, 0]), 1e-12)
     peak = float(np.max(np.abs(x)))
     if peak > _PEAK_LIMIT:
         x *= _PEAK_LIMIT / peak
-    pcm = _to_pcm16(x)
-    return pcm.astype(np.float32) / 32768.0, attrs
+    return _to_pcm16(x).astype(np.float32) / 32768.0
 
 
 def synthesize_clip(

@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
-from asdkit.data.synthetic.dsp import _Ctx, _db, _rms, _to_pcm16, _unit
-from asdkit.data.synthetic.machines import _LEVEL_DBFS, _PEAK_LIMIT, _RENDERERS, MACHINE_TYPES
+from asdkit.data.synthetic.dsp import _Ctx, _db, _rms, _unit
+from asdkit.data.synthetic.machines import _RENDERERS, MACHINE_TYPES, _levelled_pcm
 
 #: Environmental noise kinds (the ``noise`` attribute): voices, air hiss, tool clatter.
 NOISE_KINDS = {1: "babble", 2: "hiss", 3: "clatter"}
@@ -54,13 +54,7 @@ def render_two_channel(
         + env * _db(rng.uniform(4.0, 8.0))
         + hum * ref * _db(rng.uniform(-14.0, -10.0))
     )
-    x = np.stack([near, far], axis=1)
-    x -= x.mean(axis=0)
-    x *= _db(_LEVEL_DBFS + rng.uniform(-1.0, 1.0)) / max(_rms(x[:, 0]), 1e-12)
-    peak = float(np.max(np.abs(x)))
-    if peak > _PEAK_LIMIT:
-        x *= _PEAK_LIMIT / peak
-    return _to_pcm16(x).astype(np.float32) / 32768.0, {**attrs, "noise": str(kind)}
+    return _levelled_pcm(np.stack([near, far], axis=1), rng), {**attrs, "noise": str(kind)}
 
 
 def _environment(ctx: _Ctx, kind: int) -> np.ndarray:
