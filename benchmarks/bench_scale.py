@@ -168,6 +168,25 @@ def folder_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20 if path.exists() else 0.0
 
 
+def table_row(
+    spec: TreeSpec, machines: list[str], detector: str, threads: str, got: dict, cache: Path
+) -> dict:
+    """One row of the table: a run of :func:`run_once` on a tree, with the size of its feature cache."""
+    return {
+        "tree": spec.name,
+        "train clips": spec.n_train(machines),
+        "detector": detector,
+        "threads": threads,
+        "wall s": got["wall_s"],
+        "CPU s": got["cpu_s"],
+        "train s": got["timings"].get("train"),
+        "score s": got["timings"].get("score"),
+        "peak RSS MB": got["rss_mb"],
+        "cache MB": folder_mb(cache),
+        "exit": got["exit"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -203,42 +222,14 @@ def main() -> None:
                 first = run_once(tree, args.root / "run", cache, None, "auto", args.epochs, args.machines)
                 if first["exit"] == 0:
                     marker.write_text("")
-                rows.append(
-                    {
-                        "tree": spec.name,
-                        "train clips": spec.n_train(args.machines),
-                        "detector": "features + default",
-                        "threads": "auto",
-                        "wall s": first["wall_s"],
-                        "CPU s": first["cpu_s"],
-                        "train s": first["timings"].get("train"),
-                        "score s": first["timings"].get("score"),
-                        "peak RSS MB": first["rss_mb"],
-                        "cache MB": folder_mb(cache),
-                        "exit": first["exit"],
-                    }
-                )
+                rows.append(table_row(spec, args.machines, "features + default", "auto", first, cache))
             for detector in args.detectors:
                 model = None if detector == "default" else detector
                 for threads in args.threads:
                     got = run_once(tree, args.root / "run", cache, model, threads, args.epochs, args.machines)
                     key = (detector, threads)
                     wall[key] = wall.get(key, {}) | {size: got["wall_s"], f"{size} cpu": got["cpu_s"]}
-                    rows.append(
-                        {
-                            "tree": spec.name,
-                            "train clips": spec.n_train(args.machines),
-                            "detector": detector,
-                            "threads": threads,
-                            "wall s": got["wall_s"],
-                            "CPU s": got["cpu_s"],
-                            "train s": got["timings"].get("train"),
-                            "score s": got["timings"].get("score"),
-                            "peak RSS MB": got["rss_mb"],
-                            "cache MB": folder_mb(cache),
-                            "exit": got["exit"],
-                        }
-                    )
+                    rows.append(table_row(spec, args.machines, detector, threads, got, cache))
                     print_table(rows[-1:], columns=list(rows[-1]))
         full, quarter = TREES[tree_name], TREES[tree_name].scaled(True)
         clip_ratio = full.n_train(args.machines) / quarter.n_train(args.machines)
