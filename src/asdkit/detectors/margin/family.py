@@ -117,10 +117,6 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
     def _head(self, dim: int, n_classes: int) -> nn.Module:
         raise NotImplementedError
 
-    def _held_out_seed(self) -> int:
-        """A seed ensemble's members share its split, so its threshold rests on every held-out clip."""
-        return self.seed if self.split_seed is None else self.split_seed
-
     # -- what it reads: the log-mel (and the clip spectrum), other machine types as extra classes ---------
     def tags(self) -> DetectorTags:
         if self.inputs not in INPUTS:

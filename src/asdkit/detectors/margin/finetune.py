@@ -131,9 +131,6 @@ class FineTunedEncoderDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
     def debug_params(cls) -> dict[str, Any]:
         return {"epochs": 1}
 
-    def _held_out_seed(self) -> int:
-        return self.seed if self.split_seed is None else self.split_seed
-
     # -- what it reads: the waveform at the encoder's rate ---------------------------------------------------
     def tags(self) -> DetectorTags:
         proxies = frozenset({"machines"}) if self.proxy_classes else frozenset()

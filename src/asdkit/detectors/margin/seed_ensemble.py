@@ -30,6 +30,12 @@ class SeedEnsembleMixin:
 
     name: str
     n_models: int
+    seed: int
+    split_seed: int | None
+
+    def _held_out_seed(self) -> int:
+        """A seed ensemble's members share its split, so its threshold rests on every held-out clip."""
+        return self.seed if self.split_seed is None else self.split_seed
 
     def _seed_ensemble(self) -> EnsembleDetector:
         params: dict[str, Any] = self.get_params()  # type: ignore[attr-defined]
