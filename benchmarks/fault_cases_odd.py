@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import wave
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,7 +27,10 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' helpers
 from fault_cases_input import clean, cli, one_error_line, print_cases, run, tree
+
+from tests.helpers.faults import long_8bit_wav
 
 Outcome = tuple[int, bool, str]
 os.environ.setdefault("ASDKIT_TRACKING", "off")
@@ -107,17 +109,6 @@ def resampled_normal_clip(scratch: Path) -> Outcome:
 
 
 # -- 2: decoded-size limits --------------------------------------------------------------------------------
-def long_8bit_wav(path: Path, seconds: int = 5000, rate: int = 1000) -> Path:
-    """The issue's reproduction: 8-bit mono at 1 kHz, 5 MB for 5,000 s."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(1)
-        w.setframerate(rate)
-        w.writeframes(bytes(np.random.default_rng(0).integers(96, 160, seconds * rate, dtype=np.uint8)))
-    return path
-
-
 def long_clip_score(scratch: Path) -> Outcome:
     from asdkit.data.audio import load_audio
     from asdkit.errors import AudioTooLongError

@@ -12,8 +12,11 @@ import signal
 import subprocess
 import sys
 import time
+import wave
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from tests.helpers.trees import make_tree
 
@@ -79,6 +82,17 @@ class Outcome:
     returncode: int
     stdout: str
     stderr: str
+
+
+def long_8bit_wav(path: Path, seconds: int = 5000, rate: int = 1000) -> Path:
+    """Issue 27's reproduction of a decoded-size limit: an 8-bit mono wav at 1 kHz, 5 MB for 5,000 s."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(1)
+        w.setframerate(rate)
+        w.writeframes(bytes(np.random.default_rng(0).integers(96, 160, seconds * rate, dtype=np.uint8)))
+    return path
 
 
 def tiny_tree(root: Path) -> Path:

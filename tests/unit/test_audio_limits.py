@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -23,21 +22,12 @@ from asdkit.data.audio import AudioLimits, decode_audio, load_audio
 from asdkit.errors import AsdkitError, AudioError, AudioTooLongError
 from asdkit.service.app import create_app
 from asdkit.service.models import load_served_models
-
-
-def write_long_8bit(path: Path, seconds: int = 5000, rate: int = 1000) -> Path:
-    """The issue's reproduction: an 8-bit mono wav at 1 kHz, 5 MB for 5,000 s."""
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(1)
-        w.setframerate(rate)
-        w.writeframes(bytes(np.random.default_rng(0).integers(96, 160, seconds * rate, dtype=np.uint8)))
-    return path
+from tests.helpers.faults import long_8bit_wav
 
 
 @pytest.fixture(scope="module")
 def long_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_long_8bit(tmp_path_factory.mktemp("long") / "long_8bit_1khz.wav")
+    return long_8bit_wav(tmp_path_factory.mktemp("long") / "long_8bit_1khz.wav")
 
 
 def test_a_long_clip_is_refused_from_its_header_before_decoding(
