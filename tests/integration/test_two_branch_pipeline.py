@@ -13,6 +13,7 @@ from asdkit import api
 from asdkit.data.synthetic import SyntheticSpec, generate
 from asdkit.features import SpectrumConfig
 from asdkit.features.spectrum import SpectrumFrontEnd
+from asdkit.rundir import SCORES_DIR
 from asdkit.service.models import load_served_models, score_audio
 
 PARAMS = {
@@ -36,7 +37,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _run_scores(run_dir: Path, machine: str) -> dict[str, float]:
     rows: dict[str, float] = {}
-    for path in (run_dir / api.SCORES_DIR).glob(f"anomaly_score_{machine}_*.csv"):
+    for path in (run_dir / SCORES_DIR).glob(f"anomaly_score_{machine}_*.csv"):
         rows.update({name: float(value) for name, value in csv.reader(path.open())})
     return rows
 

@@ -23,8 +23,9 @@ RUN_FILE_NAMES = {
     rundir.ARRAYS_FILE,
     rundir.LOCK_NAME,
 }
-#: The feature cache keeps its own settings in a config.json of its folder, which is no run directory.
-ELSEWHERE = {("features/cache.py", rundir.CONFIG_FILE)}
+#: The feature cache keeps its own settings in a config.json of its folder, and a transformers model
+#: directory (save_pretrained) has one too; neither is a run directory.
+ELSEWHERE = {("features/cache.py", rundir.CONFIG_FILE), ("models/encoders/ast.py", rundir.CONFIG_FILE)}
 
 
 def test_no_module_but_rundir_spells_a_run_file_name():

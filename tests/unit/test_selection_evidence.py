@@ -133,11 +133,12 @@ def test_default_ensemble_keeps_the_chosen_candidate_and_records_why(tmp_path):
     assert loaded.selection_ == ens.selection_
 
 
-def test_select_none_is_the_previous_default_mean_of_all_members():
+def test_select_none_is_the_default_mean_of_all_members():
     ens = EnsembleDetector(select="none")
     assert ens._specs() == list(DEFAULT_MEMBERS)
-    assert EnsembleDetector()._specs() == list(DEFAULT_CANDIDATES)
-    assert "machines" in EnsembleDetector().tags().proxies
+    assert EnsembleDetector()._specs() == list(DEFAULT_MEMBERS)  # select=none is asdkit's default
+    assert EnsembleDetector(select="auto")._specs() == list(DEFAULT_CANDIDATES)
+    assert "machines" in EnsembleDetector(select="auto").tags().proxies
     assert "machines" not in ens.tags().proxies
     for select in ("none", "auto"):  # listed members are averaged unless evidence is asked for
         fitted = EnsembleDetector(members=["mahalanobis", "knn"], select=select).fit(_bundle(12, 6))

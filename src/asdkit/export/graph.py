@@ -39,6 +39,8 @@ NOT_EXPORTABLE: dict[str, str] = {
     "maf": _DENSITY_NET,
     "mobilenet_section": _CLASSIFIER,
     "resnet_section": _CLASSIFIER,
+    "finetune": "its pretrained encoder (waveform in, transformer layers) is not built in the graph",
+    "kmeans": "no head is written for k-means centres yet (knn, mahalanobis and gmm have one)",
 }
 STACKED_FRAME = ("ae", "vae", "idnn")
 STATISTICS = ("knn", "mahalanobis", "gmm")
