@@ -19,14 +19,16 @@ import re
 import shlex
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
 from asdkit.cli.main import app, main
 from asdkit.data.synthetic import SyntheticSpec, generate
 from asdkit.models.encoders.ast import AstEncoder
-from asdkit.models.encoders.beats import Beats
+from asdkit.models.encoders.beats import Beats, BeatsConfig
 from tests.helpers.served import write_wav
 from tests.helpers.trees import make_tree
 
@@ -184,7 +186,14 @@ def _sandbox(root: Path) -> Path:
         write_wav(root / name)
     shutil.copytree(root / "ground_truth", root / "ground_truth_data")
     # the pretrained encoders' files a user brings, with random tiny weights in the published formats
-    Beats.save_random_checkpoint(root / "BEATs_iter3_plus_AS2M.pt")
+    beats = BeatsConfig.tiny()
+    beats = replace(
+        beats, encoder_layers=12
+    )  # narrow, but as deep as the published ones: layers=6,9,12 exist
+    torch.save(
+        {"cfg": beats.to_published(), "model": Beats(beats).published_state()},
+        root / "BEATs_iter3_plus_AS2M.pt",
+    )
     AstEncoder.save_random_checkpoint(root / "ast")
     generate(root / "data" / "dcase2026" / "dev_data", layout="dcase2026", spec=DCASE2026_SPEC)
     return root
