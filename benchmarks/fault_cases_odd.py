@@ -1,5 +1,6 @@
 """Odd-input audit cases (issue 27): resampled clips, decoded-size limits, weight checksums, usage errors,
-submission values, bank models in the service. Each reproduces the issue's case and judges the answer.
+submission values, bank models in the service, tiny banks. Each reproduces the issue's case and judges the
+answer.
 
 ``CASES`` is a list of (name, case); ``case(scratch)`` gets a fresh empty folder and returns (exit code,
 ok, short note). ``benchmarks/fault_audit.py`` imports it and prints the table with the other cases;
@@ -323,6 +324,46 @@ def bench_service_default_detector(scratch: Path) -> Outcome:
     return proc.returncode, ok, " | ".join(" ".join(r.split()[:5]) for r in rows) or proc.stderr[-100:]
 
 
+def tiny_banks(scratch: Path) -> Outcome:
+    """valve with 1 training clip, pump with 2, fan without section 01's target clips, default detector:
+    valve is a named failure while the others finish (exit 3, "partial"), pump refuses to decide instead of
+    flagging every normal clip, and fan's empty target domain is named."""
+    from asdkit.data.synthetic import SyntheticSpec, generate
+
+    data = generate(
+        scratch / "data", layout="dcase2022", spec=SyntheticSpec.tiny(machines=("fan", "valve", "pump"))
+    )
+    for machine, keep in (("valve", 1), ("pump", 2)):
+        for path in sorted((data / machine / "train").glob("*.wav"))[keep:]:
+            path.unlink()
+    for path in (data / "fan" / "train").glob("section_01_target_*.wav"):
+        path.unlink()
+    out = scratch / "run"
+    proc = cli("run", "--data", data, "--out", out, "--no-plots", "--cache-dir", scratch / "cache")
+    config = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else {}
+    pump_flags = [
+        int(line.split(",")[1])
+        for path in (out / "scores").glob("decision_result_pump_*.csv")
+        for line in path.read_text().splitlines()
+        if line.strip()
+    ]
+    ok = (
+        proc.returncode == 3
+        and config.get("status") == "partial"
+        and list(config.get("failed_machines", {})) == ["valve"]
+        and "pump" in config.get("decisions_refused", {})
+        and bool(pump_flags)
+        and not all(pump_flags)
+        and "fan section 01 target: no training clips" in proc.stderr
+        and "Traceback" not in proc.stderr
+    )
+    return (
+        proc.returncode,
+        ok,
+        f"status {config.get('status')}; pump flags {sum(pump_flags)}/{len(pump_flags)}",
+    )
+
+
 CASES: list[tuple[str, Callable[[Path], Outcome]]] = [
     ("odd: normal clip at 44.1/48 kHz, default detector", resampled_normal_clip),
     ("odd: 5,000-s 8-bit wav, score", long_clip_score),
@@ -338,6 +379,7 @@ CASES: list[tuple[str, Callable[[Path], Outcome]]] = [
     ("odd: submit a np.float64(...) score row", submit_numpy_repr),
     ("odd: serve the default detector, uploads", serve_default_detector_quiet),
     ("odd: bench_service on the default detector", bench_service_default_detector),
+    ("odd: banks of 1 and 2 clips, a domain without clips", tiny_banks),
 ]
 
 
