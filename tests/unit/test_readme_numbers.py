@@ -7,7 +7,7 @@ A measured number, read outside code blocks and ``code spans`` (which hold comma
 - a decimal, alone or with a spread or a unit (``0.716``, ``0.091 +- 0.040``, ``22.1``, ``1.5x``);
 - scientific notation with a fraction (``1.31e-05``); a bare power of ten (``1e-9``) is a tolerance or a
   setting;
-- an integer with a size unit (``190 kB``, ``360 MB``, ``15 MiB``) or a speed-up (``5x``);
+- an integer with a size unit (``190 kB``, ``360 MB``, ``15 MiB``) or a speed-up (``5x``, ``30 times as``);
 - a duration after "took", "takes", "costs", "about" or "~" (``took 1,502 s``, ``about 25 minutes``).
 Not measured, by rule: versions (after Python, torch, MLflow, opset, version; or ``1.2.3``), frequencies
 (``Hz``, ``kHz``: sample rates, bin spacing), limits and targets (after "target", "within", "at most",
@@ -66,6 +66,7 @@ _NUMBER = re.compile(
 _DURATION = re.compile(
     r"\b(?:took|takes|take|costs?|about|~)\s*~?\s*\d[\d,]*(?:-\d[\d,]*)?\s?(?:s|ms|min|minutes|seconds|hours)\b"
 )
+_TIMES = re.compile(r"\b\d+(?:\.\d+)? times (?:as|more|less|faster|slower|longer)\b")
 _NOT_BEFORE = re.compile(
     r"(?:Python|torch|MLflow|opset|version|target|within|at most|at least|up to|[<>]=?)\s*$"
 )
@@ -143,7 +144,7 @@ def measured_numbers(text: str) -> list[str]:
         if _NOT_BEFORE.search(before) or _FREQUENCY_AFTER.match(after):
             continue
         numbers.append(match.group(0))
-    return numbers + [m.group(0) for m in _DURATION.finditer(flat)]
+    return numbers + [m.group(0) for pattern in (_DURATION, _TIMES) for m in pattern.finditer(flat)]
 
 
 def _cli_commands() -> set[str]:
@@ -245,6 +246,7 @@ TARGETS = {"bench"}
         ("| detector | ms/clip |\n|---|---:|\n| `knn` | 13.8 |", ["13.8"]),
         ("max abs difference 1.31e-05, within 1e-4 of the reference", ["1.31e-05"]),
         ("the evidence took 1,502 s of wall time", ["took 1,502 s"]),
+        ("2 threads took 30 times as long as 1", ["30 times as"]),
         ("Python 3.11, torch 2.13.0 and opset 17.5 at 44.1 kHz", []),
         ("(target 4.5 GB: met), at most 0.05 of spread", []),
         ("`--param fraction=0.1` and `knn:k=3`", []),
