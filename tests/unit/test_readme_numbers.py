@@ -296,3 +296,46 @@ def test_a_neighbouring_paragraph_covers_a_table_but_not_prose() -> None:
     assert gaps(f"{caption}\n\n{table}\n", COMMANDS, TARGETS) == []
     prose = "Another claim: 0.93 on fold 1."
     assert [b.line for b, _ in gaps(f"{caption}\n\n{prose}\n", COMMANDS, TARGETS)] == [3]
+
+
+# --- the named benchmark commands run as written ------------------------------------------------------
+
+_SCRIPT_CALL = re.compile(r"python (benchmarks/\w+\.py)((?:\s+(?!python\b|#)[^\s`]+)*)")
+
+
+def benchmark_calls(text: str) -> list[tuple[str, list[str]]]:
+    """Each ``python benchmarks/X.py ...`` of the README (prose, code spans, code blocks) with its options."""
+    flat = " ".join(text.replace("\\\n", " ").split())
+    return [(script, re.findall(r"(?<!\S)(--[\w-]+)", args)) for script, args in _SCRIPT_CALL.findall(flat)]
+
+
+def wrong_calls(text: str) -> list[str]:
+    """Named benchmark scripts that do not exist, and options their argument parsers do not define."""
+    wrong = []
+    for script, options in benchmark_calls(text):
+        path = REPO / script
+        if not path.is_file():
+            wrong.append(f"{script}: no such script")
+            continue
+        defined = set(re.findall(r"add_argument\(\s*\"(--[\w-]+)\"", path.read_text())) | {"--help"}
+        wrong += [f"{script}: no option {option}" for option in options if option not in defined]
+    return wrong
+
+
+def test_every_named_benchmark_exists_and_takes_the_options_given() -> None:
+    text = README.read_text()
+    assert ("benchmarks/bench_resample.py", []) in benchmark_calls(text)  # the calls are read at all
+    assert not wrong_calls(text)
+
+
+def test_a_wrong_benchmark_call_is_found() -> None:
+    text = "Run `python benchmarks/bench_jobs.py --models ae\\\n  --bogus 5` and\n\n"
+    text += "```\npython benchmarks/no_such.py  # --not-an-option\n```\n"
+    assert benchmark_calls(text) == [
+        ("benchmarks/bench_jobs.py", ["--models", "--bogus"]),
+        ("benchmarks/no_such.py", []),
+    ]
+    assert wrong_calls(text) == [
+        "benchmarks/bench_jobs.py: no option --bogus",
+        "benchmarks/no_such.py: no such script",
+    ]
