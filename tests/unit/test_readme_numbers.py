@@ -59,7 +59,7 @@ KNOWN_OWNED: list[tuple[str, str]] = [
 _CODE_SPAN = re.compile(r"`[^`]*`")
 _LINK_TARGET = re.compile(r"\]\([^)]*\)")
 _NUMBER = re.compile(
-    r"(?<![\w.\-/])(?:"
+    r"(?<![\w./])(?:"
     r"\d+\.\d+e[-+]?\d+"  # 1.31e-05
     r"|\d+\.\d+x?"  # 0.716, 1.5x
     r"|\d[\d,]*\s?(?:kB|MB|MiB|GB)\b"  # 190 kB
@@ -247,6 +247,7 @@ TARGETS = {"bench"}
         ("max abs difference 1.31e-05, within 1e-4 of the reference", ["1.31e-05"]),
         ("the evidence took 1,502 s of wall time", ["took 1,502 s"]),
         ("2 threads took 30 times as long as 1", ["30 times as"]),
+        ("a gap of -0.255 and a 1.4-2.2x speed-up", ["0.255", "1.4", "2.2x"]),
         ("Python 3.11, torch 2.13.0 and opset 17.5 at 44.1 kHz", []),
         ("(target 4.5 GB: met), at most 0.05 of spread", []),
         ("`--param fraction=0.1` and `knn:k=3`", []),
