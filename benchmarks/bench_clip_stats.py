@@ -1,0 +1,123 @@
+"""Clip statistics (``stats=``, ``quantiles=``) of the statistics detectors, per data set and machine type.
+
+Run (the README's table)::
+
+    for F in 0 1 2; do python benchmarks/real_protocol.py --source ../shared/data/dcase2020_dev_sample \\
+        --out /tmp/real_f$F --fold $F; done
+    python benchmarks/proxy_sets.py --out /tmp/proxy
+    OMP_NUM_THREADS=1 python benchmarks/bench_clip_stats.py --out /tmp/clip_stats \\
+        --data real=/tmp/real_f0,/tmp/real_f1,/tmp/real_f2 heldback_like=/tmp/proxy/heldback_like_1,\\
+/tmp/proxy/heldback_like_2 synthetic=/tmp/proxy/synthetic
+
+``--data NAME=TREE[,TREE...]``: a group of data trees whose per-machine scores are averaged (the real
+protocol's folds; the two held-back-like sets). Each ``--options`` entry (``KEY=VALUE,KEY=VALUE`` as
+``bench_quality.py`` reads them; the first is the reference) is run with ``--model`` on every tree by
+:func:`asdkit.api.run`, one seed: the clip statistics and the Ledoit-Wolf covariance have no randomness (a
+``gmm`` or ``kmeans`` does: give it ``--seeds``). Per group, one table: each option's score per machine
+type (the official statistic of the tree's rules over that machine type's AUC and pAUC values: the mean
+under 2020 rules, the harmonic mean under 2022+), their mean, and the difference of each cell from the
+reference in the same run. Nothing here chooses: the table is for a reader.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from asdkit import api
+from asdkit.metrics import evaluate
+from asdkit.run_result import load_run
+from asdkit.rundir import SEEDS_JSON, seed_dir
+from asdkit.seeds import parse_seeds
+from benchmarks._table import print_table
+from benchmarks.bench_quality import _complete, parse_config
+
+DEFAULT_OPTIONS = (
+    "stats=pooled",
+    "stats=pooled+delta",
+    "stats=pooled+envelope",
+    "stats=pooled+tonal",
+    "stats=pooled+delta+envelope",
+    "stats=pooled+delta+envelope+tonal",
+    "quantiles=0.95",
+)
+
+
+def per_machine(run_dir: Path) -> dict[str, float]:
+    """Each machine type's official statistic over its own AUC and pAUC values."""
+    result = load_run(run_dir)
+    table = result.table
+    if table is None:
+        raise SystemExit(f"error: {run_dir}: no labelled scores to evaluate")
+    return {m: evaluate(table.filter(machines=[m])).official_score for m in table.machines()}
+
+
+def run_tree(
+    tree: Path, out: Path, model: str, params: dict, seeds: list[int], reuse: bool
+) -> dict[str, float]:
+    """Mean over ``seeds`` of each machine type's score on one tree."""
+    same_tree = (out / SEEDS_JSON).is_file() and json.loads((out / SEEDS_JSON).read_text()).get(
+        "data"
+    ) == str(tree)
+    if not (reuse and same_tree and _complete(out, model, params, seeds)):
+        api.run(
+            tree, out, model=model, params=params, cache_dir=out.parent / "cache", plots=False, seeds=seeds
+        )
+    runs = [per_machine(seed_dir(out, s)) for s in seeds]
+    return {m: float(np.mean([r[m] for r in runs])) for m in runs[0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", nargs="+", required=True, help="NAME=TREE[,TREE...] (a group averaged)")
+    parser.add_argument("--model", default="mahalanobis", help="a statistics detector: mahalanobis, knn, gmm")
+    parser.add_argument(
+        "--options", nargs="+", default=list(DEFAULT_OPTIONS), help="the first is the reference"
+    )
+    parser.add_argument("--seeds", default="0", help="only for detectors with randomness (gmm, kmeans)")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench_clip_stats"))
+    parser.add_argument("--reuse", action="store_true", help="keep trees already run with an option")
+    args = parser.parse_args()
+    seeds = parse_seeds(args.seeds)
+    groups: dict[str, list[Path]] = {}
+    for item in args.data:
+        name, sep, trees = item.partition("=")
+        groups[name] = [Path(t) for t in trees.split(",") if t]
+        missing = [t for t in groups[name] if not t.is_dir()]
+        if not sep or not groups[name] or missing:
+            raise SystemExit(f"error: --data {item!r}: expected NAME=TREE[,TREE...] of existing folders")
+    configs = [parse_config(f"{args.model}:{o}") for o in args.options]
+    for group, trees in groups.items():
+        scores: dict[str, dict[str, float]] = {}  # option -> machine -> mean over trees
+        for option, (folder, model, params) in zip(args.options, configs, strict=True):
+            per_tree = []
+            for i, tree in enumerate(trees):
+                out = args.out / group / f"tree{i}" / folder
+                per_tree.append(run_tree(tree, out, model, params, seeds, args.reuse))
+                print(f"{group} {tree}: {folder} done", file=sys.stderr)
+            machines = sorted(per_tree[0])
+            scores[option] = {m: float(np.mean([t[m] for t in per_tree])) for m in machines}
+            scores[option]["mean"] = float(np.mean([scores[option][m] for m in machines]))
+        reference = args.options[0]
+        rows = []
+        for option, values in scores.items():
+            row: dict[str, object] = {"option": option}
+            for m, v in values.items():
+                delta = v - scores[reference][m]
+                row[m] = f"{v:.3f}" if option == reference else f"{v:.3f} ({delta:+.3f})"
+            rows.append(row)
+        title = (
+            f"{group}: {args.model}, score per machine type, mean over {len(trees)} tree(s) and seeds "
+            f"{args.seeds} (difference from {reference} in brackets)"
+        )
+        print_table(rows, title)
+
+
+if __name__ == "__main__":
+    main()
