@@ -16,7 +16,10 @@ protocol's folds; the two held-back-like sets). Each ``--options`` entry (``KEY=
 ``gmm`` or ``kmeans`` does: give it ``--seeds``). Per group, one table: each option's score per machine
 type (the official statistic of the tree's rules over that machine type's AUC and pAUC values: the mean
 under 2020 rules, the harmonic mean under 2022+), their mean, and the difference of each cell from the
-reference in the same run. Nothing here chooses: the table is for a reader.
+reference in the same run. Beside it, how far chance alone moves that mean: the 90% interval of the change
+of the mean AUC over machine types (and trees) when the test clips are resampled (normal and anomalous
+clips apart, the same resamplings for both options, seed ``seeds[0]``'s runs). Nothing here chooses: the
+table is for a reader.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from asdkit.seeds import parse_seeds
 from benchmarks._table import print_table
 from benchmarks.bench_quality import _complete, parse_config
 
+#: bootstrap resamplings of the test clips behind the interval of each option's change
+BOOTSTRAP = 2000
 DEFAULT_OPTIONS = (
     "stats=pooled",
     "stats=pooled+delta",
@@ -56,6 +61,21 @@ def per_machine(run_dir: Path) -> dict[str, float]:
     if table is None:
         raise SystemExit(f"error: {run_dir}: no labelled scores to evaluate")
     return {m: evaluate(table.filter(machines=[m])).official_score for m in table.machines()}
+
+
+def bootstrap_aucs(run_dir: Path, resamples: int = BOOTSTRAP) -> dict[str, np.ndarray]:
+    """Per machine type, its AUC over all its test clips on ``resamples`` resamplings of its normal and of
+    its anomalous clips (the same resamplings for every run of the same clips: a paired comparison)."""
+    out = {}
+    for machine, scored in load_run(run_dir).scored.items():
+        labels = np.array([c.label for c in scored.clips])
+        anomalous, normal = scored.scores[labels == 1], scored.scores[labels == 0]
+        wins = (anomalous[:, None] > normal[None, :]) + 0.5 * (anomalous[:, None] == normal[None, :])
+        rng = np.random.default_rng(0)
+        ia = rng.integers(0, len(anomalous), size=(resamples, len(anomalous)))
+        inn = rng.integers(0, len(normal), size=(resamples, len(normal)))
+        out[machine] = wins[ia[:, :, None], inn[:, None, :]].mean(axis=(1, 2))
+    return out
 
 
 def run_tree(
@@ -95,6 +115,7 @@ def main() -> None:
     configs = [parse_config(f"{args.model}:{o}") for o in args.options]
     for group, trees in groups.items():
         scores: dict[str, dict[str, float]] = {}  # option -> machine -> mean over trees
+        boots: dict[str, np.ndarray] = {}  # option -> mean AUC over trees and machine types, per resampling
         for option, (folder, model, params) in zip(args.options, configs, strict=True):
             per_tree = []
             for i, tree in enumerate(trees):
@@ -102,6 +123,11 @@ def main() -> None:
                 per_tree.append(run_tree(tree, out, model, params, seeds, args.reuse))
                 print(f"{group} {tree}: {folder} done", file=sys.stderr)
             machines = sorted(per_tree[0])
+            trees_boots = [
+                bootstrap_aucs(seed_dir(args.out / group / f"tree{i}" / folder, seeds[0]))
+                for i in range(len(trees))
+            ]
+            boots[option] = np.mean([b[m] for b in trees_boots for m in machines], axis=0)
             scores[option] = {m: float(np.mean([t[m] for t in per_tree])) for m in machines}
             scores[option]["mean"] = float(np.mean([scores[option][m] for m in machines]))
         reference = args.options[0]
@@ -111,6 +137,9 @@ def main() -> None:
             for m, v in values.items():
                 delta = v - scores[reference][m]
                 row[m] = f"{v:.3f}" if option == reference else f"{v:.3f} ({delta:+.3f})"
+            if option != reference:
+                low, high = np.quantile(boots[option] - boots[reference], [0.05, 0.95])
+                row["mean AUC change, 90% interval"] = f"[{low:+.3f}, {high:+.3f}]"
             rows.append(row)
         title = (
             f"{group}: {args.model}, score per machine type, mean over {len(trees)} tree(s) and seeds "
