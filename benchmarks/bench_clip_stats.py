@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -93,9 +94,49 @@ def run_tree(
     return {m: float(np.mean([r[m] for r in runs])) for m in runs[0]}
 
 
+def speed(model: str, options: list[str], n_clips: int) -> None:
+    """Fit and score seconds of each option on ``n_clips`` random 10-s clips (128 x 313 log-mel, a 4096-point
+    spectrum): the cost of the statistics at a real size, the clip spectrum's extraction aside."""
+    from asdkit.data.manifest import Clip
+    from asdkit.detectors.banks.clip_stats import TONAL_FFT
+    from asdkit.detectors.base import ClipFeatures, InputArrays
+    from asdkit.detectors.params import validate_params
+    from asdkit.detectors.registry import get_detector_class
+    from asdkit.features.config import FeatureConfig
+    from asdkit.features.spectrum import SpectrumConfig
+
+    rng = np.random.default_rng(0)
+    config = FeatureConfig()
+    spectrum = SpectrumConfig(config.sample_rate, n_fft=TONAL_FFT, channel=config.channel)
+    arrays = [rng.normal(-40, 6, (config.n_mels, 313)).astype(np.float32) for _ in range(n_clips)]
+    spectra = [rng.normal(-60, 6, (1, spectrum.n_bins)).astype(np.float32) for _ in range(n_clips)]
+    clips = [
+        Clip(path=f"/m/{i}.wav", machine="m", section="00", domain="source" if i % 10 else "target", label=0)
+        for i in range(n_clips)
+    ]
+    X = ClipFeatures(arrays, clips, config, {"spectrum": InputArrays(spectrum, spectra)})
+    rows = []
+    for option in options:
+        _, name, params = parse_config(f"{model}:{option}")
+        detector = get_detector_class(name)(**validate_params(name, params))
+        start = time.perf_counter()
+        detector.fit(X)
+        fitted = time.perf_counter()
+        detector.anomaly_score(X)
+        rows.append(
+            {
+                "option": option,
+                "dim": detector.embed(X.subset([0])).shape[1],
+                "fit s": fitted - start,
+                "score s": time.perf_counter() - fitted,
+            }
+        )
+    print_table(rows, f"{model}: {n_clips} clips (one section, 10% target), seconds on this machine")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", nargs="+", required=True, help="NAME=TREE[,TREE...] (a group averaged)")
+    parser.add_argument("--data", nargs="+", default=[], help="NAME=TREE[,TREE...] (a group averaged)")
     parser.add_argument("--model", default="mahalanobis", help="a statistics detector: mahalanobis, knn, gmm")
     parser.add_argument(
         "--options", nargs="+", default=list(DEFAULT_OPTIONS), help="the first is the reference"
@@ -103,7 +144,11 @@ def main() -> None:
     parser.add_argument("--seeds", default="0", help="only for detectors with randomness (gmm, kmeans)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_clip_stats"))
     parser.add_argument("--reuse", action="store_true", help="keep trees already run with an option")
+    parser.add_argument("--speed", type=int, metavar="N", help="instead: time each option on N random clips")
     args = parser.parse_args()
+    if args.speed:
+        speed(args.model, args.options, args.speed)
+        return
     seeds = parse_seeds(args.seeds)
     groups: dict[str, list[Path]] = {}
     for item in args.data:
