@@ -100,17 +100,6 @@ def tonal_prominence(spectrum_db: np.ndarray) -> np.ndarray:
     return np.array([part.max() if part.size else 0.0 for part in np.array_split(rise, TONAL_BANDS)])
 
 
-def group_lengths(groups: Sequence[str], n_pooled: int, n_mels: int) -> list[int]:
-    """How many numbers each group gives (``pooled``'s is known from its input)."""
-    size = {
-        POOLED: n_pooled,
-        DELTA: n_mels,
-        ENVELOPE: len(ENVELOPE_QUANTILES) + 3 + len(MODULATION_EDGES) - 1,
-        TONAL: TONAL_BANDS,
-    }
-    return [size[g] for g in groups]
-
-
 def group_weights(lengths: Sequence[int]) -> np.ndarray:
     """Per number: 1 in the first group, sqrt(first length / own length) in each later group, so each group
     weighs alike in a distance of standardised numbers (and one group alone is left as it is)."""

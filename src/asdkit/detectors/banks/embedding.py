@@ -27,7 +27,6 @@ from asdkit.detectors.banks.clip_stats import (
     TONAL_FFT,
     delta_std,
     envelope_statistics,
-    group_lengths,
     group_weights,
     parse_stats,
     tonal_prominence,
@@ -192,8 +191,8 @@ class StatisticsDetector(InputChoice, EmbeddingDetector):
             return {"n_fft": TONAL_FFT}
         return super()._input_options(name)
 
-    def _pooled(self, X: ClipFeatures) -> np.ndarray:
-        """The groups of :attr:`stats` per clip, one after another, unweighted."""
+    def _statistics(self, X: ClipFeatures) -> tuple[np.ndarray, np.ndarray]:
+        """The groups of :attr:`stats` per clip, one after another, unweighted; and each number's weight."""
         quantiles = parse_quantiles(self.quantiles)
         groups = parse_stats(self.stats)
         frame_rate = X.config.sample_rate / X.config.hop_length
@@ -213,19 +212,12 @@ class StatisticsDetector(InputChoice, EmbeddingDetector):
                     parts.append(envelope_statistics(logmel, frame_rate))
                 else:
                     parts.append(tonal_prominence(spectra[i]))  # type: ignore[index]
-            rows.append(np.concatenate(parts))
-        return np.stack(rows)
-
-    def _weights(self, dim: int) -> np.ndarray:
-        groups = parse_stats(self.stats)
-        if len(groups) == 1:
-            return np.ones(dim)
-        others = sum(group_lengths([g for g in groups if g != POOLED], 0, self.n_mels_in_))
-        lengths = group_lengths(groups, dim - others, self.n_mels_in_)
-        return group_weights(lengths)
+            rows.append(parts)
+        weights = group_weights([len(p) for p in rows[0]]) if rows else np.ones(0)
+        return np.stack([np.concatenate(parts) for parts in rows]), weights
 
     def _fit_embedder(self, X: ClipFeatures) -> None:
-        raw = self._pooled(X)
+        raw, _ = self._statistics(X)
         center, scale = np.zeros(raw.shape[1]), np.ones(raw.shape[1])
         if self.standardise:  # each dimension over the clips, as a band over frames
             center, scale = band_statistics([raw.T], per_band=True, floor=0.0)
@@ -251,8 +243,8 @@ class StatisticsDetector(InputChoice, EmbeddingDetector):
         self.standard_ = {"center": standard["center"], "scale": standard["scale"]}
 
     def embed(self, X: ClipFeatures) -> np.ndarray:
-        raw = self._pooled(X)
-        return (raw - self.standard_["center"]) / self.standard_["scale"] * self._weights(raw.shape[1])
+        raw, weights = self._statistics(X)
+        return (raw - self.standard_["center"]) / self.standard_["scale"] * weights
 
 
 @register
