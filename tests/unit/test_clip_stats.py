@@ -190,3 +190,11 @@ def test_the_groups_see_what_mean_and_std_miss(data):
     assert auc("pooled+envelope", clicks) == 1.0
     assert auc("pooled+tonal", tones) == 1.0
     assert auc("pooled", tones) < 0.8
+
+
+def test_only_the_pooled_statistics_export_to_onnx():
+    from asdkit.export.graph import not_exportable_reason
+
+    assert not_exportable_reason(MahalanobisDetector()) is None
+    assert "stats=pooled+delta" in str(not_exportable_reason(MahalanobisDetector(stats="pooled+delta")))
+    assert "pooling=gem" in str(not_exportable_reason(KnnDetector(pooling="gem")))
