@@ -2,10 +2,12 @@
 by: its ``stats`` parameter, groups joined by ``+`` (``pooled+delta``).
 
 Per-band mean and standard deviation of the log-mel see a steady spectrum well, but not how a sound moves:
-the click of a valve is a few frames that barely shift a mean, and a fan's fault is often one narrow tone that
-128 mel bands blur into a band's level. Each group is a few numbers per clip that look at one such aspect:
+the click of a valve is a few frames that barely shift a mean, and a fault of a rotating machine can be one
+narrow tone that 128 mel bands blur into a band's level. Each group is a few numbers per clip that look
+at one such aspect:
 
-- ``pooled``: the chosen input's frames pooled over time (``pooling``, ``quantiles``): today's statistics.
+- ``pooled``: the chosen input's frames pooled over time (``pooling``, ``quantiles``): the only statistics
+  before ``stats`` existed, and the default.
 - ``delta``: per mel band, the standard deviation of the frame-to-frame difference of the log-mel: how fast a
   band fluctuates (transients, rattle, roughness), apart from how widely it varies over the clip.
 - ``envelope``: the clip's loudness over time (the total mel power of each frame, in dB): its level quantiles,
@@ -21,7 +23,8 @@ the click of a valve is a few frames that barely shift a mean, and a fan's fault
 Dimension: ``pooled`` is 256 numbers for 128 mel bands, ``delta`` 128, ``envelope`` 12, ``tonal`` 64. After
 each number is standardised over the training clips, every group after the first is scaled so that it weighs
 as much as the first in the distance (by the square root of the first group's length over its own), so 12
-envelope numbers are not drowned by 256 band statistics. Mahalanobis on 12-33 clips rests on Ledoit-Wolf
+envelope numbers are not drowned by 256 band statistics (the order of the groups changes only a common
+scale). Mahalanobis on 12-33 clips rests on Ledoit-Wolf
 shrinkage: with far fewer clips than dimensions its covariance is mostly the shrinkage target (a scaled
 identity), so more dimensions move the score towards a weighted Euclidean distance; the groups stay small
 (at most 460 numbers for all four) to keep the estimated part of the covariance meaningful.
