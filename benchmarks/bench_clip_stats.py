@@ -64,18 +64,22 @@ def per_machine(run_dir: Path) -> dict[str, float]:
     return {m: evaluate(table.filter(machines=[m])).official_score for m in table.machines()}
 
 
-def bootstrap_aucs(run_dir: Path, resamples: int = BOOTSTRAP) -> dict[str, np.ndarray]:
-    """Per machine type, its AUC over all its test clips on ``resamples`` resamplings of its normal and of
-    its anomalous clips (the same resamplings for every run of the same clips: a paired comparison)."""
+def bootstrap_auc(normal: np.ndarray, anomalous: np.ndarray, resamples: int = BOOTSTRAP) -> np.ndarray:
+    """The AUC on ``resamples`` resamplings of the normal and of the anomalous scores, drawn from a fixed
+    seed: two score sets of the same clips get the same resamplings (a paired comparison)."""
+    wins = (anomalous[:, None] > normal[None, :]) + 0.5 * (anomalous[:, None] == normal[None, :])
+    rng = np.random.default_rng(0)
+    ia = rng.integers(0, len(anomalous), size=(resamples, len(anomalous)))
+    inn = rng.integers(0, len(normal), size=(resamples, len(normal)))
+    return wins[ia[:, :, None], inn[:, None, :]].mean(axis=(1, 2))
+
+
+def bootstrap_aucs(run_dir: Path) -> dict[str, np.ndarray]:
+    """:func:`bootstrap_auc` of each machine type's test clips in a run."""
     out = {}
     for machine, scored in load_run(run_dir).scored.items():
         labels = np.array([c.label for c in scored.clips])
-        anomalous, normal = scored.scores[labels == 1], scored.scores[labels == 0]
-        wins = (anomalous[:, None] > normal[None, :]) + 0.5 * (anomalous[:, None] == normal[None, :])
-        rng = np.random.default_rng(0)
-        ia = rng.integers(0, len(anomalous), size=(resamples, len(anomalous)))
-        inn = rng.integers(0, len(normal), size=(resamples, len(normal)))
-        out[machine] = wins[ia[:, :, None], inn[:, None, :]].mean(axis=(1, 2))
+        out[machine] = bootstrap_auc(scored.scores[labels == 0], scored.scores[labels == 1])
     return out
 
 

@@ -198,3 +198,22 @@ def test_only_the_pooled_statistics_export_to_onnx():
     assert not_exportable_reason(MahalanobisDetector()) is None
     assert "stats=pooled+delta" in str(not_exportable_reason(MahalanobisDetector(stats="pooled+delta")))
     assert "pooling=gem" in str(not_exportable_reason(KnnDetector(pooling="gem")))
+
+
+def test_the_benchmark_bootstrap_is_paired_and_exact_at_the_ends():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_clip_stats.py"
+    spec = importlib.util.spec_from_file_location("_bench_clip_stats", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    normal, anomalous = np.array([0.0, 1.0, 2.0]), np.array([1.5, 3.0])
+    boot = module.bootstrap_auc(normal, anomalous, resamples=500)
+    assert boot.shape == (500,) and boot.min() < boot.max() == 1.0  # resampling moves it; all in order is 1
+    assert abs(boot.mean() - 5 / 6) < 0.05  # the AUC of the clips themselves: 5 of 6 pairs in order
+    np.testing.assert_array_equal(module.bootstrap_auc(normal * 2, anomalous * 2, resamples=500), boot)
+    np.testing.assert_array_equal(module.bootstrap_auc(normal, normal + 10, resamples=50), np.ones(50))
