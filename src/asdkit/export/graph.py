@@ -332,6 +332,10 @@ def not_exportable_reason(detector: Detector) -> str | None:
     chosen_input = getattr(detector, "input", LOGMEL)
     if chosen_input != LOGMEL:
         return f"input={chosen_input}: the graph builds the log-mel front end only"
+    if name in STATISTICS and getattr(detector, "stats", "pooled") != "pooled":
+        return f"stats={detector.stats}: the graph computes the pooled statistics only"  # type: ignore[attr-defined]
+    if name in STATISTICS and getattr(detector, "pooling", "mean_std") != "mean_std":
+        return f"pooling={detector.pooling}: the graph pools by mean and std only"  # type: ignore[attr-defined]
     if name == "ae" and getattr(detector, "score", "mse") != "mse":
         return "score=mse only (the graph has no error covariances)"
     if name == "ensemble":

@@ -3,7 +3,8 @@
 The base class :class:`EmbeddingDetector` holds the memory banks (per section and domain, see
 :class:`asdkit.scoring.embedding.DomainBanks`) and the saving; a subclass says how a clip becomes a vector.
 Here: frame statistics of log-mel or of a pretrained encoder's frames (``input``; per-feature mean and
-standard deviation over the clip, the mean or GeM: ``pooling``; optionally quantiles), scored by k-NN
+standard deviation over the clip, the mean or GeM: ``pooling``; optionally quantiles; more groups of clip
+statistics by ``stats``, :mod:`asdkit.detectors.banks.clip_stats`), scored by k-NN
 (``knn``), k-means centres (``kmeans``), Mahalanobis distance (``mahalanobis``) or a Gaussian mixture
 (``gmm``): the back ends of :mod:`asdkit.scoring.embedding`, whose options (``k``, ``metric``,
 ``local_density``, ``n_centres``, ``oversample``, ``domains``) a subclass exposes as parameters. The
@@ -18,6 +19,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from asdkit.detectors.banks.clip_stats import (
+    DELTA,
+    ENVELOPE,
+    POOLED,
+    TONAL,
+    TONAL_FFT,
+    delta_std,
+    envelope_statistics,
+    group_weights,
+    parse_stats,
+    tonal_prominence,
+)
 from asdkit.detectors.banks.input_choice import InputChoice, pool_frames
 from asdkit.detectors.base import (
     HELD_OUT_FRACTION,
@@ -158,22 +171,53 @@ def frame_statistics(logmel: np.ndarray, quantiles: Sequence[float] = ()) -> np.
 
 class StatisticsDetector(InputChoice, EmbeddingDetector):
     """Embedding = the chosen input's frames (``input``: log-mel, or a pretrained encoder's embeddings)
-    pooled over time (``pooling``: mean and standard deviation, mean, or GeM; ``quantiles`` on top),
-    standardised per dimension with the training clips'."""
+    pooled over time (``pooling``: mean and standard deviation, mean, or GeM; ``quantiles`` on top), with
+    the further groups of clip statistics ``stats`` names, standardised per dimension with the training
+    clips' (each group after the first weighted to count as much as the first)."""
 
     quantiles: str
     standardise: bool
     pooling: str
+    stats: str
 
     def tags(self) -> DetectorTags:
-        return self._with_input(super().tags())
+        tags = self._with_input(super().tags())
+        if TONAL in parse_stats(self.stats) and "spectrum" not in tags.inputs:
+            tags = replace(tags, inputs=(*tags.inputs, "spectrum"))
+        return tags
 
-    def _pooled(self, X: ClipFeatures) -> np.ndarray:
+    def _input_options(self, name: str) -> dict[str, Any]:
+        if name == "spectrum" and name != self.input:
+            return {"n_fft": TONAL_FFT}
+        return super()._input_options(name)
+
+    def _statistics(self, X: ClipFeatures) -> tuple[np.ndarray, np.ndarray]:
+        """The groups of :attr:`stats` per clip, one after another, unweighted; and each number's weight."""
         quantiles = parse_quantiles(self.quantiles)
-        return np.stack([pool_frames(a, self.pooling, quantiles) for a in self._frames(X)])
+        groups = parse_stats(self.stats)
+        frame_rate = X.config.sample_rate / X.config.hop_length
+        spectra = X.arrays_of("spectrum") if TONAL in groups else None
+        if TONAL in groups and spectra is None:
+            raise ModelError(f"{self.name}: stats={self.stats} needs the clip spectrum; the features lack it")
+        frames = self._frames(X) if POOLED in groups else X.arrays
+        rows = []
+        for i, logmel in enumerate(X.arrays):
+            parts = []
+            for group in groups:
+                if group == POOLED:
+                    parts.append(pool_frames(frames[i], self.pooling, quantiles))
+                elif group == DELTA:
+                    parts.append(delta_std(logmel))
+                elif group == ENVELOPE:
+                    parts.append(envelope_statistics(logmel, frame_rate))
+                else:
+                    parts.append(tonal_prominence(spectra[i]))  # type: ignore[index]
+            rows.append(parts)
+        weights = group_weights([len(p) for p in rows[0]]) if rows else np.ones(0)
+        return np.stack([np.concatenate(parts) for parts in rows]), weights
 
     def _fit_embedder(self, X: ClipFeatures) -> None:
-        raw = self._pooled(X)
+        raw, _ = self._statistics(X)
         center, scale = np.zeros(raw.shape[1]), np.ones(raw.shape[1])
         if self.standardise:  # each dimension over the clips, as a band over frames
             center, scale = band_statistics([raw.T], per_band=True, floor=0.0)
@@ -199,8 +243,8 @@ class StatisticsDetector(InputChoice, EmbeddingDetector):
         self.standard_ = {"center": standard["center"], "scale": standard["scale"]}
 
     def embed(self, X: ClipFeatures) -> np.ndarray:
-        raw = self._pooled(X)
-        return (raw - self.standard_["center"]) / self.standard_["scale"]
+        raw, weights = self._statistics(X)
+        return (raw - self.standard_["center"]) / self.standard_["scale"] * weights
 
 
 @register
@@ -220,6 +264,7 @@ class KnnDetector(StatisticsDetector):
         quantiles: str = "",
         standardise: bool = True,
         pooling: str = "mean_std",
+        stats: str = POOLED,
         input: str = "logmel",
         checkpoint: str = "",
         layers: str = "all",
@@ -232,6 +277,7 @@ class KnnDetector(StatisticsDetector):
         self.quantiles = quantiles
         self.standardise = standardise
         self.pooling = pooling
+        self.stats = stats
         self.input = input
         self.checkpoint = checkpoint
         self.layers = layers
@@ -257,11 +303,13 @@ class KMeansDetector(StatisticsDetector):
         oversample: int = 0,
         seed: int = 0,
         pooling: str = "mean_std",
+        stats: str = POOLED,
         input: str = "logmel",
         checkpoint: str = "",
         layers: str = "all",
     ) -> None:
         self.pooling = pooling
+        self.stats = stats
         self.input = input
         self.checkpoint = checkpoint
         self.layers = layers
@@ -292,6 +340,7 @@ class MahalanobisDetector(StatisticsDetector):
         standardise: bool = True,
         shared_covariance: bool = True,
         pooling: str = "mean_std",
+        stats: str = POOLED,
         input: str = "logmel",
         checkpoint: str = "",
         layers: str = "all",
@@ -303,6 +352,7 @@ class MahalanobisDetector(StatisticsDetector):
         self.standardise = standardise
         self.shared_covariance = shared_covariance
         self.pooling = pooling
+        self.stats = stats
         self.input = input
         self.checkpoint = checkpoint
         self.layers = layers
@@ -327,6 +377,7 @@ class GmmDetector(StatisticsDetector):
         standardise: bool = True,
         seed: int = 0,
         pooling: str = "mean_std",
+        stats: str = POOLED,
         input: str = "logmel",
         checkpoint: str = "",
         layers: str = "all",
@@ -339,6 +390,7 @@ class GmmDetector(StatisticsDetector):
         self.standardise = standardise
         self.seed = seed
         self.pooling = pooling
+        self.stats = stats
         self.input = input
         self.checkpoint = checkpoint
         self.layers = layers
