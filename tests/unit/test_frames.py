@@ -75,6 +75,26 @@ def test_len_matches_iteration(batch_size):
     assert len(list(stream)) == len(stream)
 
 
+@pytest.mark.parametrize(
+    ("lengths", "batch_size", "sizes"),
+    [([9, 6], 5, [5, 6]), ([9, 6], 10, [11]), ([9, 6], 4, [4, 4, 3]), ([3], 4, [1]), ([4, 3], 1, [1, 1, 1])],
+)
+def test_a_lone_last_item_joins_the_batch_before_it(lengths, batch_size, sizes):
+    """A BatchNorm layer cannot train on one item: a remainder of one rides with the batch before it, with its
+    label and side array, and no item is lost."""
+    arrays = _arrays(lengths)
+    side = [np.full(2, 10.0 * i, dtype=np.float32) for i in range(len(lengths))]
+    stream = FrameStream(arrays, 3, batch_size, clips_per_chunk=1, labels=range(len(lengths)), side=side)
+    batches = list(stream)
+    assert [len(items) for items, _, _ in batches] == sizes
+    assert len(stream) == len(sizes)
+    items = torch.cat([b[0] for b in batches])
+    clip_of_item = items[:, 0].floor().long()
+    assert torch.equal(torch.cat([b[2] for b in batches]), clip_of_item)
+    assert torch.equal(torch.cat([b[1] for b in batches])[:, 0], 10.0 * clip_of_item.float())
+    assert len(items) == sum(t - 2 for t in lengths) == len({tuple(v) for v in items.tolist()})
+
+
 def test_side_arrays_and_labels_travel_with_their_clips_items():
     """Each item carries its own clip's side array (e.g. the clip spectrum) and label through the shuffle."""
     arrays = [np.full((2, 3 + i), float(i), dtype=np.float32) for i in range(6)]

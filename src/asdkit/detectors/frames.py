@@ -14,6 +14,15 @@ ItemsFn = Callable[[np.ndarray], np.ndarray]
 CountFn = Callable[[int], int]
 
 
+#: One batch before it becomes tensors: items, their labels (empty without), their side arrays (or None).
+_Raw = tuple[np.ndarray, np.ndarray, np.ndarray | None]
+
+
+def _joined(first: _Raw, second: _Raw) -> _Raw:
+    side = None if first[2] is None or second[2] is None else np.concatenate([first[2], second[2]])
+    return np.concatenate([first[0], second[0]]), np.concatenate([first[1], second[1]]), side
+
+
 def _rank_and_world() -> tuple[int, int]:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
@@ -69,15 +78,41 @@ class ItemStream(IterableDataset):
     def _batches_per_rank(self, world: int) -> int:
         counts = self._items_per_clip()
         per_rank = [int(counts[np.arange(r, len(counts), world)].sum()) for r in range(world)]
-        return min(-(-n // self.batch_size) for n in per_rank)
+        return min(self._batch_count(n) for n in per_rank)
+
+    def _batch_count(self, n_items: int) -> int:
+        """Batches of ``n_items``: a lone last item joins the batch before it (see :meth:`__iter__`)."""
+        full, rest = divmod(n_items, self.batch_size)
+        return full + int(rest > 1 or (rest == 1 and full == 0))
 
     def __iter__(self) -> Iterator[torch.Tensor | tuple[torch.Tensor, ...]]:
+        """Batches of ``batch_size`` items; a last batch of one item is dealt into the one before it.
+
+        A BatchNorm layer cannot train on a single item (torch raises "Expected more than 1 value per
+        channel" where its input has one position, e.g. a dense AE, or MobileNetV2 on 16 bands x 32 frames),
+        and one item count in ``batch_size`` leaves a remainder of one.
+        """
         rank, world = _rank_and_world()
         rng = np.random.default_rng([self.seed, self._passes])
         self._passes += 1
         order = rng.permutation(len(self.arrays)) if self.shuffle else np.arange(len(self.arrays))
         mine = [i for i in order if i % world == rank]
         remaining = self._batches_per_rank(world)
+        held: _Raw | None = None
+        for raw in self._raw_batches(mine, rng):
+            if held is not None and len(raw[0]) == 1 and self.batch_size > 1:
+                raw = _joined(held, raw)
+            elif held is not None:
+                if remaining == 0:
+                    return
+                remaining -= 1
+                yield self._batch(*held)
+            held = raw
+        if held is not None and remaining > 0:
+            yield self._batch(*held)
+
+    def _raw_batches(self, mine: list[int], rng: np.random.Generator) -> Iterator[_Raw]:
+        """The clips ``mine`` cut into batches of items (numpy arrays), read a chunk of clips at a time."""
         carry: np.ndarray | None = None
         carry_labels = np.zeros(0, dtype=np.int64)
         carry_side: np.ndarray | None = None
@@ -111,15 +146,12 @@ class ItemStream(IterableDataset):
                 side = np.concatenate([carry_side, side]) if side is not None else None
             n_full = len(batchable) // self.batch_size * self.batch_size
             for s in range(0, n_full, self.batch_size):
-                if remaining == 0:
-                    return
-                remaining -= 1
                 part = slice(s, s + self.batch_size)
-                yield self._batch(batchable[part], labels[part], None if side is None else side[part])
+                yield batchable[part], labels[part], None if side is None else side[part]
             carry, carry_labels = batchable[n_full:], labels[n_full:]
             carry_side = side[n_full:] if side is not None else None
-        if carry is not None and len(carry) and remaining > 0:
-            yield self._batch(carry, carry_labels, carry_side)
+        if carry is not None and len(carry):
+            yield carry, carry_labels, carry_side
 
     def _batch(
         self, items: np.ndarray, labels: np.ndarray, side: np.ndarray | None
