@@ -53,7 +53,6 @@ KNOWN_OWNED: list[tuple[str, str]] = [
     ("The default detector", ""),
     ("How the default's members were chosen", ""),
     ("Embedding detectors", "`--param n_models=K`"),  # the margin detectors' seed ensembles
-    ("Section classifiers", "**`mobilenet_section` has not been shown"),
 ]
 
 _CODE_SPAN = re.compile(r"`[^`]*`")
