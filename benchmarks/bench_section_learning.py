@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from asdkit.detectors.base import ClipFeatures, Detector  # noqa: E402
+from asdkit.seeds import parse_seeds  # noqa: E402
 from benchmarks._table import format_table  # noqa: E402
 from tests.unit.test_detectors import _features, _small, _with_proxy  # noqa: E402
 from tests.unit.test_section_classifiers import comb_sections, mobilenet_on_combs  # noqa: E402
@@ -87,13 +88,6 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 DATA_SETS = {"toy": toy, "comb": comb}
 
 
-def _seeds(text: str) -> list[int]:
-    if "-" in text:
-        low, high = map(int, text.split("-"))
-        return list(range(low, high + 1))
-    return [int(s) for s in text.split(",")]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0-3")
@@ -107,7 +101,7 @@ def main() -> None:
             if data == "comb" and variant == "resnet_section":
                 continue  # the comb set has no other machine type to draw proxies from
             start = time.perf_counter()
-            per_seed = [DATA_SETS[data](variant, s) for s in _seeds(args.seeds)]
+            per_seed = [DATA_SETS[data](variant, s) for s in parse_seeds(args.seeds)]
             seconds = (time.perf_counter() - start) / len(per_seed)
             for column in per_seed[0]:
                 values = np.array([r[column] for r in per_seed])

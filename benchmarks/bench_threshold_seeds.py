@@ -23,6 +23,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from asdkit.seeds import parse_seeds  # noqa: E402
 from benchmarks._table import format_table  # noqa: E402
 from tests.unit.test_detectors import _features, _small, _with_proxy  # noqa: E402
 
@@ -32,13 +33,6 @@ def flagged_fraction(name: str, seed: int) -> float:
     unseen = _features(200, False, np.random.default_rng(10_000 + seed))
     detector = _small(name, epochs=10, seed=seed).fit(train)
     return float(detector.predict(unseen).mean())
-
-
-def _seeds(text: str) -> list[int]:
-    if "-" in text:
-        low, high = map(int, text.split("-"))
-        return list(range(low, high + 1))
-    return [int(s) for s in text.split(",")]
 
 
 def main() -> None:
@@ -51,7 +45,7 @@ def main() -> None:
     rows = []
     for name in args.detectors:
         start = time.perf_counter()
-        values = np.array([flagged_fraction(name, s) for s in _seeds(args.seeds)])
+        values = np.array([flagged_fraction(name, s) for s in parse_seeds(args.seeds)])
         print(f"{name}: {' '.join(f'{v:.3f}' for v in values)}", flush=True)
         rows.append(
             {
