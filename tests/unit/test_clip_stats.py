@@ -192,11 +192,13 @@ def test_the_groups_see_what_mean_and_std_miss(data):
     assert auc("pooled", tones) < 0.8
 
 
-def test_only_the_pooled_statistics_export_to_onnx():
+def test_every_group_but_tonal_exports_to_onnx():
     from asdkit.export.graph import not_exportable_reason
 
     assert not_exportable_reason(MahalanobisDetector()) is None
-    assert "stats=pooled+delta" in str(not_exportable_reason(MahalanobisDetector(stats="pooled+delta")))
+    assert not_exportable_reason(MahalanobisDetector(stats="pooled+delta+envelope")) is None
+    reason = not_exportable_reason(KnnDetector(stats="pooled+delta+tonal"))
+    assert reason == "stats=pooled+delta+tonal: the graph has no clip spectrum for the tonal group"
     assert "pooling=gem" in str(not_exportable_reason(KnnDetector(pooling="gem")))
 
 

@@ -216,6 +216,11 @@ def test_exported_detectors_score_as_in_pytorch(training, tests, tmp_path, name)
         ("knn", {"domains": "min_scaled", "quantiles": "0.1,0.5,0.9"}),
         ("knn", {"domains": "pooled", "k": 50}),  # k above the bank size
         ("mahalanobis", {"shared_covariance": False, "covariance": "empirical"}),
+        ("mahalanobis", {"stats": "pooled+delta+envelope"}),
+        ("mahalanobis", {"stats": "pooled+envelope", "quantiles": "0.5"}),
+        ("knn", {"stats": "pooled+delta+envelope"}),
+        ("knn", {"stats": "envelope+pooled", "k": 3}),
+        ("gmm", {"stats": "delta+envelope", "covariance_type": "diag"}),
         ("gmm", {"covariance_type": "full"}),
         ("gmm", {"covariance_type": "tied", "n_components": 3}),
         ("gmm", {"covariance_type": "spherical", "quantiles": "0.5"}),
@@ -224,6 +229,15 @@ def test_exported_detectors_score_as_in_pytorch(training, tests, tmp_path, name)
         ("patch_bank", {"aggregate": "max", "domains": "pooled"}),
         ("ensemble", {"members": ["knn", "gmm"], "normalise": "rank", "weights": [1.0, 3.0]}),
         ("ensemble", {"members": [{"model": "ensemble", "params": {"members": ["knn"]}}, "mahalanobis"]}),
+        (  # the default detector with the statistics member it is about to get
+            "ensemble",
+            {
+                "members": [
+                    {"model": "mahalanobis", "params": {"stats": "pooled+delta+envelope"}},
+                    {"model": "patch_bank", "params": {"aggregate": "mean"}},
+                ]
+            },
+        ),
     ],
 )
 def test_detector_settings_score_as_in_pytorch(training, tests, tmp_path, name, params):

@@ -12,11 +12,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import pairwise
 
 import numpy as np
 import torch
 from torch import nn
 
+from asdkit.detectors.banks.clip_stats import (
+    DELTA,
+    ENVELOPE,
+    ENVELOPE_QUANTILES,
+    MODULATION_EDGES,
+    POOLED,
+    POWER_FLOOR,
+    TONAL,
+    parse_stats,
+)
 from asdkit.detectors.base import Detector
 from asdkit.errors import AsdkitError, ModelError
 from asdkit.features.config import FeatureConfig
@@ -43,6 +54,8 @@ NOT_EXPORTABLE: dict[str, str] = {
     "kmeans": "no head is written for k-means centres yet (knn, mahalanobis and gmm have one)",
 }
 STACKED_FRAME = ("ae", "vae", "idnn")
+#: numbers of the ``envelope`` group: level quantiles, mean, std, std of changes, one per modulation band
+ENVELOPE_LENGTH = len(ENVELOPE_QUANTILES) + 3 + len(MODULATION_EDGES) - 1
 STATISTICS = ("knn", "mahalanobis", "gmm")
 #: Detectors with a graph; ``ensemble`` when each of its members has one.
 EXPORTABLE = (*STACKED_FRAME, *STATISTICS, "patch_bank", "ensemble")
@@ -145,26 +158,71 @@ def _quantiles(x: torch.Tensor, qs: Sequence[float]) -> list[torch.Tensor]:
     return out
 
 
+def _std_over_frames(x: torch.Tensor) -> torch.Tensor:
+    """Population standard deviation of ``x`` [B, N, ...] over dim 1; 0 where N is 0 (a one-frame clip's
+    differences), as :func:`asdkit.detectors.banks.clip_stats.delta_std` gives."""
+    count = torch.clamp(torch.ones_like(x[0, :]).sum(dim=0), min=1.0)  # N, as a traced value
+    mean = x.sum(dim=1) / count
+    return (((x - mean[:, None]) ** 2).sum(dim=1) / count).sqrt()
+
+
+def _envelope(x: torch.Tensor, frame_rate: float) -> torch.Tensor:
+    """:func:`asdkit.detectors.banks.clip_stats.envelope_statistics` of the log-mel ``x`` [B, F, M]
+    (float64) -> [B, 12]. The modulation spectrum is a DFT of cos/sin matrices over the traced frame count
+    (``torch.fft`` does not export), its bins' frequencies computed as ``numpy.fft.rfftfreq`` does, so a bin
+    on a band edge falls on the same side."""
+    natural = x * (math.log(10.0) / 10.0)
+    top = natural.amax(dim=2, keepdim=True)
+    env = (top.squeeze(2) + (natural - top).exp().sum(dim=2).log()) * (10.0 / math.log(10.0))  # [B, F]
+    levels = [q[:, 0] for q in _quantiles(env[:, :, None], ENVELOPE_QUANTILES)]
+    mean = env.mean(dim=1)
+    levels += [mean, _std_over_frames(env), _std_over_frames(env[:, 1:] - env[:, :-1])]
+    n = env.shape[1]
+    count = torch.ones_like(env[0]).sum()  # F, as a traced value
+    t = torch.arange(n)
+    k = torch.arange(n // 2 + 1)
+    angle = (k[:, None] * t[None, :] % n).to(torch.float64) * (2.0 * math.pi) / count  # [K, F]
+    centred = env - mean[:, None]
+    power = (torch.matmul(centred, angle.cos().T) ** 2 + torch.matmul(centred, angle.sin().T) ** 2) / count
+    freqs = k.to(torch.float64) * (1.0 / (count * (1.0 / frame_rate)))  # numpy.fft.rfftfreq's arithmetic
+    bands = []
+    for low, high in pairwise(MODULATION_EDGES):
+        inside = ((freqs >= low) & (freqs < high)).to(torch.float64)  # [K]
+        total, bins = (power * inside).sum(dim=1), inside.sum()
+        band_mean = torch.where(bins > 0, total / torch.clamp(bins, min=1.0), torch.zeros_like(total))
+        bands.append(torch.log10(torch.clamp(band_mean, min=POWER_FLOOR)))
+    return torch.stack(levels + bands, dim=1)
+
+
 def _squared_euclidean(x: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
     """[..., D] x [N, D] -> [..., N] as ``|x|^2 + |b|^2 - 2 x.b`` (the expansion numpy and sklearn use)."""
     return (x * x).sum(-1, keepdim=True) + (bank * bank).sum(-1) - 2.0 * torch.matmul(x, bank.T)
 
 
 class StatisticsHead(nn.Module):
-    """knn, mahalanobis, gmm: per-band mean, standard deviation (and quantiles) of the clip's log-mel,
-    standardised, scored under every (section, domain) bank in float64; minimum over the section's."""
+    """knn, mahalanobis, gmm: the groups of clip statistics ``stats`` names (per-band mean, standard
+    deviation and quantiles of the clip's log-mel; ``delta``; ``envelope``), standardised and weighted per
+    group, scored under every (section, domain) bank in float64; minimum over the section's."""
 
     def __init__(self, detector: Detector, sections: Sequence[str]) -> None:
         super().__init__()
+        from asdkit.detectors.banks.clip_stats import group_weights, parse_stats
         from asdkit.detectors.banks.embedding import parse_quantiles
         from asdkit.scoring.embedding import BANK_SCALE
 
         self.scorer = detector._make_scorer()  # type: ignore[attr-defined]
         banks = detector._banks()  # type: ignore[attr-defined]
         self.qs = parse_quantiles(detector.quantiles)  # type: ignore[attr-defined]
+        self.groups = parse_stats(getattr(detector, "stats", POOLED))
+        config = detector.feature_config_
+        self.frame_rate = config.sample_rate / config.hop_length
         standard = detector.standard_  # type: ignore[attr-defined]
         self.register_buffer("center", torch.from_numpy(np.asarray(standard["center"], np.float64)))
         self.register_buffer("scale", torch.from_numpy(np.asarray(standard["scale"], np.float64)))
+        n_mels = detector.n_mels_in_  # type: ignore[attr-defined]
+        lengths = {POOLED: n_mels * (2 + len(self.qs)), DELTA: n_mels, ENVELOPE: ENVELOPE_LENGTH}
+        weights = group_weights([lengths[g] for g in self.groups])
+        self.register_buffer("weights", torch.from_numpy(np.asarray(weights, np.float64)))
         self.section_min = SectionMin([sections.index(s) for s, _ in banks.keys])
         self.n_banks = len(banks.states)
         for j, state in enumerate(banks.states):
@@ -203,9 +261,16 @@ class StatisticsHead(nn.Module):
 
     def embed(self, db: torch.Tensor) -> torch.Tensor:
         x = db.double()  # [B, F, M]
-        mean = x.mean(dim=1)
-        parts = [mean, ((x - mean[:, None, :]) ** 2).mean(dim=1).sqrt(), *_quantiles(x, self.qs)]
-        return (torch.cat(parts, dim=1) - self.center) / self.scale
+        parts: list[torch.Tensor] = []
+        for group in self.groups:
+            if group == POOLED:
+                mean = x.mean(dim=1)
+                parts += [mean, ((x - mean[:, None, :]) ** 2).mean(dim=1).sqrt(), *_quantiles(x, self.qs)]
+            elif group == DELTA:
+                parts.append(_std_over_frames(x[:, 1:] - x[:, :-1]))
+            else:
+                parts.append(_envelope(x, self.frame_rate))
+        return (torch.cat(parts, dim=1) - self.center) / self.scale * self.weights
 
     def _bank_score(self, j: int, e: torch.Tensor) -> torch.Tensor:
         kind = self.scorer.kind
@@ -332,8 +397,8 @@ def not_exportable_reason(detector: Detector) -> str | None:
     chosen_input = getattr(detector, "input", LOGMEL)
     if chosen_input != LOGMEL:
         return f"input={chosen_input}: the graph builds the log-mel front end only"
-    if name in STATISTICS and getattr(detector, "stats", "pooled") != "pooled":
-        return f"stats={detector.stats}: the graph computes the pooled statistics only"  # type: ignore[attr-defined]
+    if name in STATISTICS and TONAL in parse_stats(getattr(detector, "stats", POOLED)):
+        return f"stats={detector.stats}: the graph has no clip spectrum for the tonal group"  # type: ignore[attr-defined]
     if name in STATISTICS and getattr(detector, "pooling", "mean_std") != "mean_std":
         return f"pooling={detector.pooling}: the graph pools by mean and std only"  # type: ignore[attr-defined]
     if name == "ae" and getattr(detector, "score", "mse") != "mse":

@@ -52,7 +52,7 @@ MODULATION_EDGES = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 #: level quantiles of the loudness envelope
 ENVELOPE_QUANTILES = (0.05, 0.5, 0.95, 1.0)
 #: floor of a modulation band's power (dB^2), for a band a short clip does not resolve
-_POWER_FLOOR = 1e-6
+POWER_FLOOR = 1e-6
 
 
 def parse_stats(text: str) -> list[str]:
@@ -89,7 +89,7 @@ def envelope_statistics(logmel_db: np.ndarray, frame_rate: float) -> np.ndarray:
     bands = []
     for low, high in pairwise(MODULATION_EDGES):
         inside = power[(freqs >= low) & (freqs < high)]
-        bands.append(np.log10(max(float(inside.mean()) if inside.size else 0.0, _POWER_FLOOR)))
+        bands.append(np.log10(max(float(inside.mean()) if inside.size else 0.0, POWER_FLOOR)))
     return np.array([*levels, *bands])
 
 
