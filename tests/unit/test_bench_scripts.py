@@ -5,8 +5,9 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
+import numpy as np
 import pytest
 
 
@@ -21,7 +22,8 @@ def _script(name: str) -> ModuleType:
     return module
 
 
-parse_config = _script("bench_quality").parse_config
+bench_quality = _script("bench_quality")
+parse_config = bench_quality.parse_config
 build = _script("real_protocol").build
 
 
@@ -95,3 +97,39 @@ def test_the_scale_benchmark_sizes_are_the_real_ones_and_a_quarter(tmp_path):
     assert quarter.n_train(["pump"]) == 257  # 247 source + the 10 target clips a real set has
     assert scale.TREES["dcase2020"].n_train() >= 3000
     assert not scale.machine_ready(quarter, tmp_path, "pump")  # nothing written: generated, not reused
+
+
+@pytest.mark.parametrize("scheme", ["dcase2020", "dcase2022"])
+def test_per_machine_scores_are_the_official_statistic_of_each_machine_type_alone(scheme):
+    from asdkit.metrics import ScoreRecord, ScoreTable, evaluate
+
+    rng = np.random.default_rng(0)
+
+    def records(machine: str, shift: float) -> list[ScoreRecord]:
+        return [
+            ScoreRecord(
+                machine, s, d, label, float(rng.normal() + label * shift), name=f"{machine}{s}{d}{label}{i}"
+            )
+            for s in ("00", "01")
+            for d in ("source", "target")
+            for label in (0, 1)
+            for i in range(8)
+        ]
+
+    fan, valve = records("fan", 2.0), records("valve", 0.3)
+    both = bench_quality.machine_scores(evaluate(ScoreTable(fan + valve, scheme)))
+    # each machine type's score is the official score of an evaluation of that machine type alone
+    for machine, recs in (("fan", fan), ("valve", valve)):
+        alone = evaluate(ScoreTable(recs, scheme)).official_score
+        assert both[machine] == pytest.approx(alone, abs=1e-12)
+    assert both["fan"] > both["valve"]
+
+
+def test_per_machine_rows_give_mean_and_sample_std_over_seeds(tmp_path, monkeypatch):
+    scores = {0: {"fan": 0.6, "valve": 0.5}, 1: {"fan": 0.8, "valve": 0.5}}
+    monkeypatch.setattr(bench_quality, "load_run", lambda d: SimpleNamespace(evaluation=int(d.name[-1])))
+    monkeypatch.setattr(bench_quality, "machine_scores", lambda seed: scores[seed])
+    rows = bench_quality.per_machine_rows([tmp_path / "knn"], [0, 1])
+    assert rows[0] == ["configuration", "machine", "mean", "std", "seed_0", "seed_1"]
+    assert rows[1] == ["knn", "fan", "0.7000", "0.1414", "0.6000", "0.8000"]
+    assert rows[2] == ["knn", "valve", "0.5000", "0.0000", "0.5000", "0.5000"]
