@@ -133,3 +133,49 @@ def test_per_machine_rows_give_mean_and_sample_std_over_seeds(tmp_path, monkeypa
     assert rows[0] == ["configuration", "machine", "mean", "std", "seed_0", "seed_1"]
     assert rows[1] == ["knn", "fan", "0.7000", "0.1414", "0.6000", "0.8000"]
     assert rows[2] == ["knn", "valve", "0.5000", "0.0000", "0.5000", "0.5000"]
+
+
+def _per_machine(folder: Path, rows: list[tuple[str, str, float]]) -> Path:
+    folder.mkdir(parents=True)
+    lines = ["configuration,machine,mean,std,seed_0"] + [f"{c},{m},{v},0.0,{v}" for c, m, v in rows]
+    (folder / "per_machine.csv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_default_rule_puts_the_real_worst_gap_first_then_all_units_then_the_real_mean(tmp_path):
+    choice = _script("default_choice")
+    singles = ("a", "b")
+    # real fan, mean of two folds: a 0.8, b 0.6; best single 0.8
+    folds = [
+        _per_machine(
+            tmp_path / "f0",
+            [("a", "fan", 0.9), ("b", "fan", 0.6), ("x", "fan", 0.8), ("y", "fan", 0.79), ("z", "fan", 0.6)],
+        ),
+        _per_machine(
+            tmp_path / "f1",
+            [("a", "fan", 0.7), ("b", "fan", 0.6), ("x", "fan", 0.8), ("y", "fan", 0.79), ("z", "fan", 0.6)],
+        ),
+    ]
+    # synthetic valve: b best (0.7); x trails by 0.2, y by 0.05, z leads
+    synthetic = _per_machine(
+        tmp_path / "s",
+        [
+            ("a", "valve", 0.5),
+            ("b", "valve", 0.7),
+            ("x", "valve", 0.5),
+            ("y", "valve", 0.65),
+            ("z", "valve", 0.9),
+        ],
+    )
+    units = choice.units(folds, [synthetic])
+    assert [u.name for u in units] == ["real / fan", "s / valve"]
+    assert units[0].scores["a"] == pytest.approx(0.8)
+    ranked = choice.rank(units, ["x", "y", "z"], singles, tie=0.01)
+    # x (real gap 0) and y (0.01) tie on the real units; y's worst gap overall is smaller; z trails on real
+    assert [r["configuration"] for r in ranked] == ["y", "x", "z"]
+    assert ranked[0]["worst_gap"] == pytest.approx(0.05) and ranked[2]["worst_real_gap"] == pytest.approx(0.2)
+    assert [r["configuration"] for r in choice.rank(units, ["x", "y", "z"], singles, tie=0.0)] == [
+        "x",
+        "y",
+        "z",
+    ]
