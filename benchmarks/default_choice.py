@@ -58,7 +58,7 @@ def units(real: list[Path], synthetic: list[Path]) -> list[Unit]:
     out = []
     folds = [read_per_machine(f) for f in real]
     for machine in folds[0] if folds else []:
-        configs = set.intersection(*(set(fold.get(machine, {})) for fold in folds))
+        configs = [c for c in folds[0][machine] if all(c in fold.get(machine, {}) for fold in folds)]
         scores = {c: float(np.mean([fold[machine][c][0] for fold in folds])) for c in configs}
         stds = {c: max(fold[machine][c][1] for fold in folds) for c in configs}
         out.append(Unit(f"real / {machine}", True, scores, stds))
