@@ -267,8 +267,9 @@ class EnsembleDetector(Detector):
     def _fitted_weights(self) -> np.ndarray:
         """The weights of the members kept (the chosen ones under evidence), summing to one."""
         fitted = getattr(self, "member_weights_", None)
-        if fitted is None:  # a model saved before the weights were recorded
-            return self._member_weights(len(self.members_))
+        if fitted is None:  # a model saved before the weights were recorded (and before DEFAULT_WEIGHTS)
+            w = np.ones(len(self.members_)) if self.weights is None else np.asarray(self.weights, np.float64)
+            return w / w.sum()
         w = np.asarray(fitted, dtype=np.float64)
         return w / w.sum()
 
