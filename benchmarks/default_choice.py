@@ -11,7 +11,8 @@ machine type (its score the mean over the ``--real`` folds) or one machine type 
 Per unit, the best of the ``--singles`` is the bar and each configuration's gap is that best minus its score
 (means over seeds). The ``--candidates`` are ranked by (1) the worst gap over the real units;
 among those within ``--tie`` of the smallest, (2) the worst gap over all units; then (3) the higher mean
-over the real units. Printed: every configuration's score and gap per unit, then the ranking.
+over the real units. Printed: every configuration's score per unit (``--markdown``: as the README's table;
+``--default C``: with C's gap to the best single detector), then the ranking.
 """
 
 from __future__ import annotations
@@ -31,47 +32,53 @@ SINGLES = ("mahalanobis", "knn", "patch_bank", "patch_bank_aggregate=mean")
 
 @dataclass
 class Unit:
-    """One machine type of one proxy: each configuration's score (mean over seeds, and folds if real)
-    and the spread over seeds (the largest of the folds' sample std)."""
+    """One machine type of one proxy: each configuration's score per seed (real: the mean over folds)."""
 
     name: str
     real: bool
-    scores: dict[str, float]
-    stds: dict[str, float]
+    per_seed: dict[str, np.ndarray]
+
+    @property
+    def scores(self) -> dict[str, float]:
+        """Mean over seeds."""
+        return {c: float(v.mean()) for c, v in self.per_seed.items()}
+
+    @property
+    def stds(self) -> dict[str, float]:
+        """Sample standard deviation over seeds (0 for one seed)."""
+        return {c: float(v.std(ddof=1)) if len(v) > 1 else 0.0 for c, v in self.per_seed.items()}
 
 
-def read_per_machine(folder: Path) -> dict[str, dict[str, tuple[float, float]]]:
-    """machine -> configuration -> (mean, std) from ``folder/per_machine.csv``."""
+def read_per_machine(folder: Path) -> dict[str, dict[str, np.ndarray]]:
+    """machine -> configuration -> scores per seed, from ``folder/per_machine.csv``."""
     path = folder / "per_machine.csv"
     if not path.is_file():
         raise SystemExit(f"error: {path}: missing (run bench_quality.py --per-machine --out {folder})")
-    table: dict[str, dict[str, tuple[float, float]]] = defaultdict(dict)
+    table: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
-            table[row["machine"]][row["configuration"]] = (float(row["mean"]), float(row["std"]))
+            seeds = [float(v) for k, v in row.items() if k.startswith("seed_")]
+            table[row["machine"]][row["configuration"]] = np.asarray(seeds)
     return table
 
 
 def units(real: list[Path], synthetic: list[Path]) -> list[Unit]:
-    """The real machine types (mean over folds; only configurations run on every fold) and each synthetic
-    set's machine types."""
+    """The real machine types (per seed the mean over folds; only configurations run on every fold with the
+    same number of seeds) and each synthetic set's machine types."""
     out = []
     folds = [read_per_machine(f) for f in real]
     for machine in folds[0] if folds else []:
         configs = [c for c in folds[0][machine] if all(c in fold.get(machine, {}) for fold in folds)]
-        scores = {c: float(np.mean([fold[machine][c][0] for fold in folds])) for c in configs}
-        stds = {c: max(fold[machine][c][1] for fold in folds) for c in configs}
-        out.append(Unit(f"real / {machine}", True, scores, stds))
+        per_seed = {}
+        for c in configs:
+            runs = [fold[machine][c] for fold in folds]
+            if len({len(r) for r in runs}) != 1:
+                raise SystemExit(f"error: {c} on {machine}: the folds were run with different seeds")
+            per_seed[c] = np.mean(runs, axis=0)
+        out.append(Unit(f"real / {machine}", True, per_seed))
     for folder in synthetic:
         for machine, configs in read_per_machine(folder).items():
-            out.append(
-                Unit(
-                    f"{folder.name} / {machine}",
-                    False,
-                    {c: v[0] for c, v in configs.items()},
-                    {c: v[1] for c, v in configs.items()},
-                )
-            )
+            out.append(Unit(f"{folder.name} / {machine}", False, dict(configs)))
     return out
 
 
@@ -111,19 +118,24 @@ def rank(all_units: list[Unit], candidates: list[str], singles: tuple[str, ...],
     return tied + rest
 
 
-def unit_table(all_units: list[Unit], configs: list[str], singles: tuple[str, ...]) -> Table:
-    table = Table(
-        title="Score per unit (mean over seeds; real: and folds) and gap to the best single detector"
-    )
-    table.add_column("configuration")
+def unit_rows(
+    all_units: list[Unit], configs: list[str], singles: tuple[str, ...], default: str | None
+) -> list[list[str]]:
+    """Units down, configurations across (mean ± std over seeds); with ``default``, its gap to the best single
+    detector and whether it is within 0.02 of it."""
+    head = ["unit", *configs, "best single"]
+    if default:
+        head += [f"{default} - best", "within 0.02"]
+    rows = [head]
     for u in all_units:
-        table.add_column(u.name, justify="right")
-    for c in configs:
-        cells = [
-            f"{u.scores[c]:.3f} ({-gaps(u, singles)[c]:+.3f})" if c in u.scores else "" for u in all_units
-        ]
-        table.add_row(c, *cells)
-    return table
+        best = max((s for s in singles if s in u.scores), key=lambda s: u.scores[s])
+        cells = [f"{u.scores[c]:.3f} ± {u.stds[c]:.3f}" if c in u.scores else "" for c in configs]
+        row = [u.name, *cells, best]
+        if default:
+            gap = -gaps(u, singles)[default]
+            row += [f"{gap:+.3f}", "yes" if gap >= -0.02 - 1e-9 else "no"]
+        rows.append(row)
+    return rows
 
 
 def main() -> None:
@@ -135,6 +147,8 @@ def main() -> None:
     parser.add_argument("--singles", nargs="+", default=list(SINGLES), help="the single detectors (folders)")
     parser.add_argument("--candidates", nargs="*", help="default candidates (default: all but the singles)")
     parser.add_argument("--tie", type=float, default=0.01, help="worst real gaps this close count as tied")
+    parser.add_argument("--default", help="a configuration whose gap per unit is shown (the chosen default)")
+    parser.add_argument("--markdown", action="store_true", help="the unit table as Markdown (README)")
     args = parser.parse_args()
     all_units = units(args.real, args.synthetic)
     if not all_units:
@@ -143,7 +157,18 @@ def main() -> None:
     configs = list(dict.fromkeys(c for u in all_units for c in u.scores))
     candidates = args.candidates or [c for c in configs if c not in singles]
     console = Console(width=250)
-    console.print(unit_table(all_units, configs, singles))
+    rows = unit_rows(all_units, configs, singles, args.default)
+    if args.markdown:
+        print("\n".join("| " + " | ".join(r) + " |" for r in [rows[0], ["---"] * len(rows[0]), *rows[1:]]))
+    else:
+        table = Table(
+            title="Official score per unit (mean ± std over seeds; real: per seed the mean of the folds)"
+        )
+        for head in rows[0]:
+            table.add_column(head, justify="left" if head == "unit" else "right")
+        for r in rows[1:]:
+            table.add_row(*r)
+        console.print(table)
     ranking = Table(
         title=f"The rule: worst real gap (ties within {args.tie}), then worst gap, then real mean"
     )

@@ -179,3 +179,23 @@ def test_default_rule_puts_the_real_worst_gap_first_then_all_units_then_the_real
         "y",
         "z",
     ]
+
+
+def test_a_real_unit_is_per_seed_the_mean_of_its_folds_and_the_table_marks_the_default_gap(tmp_path):
+    choice = _script("default_choice")
+    head = "configuration,machine,mean,std,seed_0,seed_1\n"
+    folds = []
+    for fold, (a0, a1) in enumerate(((0.6, 0.8), (0.8, 1.0))):
+        folder = tmp_path / f"f{fold}"
+        folder.mkdir()
+        lines = [f"a,fan,{(a0 + a1) / 2},0,{a0},{a1}", "d,fan,0.5,0,0.5,0.5"]
+        (folder / "per_machine.csv").write_text(head + "\n".join(lines) + "\n")
+        folds.append(folder)
+    (unit,) = choice.units(folds, [])
+    np.testing.assert_allclose(unit.per_seed["a"], [0.7, 0.9])
+    assert unit.scores["a"] == pytest.approx(0.8) and unit.stds["a"] == pytest.approx(
+        np.std([0.7, 0.9], ddof=1)
+    )
+    rows = choice.unit_rows([unit], ["a", "d"], ("a",), default="d")
+    assert rows[0][-2:] == ["d - best", "within 0.02"]
+    assert rows[1] == ["real / fan", "0.800 ± 0.141", "0.500 ± 0.000", "a", "-0.300", "no"]
