@@ -168,8 +168,7 @@ def resolved_params(model: str, params: Mapping[str, Any] | None, seed: int, deb
 
     An ensemble's members (its default ones when none are given) are recorded with all their parameters,
     and its weights (the default's own, if any), so that a rerun from config.json trains the same members
-    with the same weights even after a default changed. Their seed and
-    progress stay the ensemble's.
+    with the same weights even after a default changed. Their seed and progress stay the ensemble's.
     """
     detector = make_detector(model, params, seed, debug)
     resolved = detector.get_params()
