@@ -12,7 +12,9 @@ text; a JSON list, object or string may hold commas: ``'ensemble:members=["mahal
 table is ``asdkit compare``'s (mean +- sample std over seeds of the official score and its parts, best per
 column marked) with the mean training and scoring seconds per run beside it; ``OUT/quality.csv`` holds the
 same numbers. ``--reuse`` keeps configurations whose multi-seed run already completed with the same
-detector, parameters and seeds.
+detector, parameters and seeds. ``--per-machine`` adds a table of each machine type's own official score
+(the year's statistic over that type's sections and domains only: 2020 the arithmetic mean of its AUC and
+pAUC, 2021+ their harmonic mean), mean +- std over seeds, in ``OUT/per_machine.csv``.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ from rich.console import Console
 from rich.table import Table
 
 from asdkit import api
+from asdkit.metrics.evaluation import Evaluation
 from asdkit.reports.compare import RunRow, best_rows, columns, compare_runs, comparison_csv_text
+from asdkit.run_result import load_run
 from asdkit.rundir import SEEDS_JSON, seed_dir
 from asdkit.seeds import parse_seeds
 from asdkit.utils.io import atomic_write_text
@@ -97,6 +101,62 @@ def quality_table(rows: list[RunRow], seconds: list[dict[str, float]], n_seeds: 
     return table
 
 
+def machine_scores(evaluation: Evaluation) -> dict[str, float]:
+    """Each machine type's official score: the year's statistic over its own AUC and pAUC values only."""
+    statistic = np.mean if evaluation.scheme == "dcase2020" else _hmean
+    parts = [c for c in evaluation.columns if "AUC" in c]
+    return {
+        m.machine: float(statistic([r.values[c] for r in m.rows for c in parts])) for m in evaluation.machines
+    }
+
+
+def _hmean(values: list[float]) -> float:
+    a = np.asarray(values, dtype=np.float64)
+    return 0.0 if np.any(a <= 0) else float(len(a) / np.sum(1.0 / a))
+
+
+def per_machine_rows(outs: list[Path], seeds: list[int]) -> list[list[str]]:
+    """``configuration, machine, mean, std, seed_<n>...`` per configuration and machine type (sample std)."""
+    rows = [["configuration", "machine", "mean", "std", *(f"seed_{s}" for s in seeds)]]
+    for out in outs:
+        per_seed = []
+        for s in seeds:
+            evaluation = load_run(seed_dir(out, s)).evaluation
+            if evaluation is None:
+                raise SystemExit(f"error: {seed_dir(out, s)}: no evaluation to break down per machine type")
+            per_seed.append(machine_scores(evaluation))
+        for machine in per_seed[0]:
+            values = np.array([scores[machine] for scores in per_seed])
+            std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+            rows.append(
+                [out.name, machine, f"{values.mean():.4f}", f"{std:.4f}", *(f"{v:.4f}" for v in values)]
+            )
+    return rows
+
+
+def per_machine_table(rows: list[list[str]]) -> Table:
+    """Configurations down, machine types across: mean +- std over seeds, the best per machine type marked."""
+    body = rows[1:]
+    configs = list(dict.fromkeys(r[0] for r in body))
+    machines = list(dict.fromkeys(r[1] for r in body))
+    cell = {(r[0], r[1]): (float(r[2]), float(r[3])) for r in body}
+    best = {m: max(cell[c, m][0] for c in configs if (c, m) in cell) for m in machines}
+    table = Table(title="Official score per machine type (mean ± sample std over seeds; * best per column)")
+    for head in ("configuration", *machines):
+        table.add_column(head, justify="left" if head == "configuration" else "right")
+    for c in configs:
+        cells = []
+        for m in machines:
+            if (c, m) not in cell:
+                cells.append("")
+                continue
+            mean, std = cell[c, m]
+            text = f"{mean:.4f} ± {std:.4f}"
+            cells.append(f"[bold]{text} *[/]" if mean == best[m] else text)
+        table.add_row(c, *cells)
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="a data tree (any layout asdkit reads)")
@@ -107,6 +167,8 @@ def main() -> None:
     parser.add_argument("--ground-truth", type=Path, help="ground truth for an evaluation-set tree")
     parser.add_argument("--debug", action="store_true", help="each detector's debug settings (fast)")
     parser.add_argument("--reuse", action="store_true", help="keep completed configurations")
+    parser.add_argument("--per-machine", action="store_true", help="also a table per machine type")
+    parser.add_argument("--threads", type=int, help="torch/BLAS threads per run (default: by work size)")
     args = parser.parse_args()
     if not args.data.is_dir():
         raise SystemExit(f"error: --data {args.data}: no such directory")
@@ -128,6 +190,7 @@ def main() -> None:
                 cache_dir=args.out / "cache",
                 plots=False,
                 seeds=seeds,
+                threads=args.threads,
             )
             print(f"{name}: {len(seeds)} seeds in {time.perf_counter() - start:.0f} s", file=sys.stderr)
         done.append((out, run_seconds(out, seeds)))
@@ -141,6 +204,13 @@ def main() -> None:
     csv.writer(buf, lineterminator="\n").writerows(lines)
     atomic_write_text(args.out / "quality.csv", buf.getvalue())
     print(f"table: {args.out / 'quality.csv'}")
+    if args.per_machine:
+        machine_rows = per_machine_rows([out for out, _ in done], seeds)
+        Console(width=220).print(per_machine_table(machine_rows))
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows(machine_rows)
+        atomic_write_text(args.out / "per_machine.csv", buf.getvalue())
+        print(f"per machine type: {args.out / 'per_machine.csv'}")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
-"""The synthetic proxy sets of the README's default-selection table, written where ``bench_quality.py`` reads
-them: the "synthetic" column's reduced demo set and the two "held-back-like" sets (its column is their mean).
+"""The synthetic proxy sets of the README's default-selection table ("How the default's members were chosen"),
+written where ``bench_quality.py`` reads them: the reduced demo set and the two "held-back-like" sets.
 
 Run::
 
     python benchmarks/proxy_sets.py --out /tmp/proxy
-    python benchmarks/bench_quality.py --data /tmp/proxy/synthetic --seeds 0 --out /tmp/q_synthetic \\
-        --models ensemble "patch_bank:aggregate=mean" mahalanobis patch_bank knn \\
-        "mahalanobis:shared_covariance=false"
-    # the same bench_quality line with --data /tmp/proxy/heldback_like_1 and /tmp/proxy/heldback_like_2
+    python benchmarks/bench_quality.py --data /tmp/proxy/synthetic --out /tmp/q/synthetic --seeds 0-4 \
+        --threads 1 --per-machine --models mahalanobis knn patch_bank "patch_bank:aggregate=mean" ensemble \
+        "ensemble:weights=[1,1]" "ensemble:weights=[3,1]" "ensemble:normalise=rank,weights=[1,1]" \
+        'ensemble:members=["mahalanobis","patch_bank"]'
+    # the same bench_quality line for /tmp/proxy/heldback_like_1 and _2 and the real folds, then
+    # benchmarks/default_choice.py on the outputs (the README has the full lines)
 
 A set already written with the same spec is kept (``asdkit demo``'s marker file).
 """

@@ -167,8 +167,8 @@ def resolved_params(model: str, params: Mapping[str, Any] | None, seed: int, deb
     """Every parameter of the detector the run trains, members of an ensemble spelled out in full.
 
     An ensemble's members (its default ones when none are given) are recorded with all their parameters,
-    so that a rerun from config.json trains the same members even after a default changed. Their seed and
-    progress stay the ensemble's.
+    and its weights (the default's own, if any), so that a rerun from config.json trains the same members
+    with the same weights even after a default changed. Their seed and progress stay the ensemble's.
     """
     detector = make_detector(model, params, seed, debug)
     resolved = detector.get_params()
@@ -176,6 +176,7 @@ def resolved_params(model: str, params: Mapping[str, Any] | None, seed: int, deb
         if resolved.get("select") == "auto":  # what "auto" meant with no members listed, kept when they are
             resolved["select"] = detector._mode()  # type: ignore[attr-defined]
         resolved["members"] = [_resolved_member(spec) for spec in detector._specs()]  # type: ignore[attr-defined]
+        resolved["weights"] = detector._given_weights()  # type: ignore[attr-defined]
     return resolved
 
 

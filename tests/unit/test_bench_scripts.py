@@ -5,8 +5,9 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
+import numpy as np
 import pytest
 
 
@@ -21,7 +22,8 @@ def _script(name: str) -> ModuleType:
     return module
 
 
-parse_config = _script("bench_quality").parse_config
+bench_quality = _script("bench_quality")
+parse_config = bench_quality.parse_config
 build = _script("real_protocol").build
 
 
@@ -95,3 +97,105 @@ def test_the_scale_benchmark_sizes_are_the_real_ones_and_a_quarter(tmp_path):
     assert quarter.n_train(["pump"]) == 257  # 247 source + the 10 target clips a real set has
     assert scale.TREES["dcase2020"].n_train() >= 3000
     assert not scale.machine_ready(quarter, tmp_path, "pump")  # nothing written: generated, not reused
+
+
+@pytest.mark.parametrize("scheme", ["dcase2020", "dcase2022"])
+def test_per_machine_scores_are_the_official_statistic_of_each_machine_type_alone(scheme):
+    from asdkit.metrics import ScoreRecord, ScoreTable, evaluate
+
+    rng = np.random.default_rng(0)
+
+    def records(machine: str, shift: float) -> list[ScoreRecord]:
+        return [
+            ScoreRecord(
+                machine, s, d, label, float(rng.normal() + label * shift), name=f"{machine}{s}{d}{label}{i}"
+            )
+            for s in ("00", "01")
+            for d in ("source", "target")
+            for label in (0, 1)
+            for i in range(8)
+        ]
+
+    fan, valve = records("fan", 2.0), records("valve", 0.3)
+    both = bench_quality.machine_scores(evaluate(ScoreTable(fan + valve, scheme)))
+    # each machine type's score is the official score of an evaluation of that machine type alone
+    for machine, recs in (("fan", fan), ("valve", valve)):
+        alone = evaluate(ScoreTable(recs, scheme)).official_score
+        assert both[machine] == pytest.approx(alone, abs=1e-12)
+    assert both["fan"] > both["valve"]
+
+
+def test_per_machine_rows_give_mean_and_sample_std_over_seeds(tmp_path, monkeypatch):
+    scores = {0: {"fan": 0.6, "valve": 0.5}, 1: {"fan": 0.8, "valve": 0.5}}
+    monkeypatch.setattr(bench_quality, "load_run", lambda d: SimpleNamespace(evaluation=int(d.name[-1])))
+    monkeypatch.setattr(bench_quality, "machine_scores", lambda seed: scores[seed])
+    rows = bench_quality.per_machine_rows([tmp_path / "knn"], [0, 1])
+    assert rows[0] == ["configuration", "machine", "mean", "std", "seed_0", "seed_1"]
+    assert rows[1] == ["knn", "fan", "0.7000", "0.1414", "0.6000", "0.8000"]
+    assert rows[2] == ["knn", "valve", "0.5000", "0.0000", "0.5000", "0.5000"]
+
+
+def _per_machine(folder: Path, rows: list[tuple[str, str, float]]) -> Path:
+    folder.mkdir(parents=True)
+    lines = ["configuration,machine,mean,std,seed_0"] + [f"{c},{m},{v},0.0,{v}" for c, m, v in rows]
+    (folder / "per_machine.csv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_default_rule_puts_the_real_worst_gap_first_then_all_units_then_the_real_mean(tmp_path):
+    choice = _script("default_choice")
+    singles = ("a", "b")
+    # real fan, mean of two folds: a 0.8, b 0.6; best single 0.8
+    folds = [
+        _per_machine(
+            tmp_path / "f0",
+            [("a", "fan", 0.9), ("b", "fan", 0.6), ("x", "fan", 0.8), ("y", "fan", 0.79), ("z", "fan", 0.6)],
+        ),
+        _per_machine(
+            tmp_path / "f1",
+            [("a", "fan", 0.7), ("b", "fan", 0.6), ("x", "fan", 0.8), ("y", "fan", 0.79), ("z", "fan", 0.6)],
+        ),
+    ]
+    # synthetic valve: b best (0.7); x trails by 0.2, y by 0.05, z leads
+    synthetic = _per_machine(
+        tmp_path / "s",
+        [
+            ("a", "valve", 0.5),
+            ("b", "valve", 0.7),
+            ("x", "valve", 0.5),
+            ("y", "valve", 0.65),
+            ("z", "valve", 0.9),
+        ],
+    )
+    units = choice.units(folds, [synthetic])
+    assert [u.name for u in units] == ["real / fan", "s / valve"]
+    assert units[0].scores["a"] == pytest.approx(0.8)
+    ranked = choice.rank(units, ["x", "y", "z"], singles, tie=0.01)
+    # x (real gap 0) and y (0.01) tie on the real units; y's worst gap overall is smaller; z trails on real
+    assert [r["configuration"] for r in ranked] == ["y", "x", "z"]
+    assert ranked[0]["worst_gap"] == pytest.approx(0.05) and ranked[2]["worst_real_gap"] == pytest.approx(0.2)
+    assert [r["configuration"] for r in choice.rank(units, ["x", "y", "z"], singles, tie=0.0)] == [
+        "x",
+        "y",
+        "z",
+    ]
+
+
+def test_a_real_unit_is_per_seed_the_mean_of_its_folds_and_the_table_marks_the_default_gap(tmp_path):
+    choice = _script("default_choice")
+    head = "configuration,machine,mean,std,seed_0,seed_1\n"
+    folds = []
+    for fold, (a0, a1) in enumerate(((0.6, 0.8), (0.8, 1.0))):
+        folder = tmp_path / f"f{fold}"
+        folder.mkdir()
+        lines = [f"a,fan,{(a0 + a1) / 2},0,{a0},{a1}", "d,fan,0.5,0,0.5,0.5"]
+        (folder / "per_machine.csv").write_text(head + "\n".join(lines) + "\n")
+        folds.append(folder)
+    (unit,) = choice.units(folds, [])
+    np.testing.assert_allclose(unit.per_seed["a"], [0.7, 0.9])
+    assert unit.scores["a"] == pytest.approx(0.8) and unit.stds["a"] == pytest.approx(
+        np.std([0.7, 0.9], ddof=1)
+    )
+    rows = choice.unit_rows([unit], ["a", "d"], ("a",), default="d")
+    assert rows[0][-2:] == ["d - best", "within 0.02"]
+    assert rows[1] == ["real / fan", "0.800 ± 0.141", "0.500 ± 0.000", "a", "-0.300", "no"]

@@ -157,3 +157,26 @@ def test_a_model_of_a_newer_format_is_a_one_line_error_naming_it(data, tmp_path)
     (path / CONFIG_NAME).write_text(json.dumps({**config, "format_version": 3}))
     with pytest.raises(ModelError, match="written by a newer asdkit \\(format 3\\)"):
         Detector.load(path)
+
+
+@pytest.mark.parametrize("recorded", [True, False], ids=["weights recorded", "saved before weights were"])
+def test_a_default_ensemble_saved_before_the_default_weights_keeps_its_equal_weights(
+    recorded, data, tmp_path, monkeypatch
+):
+    """A model of the old default (members and weights not given, equal weights) scores, and exports, as it
+    was trained after DEFAULT_WEIGHTS changed: its own fitted weights, never the new default's."""
+    from asdkit.detectors import ensemble as ens
+    from asdkit.export.graph import EnsembleHead
+
+    train, test = data
+    monkeypatch.setattr(ens, "DEFAULT_WEIGHTS", None)
+    old = create_detector("ensemble", members=None).fit(train)  # type: ignore[attr-defined]
+    path = old.save(tmp_path / "old")
+    if not recorded:
+        config = json.loads((path / CONFIG_NAME).read_text())
+        del config["state"]["member_weights"]
+        (path / CONFIG_NAME).write_text(json.dumps(config))
+    monkeypatch.setattr(ens, "DEFAULT_WEIGHTS", (2.0, 1.0))
+    loaded = Detector.load(path)
+    np.testing.assert_allclose(loaded.anomaly_score(test), old.anomaly_score(test), rtol=1e-12)
+    assert EnsembleHead(loaded, ["00", "01"]).weights == [0.5, 0.5]

@@ -11,7 +11,7 @@ import pytest
 
 from asdkit.data.manifest import Clip
 from asdkit.detectors.base import ClipFeatures, Detector
-from asdkit.detectors.ensemble import DEFAULT_CANDIDATES, DEFAULT_MEMBERS, EnsembleDetector
+from asdkit.detectors.ensemble import DEFAULT_CANDIDATES, DEFAULT_MEMBERS, DEFAULT_WEIGHTS, EnsembleDetector
 from asdkit.detectors.registry import create_detector
 from asdkit.features.config import FeatureConfig
 from asdkit.scoring import evidence as ev
@@ -131,6 +131,26 @@ def test_default_ensemble_keeps_the_chosen_candidate_and_records_why(tmp_path):
     test = _bundle(6, 5)
     np.testing.assert_allclose(loaded.anomaly_score(test), ens.anomaly_score(test))
     assert loaded.selection_ == ens.selection_
+
+
+def test_the_default_weights_its_members_as_stated_and_only_its_own_members():
+    assert [m["model"] for m in DEFAULT_MEMBERS] == ["mahalanobis", "patch_bank"]
+    assert DEFAULT_MEMBERS[1]["params"] == {"aggregate": "mean"} and DEFAULT_WEIGHTS == (2.0, 1.0)
+    X, test = _bundle(12, 4), _bundle(6, 5)
+    default = EnsembleDetector().fit(X)
+    assert default.member_weights_ == pytest.approx([2 / 3, 1 / 3])
+    # its score is that weighted mean of the members' z-scores (each with its held-out training statistics)
+    z = []
+    for member in default.members_:
+        held_out = member.held_out_scores_[np.isfinite(member.held_out_scores_)]
+        z.append((member.anomaly_score(test) - held_out.mean()) / held_out.std())
+    np.testing.assert_allclose(default.anomaly_score(test), 2 / 3 * z[0] + 1 / 3 * z[1], rtol=1e-6, atol=1e-9)
+    # weights given, members listed or candidates chosen by evidence: the default's weights play no part
+    assert EnsembleDetector(weights=[1, 1]).fit(X).member_weights_ == [0.5, 0.5]
+    listed = EnsembleDetector(
+        members=["mahalanobis", {"model": "patch_bank", "params": {"aggregate": "mean"}}]
+    )
+    assert listed._given_weights() is None and EnsembleDetector(select="auto")._given_weights() is None
 
 
 def test_select_none_is_the_default_mean_of_all_members():

@@ -16,7 +16,8 @@ candidates: per
 machine type it judges each on label-free evidence from the training clips (held-out normals against
 pseudo-anomalies made from them, :mod:`asdkit.scoring.evidence`), keeps the best one, and records the
 evidence (``selection_``, in model.json, the run's config.json and its output). ``select="none"`` (the
-default) is the weighted mean of all; ``select="auto"`` is ``evidence`` without members given and ``none``
+default) is the weighted mean of all (without members: :data:`DEFAULT_MEMBERS` weighted by
+:data:`DEFAULT_WEIGHTS`); ``select="auto"`` is ``evidence`` without members given and ``none``
 with them.
 """
 
@@ -42,11 +43,15 @@ NORM = "normalisation"
 MEMBERS_DIR = "members"
 #: The default's members (``select="none"`` without members): a clip-level
 #: view (selective Mahalanobis of frame statistics, banks sharing one covariance) and a frame-level one
-#: (every frame's distance to a coreset of normal frames, averaged). Chosen on the quality proxies (README).
+#: (every frame's distance to a coreset of normal frames, averaged), weighted by :data:`DEFAULT_WEIGHTS`.
+#: Chosen on the quality proxies by a rule stated before their numbers (README).
 DEFAULT_MEMBERS: tuple[dict[str, Any], ...] = (
     {"model": "mahalanobis"},
     {"model": "patch_bank", "params": {"aggregate": "mean"}},
 )
+#: The default members' weights (normalised to sum to one), in the order of :data:`DEFAULT_MEMBERS`: the
+#: clip-level view counts twice, which led the real protocol's folds (README).
+DEFAULT_WEIGHTS: tuple[float, ...] | None = (2.0, 1.0)
 #: The candidates ``select="evidence"`` (no members given) chooses among per machine type:
 #: clip statistics under three back ends, and the frame bank averaged or by its highest frames. A
 #: pretrained encoder's detector joins here when a checkpoint is given (its input then needs an entry in
@@ -69,7 +74,7 @@ class EnsembleDetector(Detector):
     kept (module docstring); ``evidence_clips`` bounds the training clips the evidence is gathered on and
     ``evidence_folds`` its folds. ``select="auto"`` is ``evidence`` when ``members`` is None (then
     :data:`DEFAULT_CANDIDATES`) and ``none`` when members are listed. ``members=None`` with ``select="none"``
-    (the default) is :data:`DEFAULT_MEMBERS`.
+    (the default) is :data:`DEFAULT_MEMBERS`, weighted by :data:`DEFAULT_WEIGHTS` unless ``weights`` is given.
     """
 
     name: ClassVar[str] = "ensemble"
@@ -141,11 +146,20 @@ class EnsembleDetector(Detector):
         return self.select
 
     # -- fitting ------------------------------------------------------------------------------------------
+    def _given_weights(self) -> list[float] | None:
+        """The weights given, else the default's own when its default members are used (None: equal)."""
+        if self.weights is not None:
+            return list(self.weights)
+        if self.members is None and self._mode() == "none" and DEFAULT_WEIGHTS is not None:
+            return list(DEFAULT_WEIGHTS)
+        return None
+
     def _member_weights(self, n: int) -> np.ndarray:
-        w = np.ones(n) if self.weights is None else np.asarray(self.weights, dtype=np.float64)
+        given = self._given_weights()
+        w = np.ones(n) if given is None else np.asarray(given, dtype=np.float64)
         if w.shape != (n,) or np.any(w < 0) or w.sum() <= 0:
             raise ModelError(
-                f"ensemble: weights must be {n} non-negative numbers (one per member), got {self.weights}"
+                f"ensemble: weights must be {n} non-negative numbers (one per member), got {given}"
             )
         return w / w.sum()
 
@@ -253,8 +267,9 @@ class EnsembleDetector(Detector):
     def _fitted_weights(self) -> np.ndarray:
         """The weights of the members kept (the chosen ones under evidence), summing to one."""
         fitted = getattr(self, "member_weights_", None)
-        if fitted is None:  # a model saved before the weights were recorded
-            return self._member_weights(len(self.members_))
+        if fitted is None:  # a model saved before the weights were recorded (and before DEFAULT_WEIGHTS)
+            w = np.ones(len(self.members_)) if self.weights is None else np.asarray(self.weights, np.float64)
+            return w / w.sum()
         w = np.asarray(fitted, dtype=np.float64)
         return w / w.sum()
 

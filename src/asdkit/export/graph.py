@@ -349,7 +349,7 @@ class EnsembleHead(nn.Module):
         self.kind = detector.normalise  # type: ignore[attr-defined]
         members = detector.members_  # type: ignore[attr-defined]
         self.members = nn.ModuleList([build_head(m, sections) for m in members])
-        self.weights = [float(w) for w in detector._member_weights(len(members))]  # type: ignore[attr-defined]
+        self.weights = [float(w) for w in detector._fitted_weights()]  # type: ignore[attr-defined]
         self.spans: list[tuple[int, float]] = []  # rank: each member's number and range of training scores
         for i in range(len(members)):
             stats = _member_stats(detector.normalisers_, i)  # type: ignore[attr-defined]
