@@ -105,16 +105,17 @@ def test_config_records_the_default_detectors_members_in_full(tmp_path, monkeypa
     for member in members:
         full = api.make_detector(member["model"]).get_params()
         assert set(member["params"]) == set(full) - {"seed", "progress"}  # seed: the ensemble's
-    assert members[1]["params"]["aggregate"] == "mean"  # the default's own setting of patch_bank
-    assert params["weights"] == list(ensemble.DEFAULT_WEIGHTS) == [2.0, 1.0]  # mahalanobis counts twice
+    assert members[0]["params"]["stats"] == "pooled+delta+envelope"  # the default's own setting
+    assert params["weights"] is None and ensemble.DEFAULT_WEIGHTS is None  # one member: nothing to weigh
 
     # a rerun from config.json trains these members even after the default changed
     record = {"status": "complete", "environment": {}, "model": DEFAULT_DETECTOR, "params": params}
     (tmp_path / CONFIG_FILE).write_text(json.dumps(record))
     rerun = load_run_config(tmp_path / CONFIG_FILE)
-    monkeypatch.setattr(ensemble, "DEFAULT_MEMBERS", ({"model": "knn"},))
-    monkeypatch.setattr(ensemble, "DEFAULT_WEIGHTS", None)
+    monkeypatch.setattr(ensemble, "DEFAULT_MEMBERS", ({"model": "knn"}, {"model": "gmm"}))
+    monkeypatch.setattr(ensemble, "DEFAULT_WEIGHTS", (3.0, 1.0))
     again = pipeline.resolved_params(DEFAULT_DETECTOR, rerun.params, seed=3, debug=False)
-    assert again["members"] == members and again["weights"] == [2.0, 1.0]
+    assert again["members"] == members and again["weights"] is None
     detector = api.make_detector(DEFAULT_DETECTOR, again, seed=3)
-    assert [m.name for m in detector._planned_members()] == ["mahalanobis", "patch_bank"]
+    planned = detector._planned_members()
+    assert [m.name for m in planned] == ["mahalanobis"] and planned[0].stats == "pooled+delta+envelope"

@@ -169,6 +169,8 @@ def test_a_default_ensemble_saved_before_the_default_weights_keeps_its_equal_wei
     from asdkit.export.graph import EnsembleHead
 
     train, test = data
+    pair = ({"model": "mahalanobis"}, {"model": "patch_bank", "params": {"aggregate": "mean"}})
+    monkeypatch.setattr(ens, "DEFAULT_MEMBERS", pair)
     monkeypatch.setattr(ens, "DEFAULT_WEIGHTS", None)
     old = create_detector("ensemble", members=None).fit(train)  # type: ignore[attr-defined]
     path = old.save(tmp_path / "old")

@@ -133,9 +133,29 @@ def test_default_ensemble_keeps_the_chosen_candidate_and_records_why(tmp_path):
     assert loaded.selection_ == ens.selection_
 
 
-def test_the_default_weights_its_members_as_stated_and_only_its_own_members():
-    assert [m["model"] for m in DEFAULT_MEMBERS] == ["mahalanobis", "patch_bank"]
-    assert DEFAULT_MEMBERS[1]["params"] == {"aggregate": "mean"} and DEFAULT_WEIGHTS == (2.0, 1.0)
+def test_the_default_is_its_stated_member_and_scores_as_it_does():
+    assert DEFAULT_MEMBERS == ({"model": "mahalanobis", "params": {"stats": "pooled+delta+envelope"}},)
+    assert DEFAULT_WEIGHTS is None
+    X, test = _bundle(12, 4), _bundle(6, 5)
+    default = EnsembleDetector().fit(X)
+    assert default.member_weights_ == [1.0]
+    member = default.members_[0]
+    assert member.name == "mahalanobis" and member.stats == "pooled+delta+envelope"
+    # its score is the member's z-score (with its held-out training statistics): the same ranking
+    held_out = member.held_out_scores_[np.isfinite(member.held_out_scores_)]
+    z = (member.anomaly_score(test) - held_out.mean()) / held_out.std()
+    np.testing.assert_allclose(default.anomaly_score(test), z, rtol=1e-6, atol=1e-9)
+
+
+def test_default_weights_apply_to_the_default_members_only(monkeypatch):
+    import asdkit.detectors.ensemble as ens_module
+
+    monkeypatch.setattr(
+        ens_module,
+        "DEFAULT_MEMBERS",
+        ({"model": "mahalanobis"}, {"model": "patch_bank", "params": {"aggregate": "mean"}}),
+    )
+    monkeypatch.setattr(ens_module, "DEFAULT_WEIGHTS", (2.0, 1.0))
     X, test = _bundle(12, 4), _bundle(6, 5)
     default = EnsembleDetector().fit(X)
     assert default.member_weights_ == pytest.approx([2 / 3, 1 / 3])

@@ -41,17 +41,17 @@ from asdkit.scoring.normalise import check_normalisation, fit_normaliser, normal
 NORM = "normalisation"
 #: The sub-folder of a saved ensemble that holds its members' model folders.
 MEMBERS_DIR = "members"
-#: The default's members (``select="none"`` without members): a clip-level
-#: view (selective Mahalanobis of frame statistics, banks sharing one covariance) and a frame-level one
-#: (every frame's distance to a coreset of normal frames, averaged), weighted by :data:`DEFAULT_WEIGHTS`.
-#: Chosen on the quality proxies by a rule stated before their numbers (README).
+#: The default's members (``select="none"`` without members): one, selective Mahalanobis of clip statistics
+#: (per-band mean and std, the std of each band's frame-to-frame change, and the loudness envelope's
+#: levels and modulation; banks sharing one covariance). Chosen on the quality proxies by a rule stated
+#: before their numbers, applied to the fusions of it with ``patch_bank`` too (README, "How the default's
+#: members were chosen"); list members to average more detectors.
 DEFAULT_MEMBERS: tuple[dict[str, Any], ...] = (
-    {"model": "mahalanobis"},
-    {"model": "patch_bank", "params": {"aggregate": "mean"}},
+    {"model": "mahalanobis", "params": {"stats": "pooled+delta+envelope"}},
 )
-#: The default members' weights (normalised to sum to one), in the order of :data:`DEFAULT_MEMBERS`: the
-#: clip-level view counts twice, which led the real protocol's folds (README).
-DEFAULT_WEIGHTS: tuple[float, ...] | None = (2.0, 1.0)
+#: The default members' weights (normalised to sum to one), in the order of :data:`DEFAULT_MEMBERS`; None:
+#: equal weights.
+DEFAULT_WEIGHTS: tuple[float, ...] | None = None
 #: The candidates ``select="evidence"`` (no members given) chooses among per machine type:
 #: clip statistics under three back ends, and the frame bank averaged or by its highest frames. A
 #: pretrained encoder's detector joins here when a checkpoint is given (its input then needs an entry in

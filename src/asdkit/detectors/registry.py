@@ -9,7 +9,7 @@ from asdkit.errors import AsdkitError
 
 #: The detector of `asdkit run`/`train`/`demo` without ``--model``: best on average over the measured data
 #: sets, nearly seed-free, seconds to train (README, "The default detector"); ``ensemble`` without members
-#: is the pair in :data:`asdkit.detectors.ensemble.DEFAULT_MEMBERS`, weighted by ``DEFAULT_WEIGHTS``.
+#: is :data:`asdkit.detectors.ensemble.DEFAULT_MEMBERS` (weighted by ``DEFAULT_WEIGHTS`` if several).
 DEFAULT_DETECTOR = "ensemble"
 
 _REGISTRY: dict[str, type] = {}
