@@ -5,8 +5,9 @@ Each configuration is trained on each seed of each data set (through :func:`asdk
 table shows, per set and configuration, the official score's mean +- sample std over the seeds, its
 minimum and maximum, the range (max - min) and whether the seeds agree within ``--within`` (0.05); beside it
 the same for one machine type's AUC (``--machine``, fan by default: the type that swung most on the
-held-back sets). Sets named in ``--pool`` also get a row per configuration for their mean: each seed's
-official score averaged over those sets (the folds of ``real_protocol.py``), then its spread over seeds.
+held-back sets; on 2021+ layouts the mean of its source and target AUC). Sets named in ``--pool`` also get
+a row per configuration for their mean: each seed's official score averaged over those sets (the folds of
+``real_protocol.py``), then its spread over seeds.
 
 Run (the README's table; the trees come from ``real_protocol.py --fold 0/1/2`` and ``proxy_sets.py``)::
 
@@ -69,10 +70,21 @@ def spread(values: np.ndarray, within: float) -> dict[str, object]:
     }
 
 
+def machine_auc(values: dict[str, np.ndarray], machine: str) -> np.ndarray | None:
+    """The machine type's AUC per seed: DCASE2020's one AUC, or the mean of 2021+'s source and target AUC."""
+    names = (
+        [f"{machine}: AUC"]
+        if f"{machine}: AUC" in values
+        else [f"{machine}: AUC (source)", f"{machine}: AUC (target)"]
+    )
+    found = [values[n] for n in names if n in values]
+    return np.mean(found, axis=0) if found else None
+
+
 def row(set_name: str, config: str, values: dict[str, np.ndarray], machine: str, within: float):
     out: dict[str, object] = {"set": set_name, "configuration": config}
     out.update({f"official {k}": v for k, v in spread(values[OFFICIAL], within).items()})
-    auc = values.get(f"{machine}: AUC")
+    auc = machine_auc(values, machine)
     if auc is not None:
         machine_spread = spread(auc, within)
         out[f"{machine} AUC mean +- std"] = machine_spread["mean +- std"]
