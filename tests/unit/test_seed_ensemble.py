@@ -1,4 +1,5 @@
-"""``n_models=K`` on the margin classifiers: K seeds trained, normalised and averaged, saved as one model."""
+"""``n_models=K`` on the margin classifiers: K seeds trained and combined (normalised scores averaged, or one
+back end on their joint embeddings), saved as one model."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from sklearn.metrics import roc_auc_score
 
 from asdkit.data.manifest import Clip
 from asdkit.detectors.base import WEIGHTS_NAME, ClipFeatures, Detector
-from asdkit.detectors.margin.family import AdaCosDetector
+from asdkit.detectors.margin.family import AdaCosDetector, ArcFaceDetector
 from asdkit.errors import ModelError
 from asdkit.features.config import FeatureConfig
 
@@ -77,3 +78,64 @@ def test_seed_ensemble_threshold_rests_on_every_held_out_clip(data):
     assert held.sum() >= 2
     np.testing.assert_array_equal(np.isfinite(ensemble.held_out_scores_), held)
     assert all(m.split_seed == 1 for m in ensemble.ensemble_.members_)
+
+
+@pytest.mark.parametrize("cls", [ArcFaceDetector, AdaCosDetector], ids=["arcface", "adacos"])
+def test_embedding_ensemble_scores_joint_embeddings_and_round_trips(cls, data, tmp_path):
+    train, test, labels = data
+    detector = cls(n_models=2, ensemble_mode="embeddings", seed=3, **SMALL).fit(train)
+    assert [m.seed for m in detector.seed_members_] == [6, 7]
+    joint = detector.embed(test)
+    assert joint.shape == (len(test), 2 * SMALL["embedding_dim"])
+    np.testing.assert_allclose(np.linalg.norm(joint, axis=1), 1.0, rtol=1e-9)
+    scores = detector.anomaly_score(test)
+    assert roc_auc_score(labels, scores) >= 0.9
+    path = detector.save(tmp_path / "m")
+    assert (path / "seed_members" / "m1" / WEIGHTS_NAME).is_file()  # each seed a saved model
+    assert not (path / "seed_ensemble").exists() and not (path / WEIGHTS_NAME).exists()
+    loaded = Detector.load(path)
+    assert loaded.get_params()["ensemble_mode"] == "embeddings"
+    assert [m.seed for m in loaded.seed_members_] == [6, 7]
+    np.testing.assert_allclose(loaded.anomaly_score(test), scores, rtol=1e-6)
+    assert loaded.threshold_ == detector.threshold_
+
+
+def test_joint_embedding_distance_is_the_mean_of_the_members_cosine_distances(data):
+    """Concatenating unit parts scaled by 1/sqrt(K): no alignment of the seeds' spaces is needed."""
+    train, test, _ = data
+    detector = AdaCosDetector(n_models=2, ensemble_mode="embeddings", **SMALL).fit(train)
+    joint = detector.embed(test)
+    members = [m.embed(test) for m in detector.seed_members_]
+    units = [e / np.linalg.norm(e, axis=1, keepdims=True) for e in members]
+    member_distance = np.mean([1.0 - u @ u.T for u in units], axis=0)
+    np.testing.assert_allclose(1.0 - joint @ joint.T, member_distance, atol=1e-9)
+    # the default back end (1-NN cosine) on them: a test clip's score is its smallest such distance
+    bank = detector.embed(train)
+    nearest = (1.0 - joint @ bank.T).min(axis=1)
+    np.testing.assert_allclose(detector.anomaly_score(test), nearest, atol=1e-9)
+
+
+def test_embedding_ensemble_threshold_rests_on_the_outer_split(data):
+    train, _, _ = data
+    single = AdaCosDetector(seed=1, **SMALL).fit(train)
+    joint = AdaCosDetector(n_models=3, ensemble_mode="embeddings", seed=1, **SMALL).fit(train)
+    held = np.isfinite(single.held_out_scores_)
+    assert held.sum() >= 2
+    np.testing.assert_array_equal(np.isfinite(joint.held_out_scores_), held)
+    assert np.isfinite(joint.threshold_)
+
+
+def test_one_model_ignores_the_ensemble_mode(data):
+    train, test, _ = data
+    default = AdaCosDetector(seed=2, **SMALL).fit(train)
+    embeddings = AdaCosDetector(seed=2, ensemble_mode="embeddings", **SMALL).fit(train)
+    np.testing.assert_array_equal(embeddings.anomaly_score(test), default.anomaly_score(test))
+    assert not hasattr(embeddings, "seed_members_")
+
+
+@pytest.mark.parametrize("cls", [ArcFaceDetector, AdaCosDetector], ids=["arcface", "adacos"])
+def test_unknown_ensemble_mode_is_a_one_line_error(cls, data):
+    with pytest.raises(ModelError) as err:
+        cls(n_models=2, ensemble_mode="mean", **SMALL).fit(data[0])
+    message = str(err.value)
+    assert message == f"{cls.name}: ensemble_mode must be one of scores, embeddings, got 'mean'"

@@ -90,14 +90,18 @@ class EmbeddingDetector(Detector):
         return make_scorer(kind, **self.get_params())
 
     def _fit(self, X: ClipFeatures) -> None:
-        scorer = self._make_scorer()  # bad scorer options fail before any training
+        self._make_scorer()  # bad scorer options fail before any training
         fit_idx = list(range(len(X)))
         if self.learns_embedding:
             fit_idx, self._held_out_idx = held_out_split(X.clips, HELD_OUT_FRACTION, self._held_out_seed())
         self._fit_embedder(X.subset(fit_idx))
-        E = self.embed(X)
-        banks = DomainBanks(scorer, self.domains, self._oversample()).fit(
-            E, [c.section for c in X.clips], [c.domain for c in X.clips]
+        self._fit_banks(X)
+
+    def _fit_banks(self, X: ClipFeatures) -> None:
+        """The memory banks of every training clip's embedding (held-out clips too: the training scores
+        leave each clip out of its own bank)."""
+        banks = DomainBanks(self._make_scorer(), self.domains, self._oversample()).fit(
+            self.embed(X), [c.section for c in X.clips], [c.domain for c in X.clips]
         )
         self.bank_layout_ = banks.layout()
         self.bank_arrays_ = banks.to_arrays()

@@ -6,6 +6,10 @@ in its embedding space; an anomalous clip lands away from them. A clip's embeddi
 snippets' L2-normalised embeddings, scored by the embedding scorers (k-NN, cosine, minimum over the
 section's source and target banks by default).
 
+``n_models=K`` trains K seeds as one model (:mod:`asdkit.detectors.margin.seed_ensemble`): the mean of their
+normalised scores (``ensemble_mode="scores"``, the default) or one back end on their joint embeddings
+(``ensemble_mode="embeddings"``).
+
 With ``proxy_classes`` (default), the other machine types' training clips of the data tree join as extra
 classes: more classes make a richer embedding than the few sections of one machine type.
 
@@ -85,6 +89,7 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
         n_centres: int = 16,
         oversample: int = 0,
         n_models: int = 1,
+        ensemble_mode: str = "scores",
         pretext: str = "auto",
         split_seed: int | None = None,
         **trainer: Any,
@@ -111,6 +116,7 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
         self.n_centres = n_centres
         self.oversample = oversample
         self.n_models = n_models
+        self.ensemble_mode = ensemble_mode
         self.pretext = pretext
         self.split_seed = split_seed
 
@@ -231,6 +237,8 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
 
     @torch.inference_mode()
     def embed(self, X: ClipFeatures, max_items: int = 2048) -> np.ndarray:
+        if self._embedding_ensemble():
+            return self.joint_embedding(X)
         device = self.scoring_device()
         network = self.network_[EMBEDDER].to(device).eval()
         out = []
