@@ -51,13 +51,6 @@ NOT_MEASURED: list[tuple[str, str]] = [
     ),
 ]
 
-#: Blocks that other engineers were rewriting when this test was written (issue 26), left to them: (the
-#: block's innermost heading, the start of the block's text or "" for every block under that heading). An
-#: entry whose blocks all name their commands fails ``test_owned_blocks_still_have_gaps``: remove it then.
-KNOWN_OWNED: list[tuple[str, str]] = [
-    ("Embedding detectors", "`--param n_models=K`"),  # the margin detectors' seed ensembles
-]
-
 _CODE_SPAN = re.compile(r"`[^`]*`")
 _LINK_TARGET = re.compile(r"\]\([^)]*\)")
 _NUMBER = re.compile(
@@ -200,11 +193,6 @@ def gaps(text: str, commands: set[str], targets: set[str]) -> list[tuple[Block, 
     return missing
 
 
-def _owner(block: Block) -> tuple[str, str] | None:
-    heading = block.headings[-1] if block.headings else ""
-    return next((e for e in KNOWN_OWNED if e[0] == heading and block.text.startswith(e[1])), None)
-
-
 def _describe(found: list[tuple[Block, list[str]]]) -> str:
     return "\n".join(
         f"README.md:{b.line} ({' > '.join(b.headings[-2:])}): {', '.join(n[:6])}" for b, n in found
@@ -217,15 +205,8 @@ def cli_names() -> tuple[set[str], set[str]]:
 
 
 def test_every_measured_number_names_its_command(cli_names: tuple[set[str], set[str]]) -> None:
-    found = [(b, n) for b, n in gaps(README.read_text(), *cli_names) if _owner(b) is None]
+    found = gaps(README.read_text(), *cli_names)
     assert not found, "README numbers without the command that reproduces them:\n" + _describe(found)
-
-
-def test_owned_blocks_still_have_gaps(cli_names: tuple[set[str], set[str]]) -> None:
-    """An exemption is dropped once its blocks name their commands, so it cannot hide a later gap."""
-    found = {_owner(b) for b, _ in gaps(README.read_text(), *cli_names)}
-    closed = [entry for entry in KNOWN_OWNED if entry not in found]
-    assert not closed, f"these README blocks name their commands now; remove them from KNOWN_OWNED: {closed}"
 
 
 def test_not_measured_phrases_are_in_the_readme() -> None:
