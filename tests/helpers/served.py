@@ -40,13 +40,16 @@ def fitted_bank_model(name: str = "ensemble", n_clips: int = 24, seed: int = 0, 
     from asdkit.detectors.registry import create_detector
     from asdkit.features.logmel import compute_logmel
 
-    root = Path(tempfile.mkdtemp(prefix="asdkit-bank-"))
-    paths = [write_wav(root / f"{i}.wav", seconds=2.0, seed=seed * 1000 + i) for i in range(n_clips)]
-    config = FeatureConfig()
-    arrays = compute_logmel([load_audio(p) for p in paths], config)
-    clips = [Clip(path=p, machine="fan", section=f"0{i % 2}", domain="source") for i, p in enumerate(paths)]
-    detector = create_detector(name, **params)
-    return detector.fit(ClipFeatures(arrays, clips, config))  # type: ignore[attr-defined]
+    with tempfile.TemporaryDirectory(prefix="asdkit-bank-") as scratch:  # the wavs are only read once
+        root = Path(scratch)
+        paths = [write_wav(root / f"{i}.wav", seconds=2.0, seed=seed * 1000 + i) for i in range(n_clips)]
+        config = FeatureConfig()
+        arrays = compute_logmel([load_audio(p) for p in paths], config)
+        clips = [
+            Clip(path=p, machine="fan", section=f"0{i % 2}", domain="source") for i, p in enumerate(paths)
+        ]
+        detector = create_detector(name, **params)
+        return detector.fit(ClipFeatures(arrays, clips, config))  # type: ignore[attr-defined]
 
 
 def save_run(root: Path, machines: dict[str, float]) -> Path:
