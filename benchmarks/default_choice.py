@@ -25,7 +25,8 @@ default changes only if a candidate other than R3-0 wins. Members: P = ``mahalan
 Candidates: R3-0 = P (the default today); R3-1 = max (zscore) of {P, M}; R3-2 = max (zscore) of {P, B};
 R3-3 = max (zscore) of {P, Bm}; R3-4 = max (zscore) of {P, M, B, Bm}; R3-5 = max (rank) of {P, M, B, Bm};
 R3-6 = max (zscore) of {M, D, E} (group-wise maximum); R3-7 = max (zscore) of {M, D, E, B}. As
-``bench_quality.py`` configurations (``$P`` = ``{"model":"mahalanobis","params":{"stats":"pooled+delta+envelope"}}``,
+``bench_quality.py`` configurations
+(``$P`` = ``{"model":"mahalanobis","params":{"stats":"pooled+delta+envelope"}}``,
 ``$Bm`` = ``{"model":"patch_bank","params":{"aggregate":"mean"}}``, ``$D``/``$E`` likewise with
 ``"stats":"delta"``/``"envelope"``)::
 
