@@ -23,7 +23,7 @@ candidates: per
 machine type it judges each on label-free evidence from the training clips (held-out normals against
 pseudo-anomalies made from them, :mod:`asdkit.scoring.evidence`), keeps the best one, and records the
 evidence (``selection_``, in model.json, the run's config.json and its output). ``select="none"`` (the
-default) is the weighted mean of all (without members: :data:`DEFAULT_MEMBERS` weighted by
+default) combines all (without members: :data:`DEFAULT_MEMBERS` weighted by
 :data:`DEFAULT_WEIGHTS`); ``select="auto"`` is ``evidence`` without members given and ``none``
 with them.
 """
