@@ -13,6 +13,34 @@ Per unit, the best of the ``--singles`` is the bar and each configuration's gap 
 among those within ``--tie`` of the smallest, (2) the worst gap over all units; then (3) the higher mean
 over the real units. Printed: every configuration's score per unit (``--markdown``: as the README's table;
 ``--default C``: with C's gap to the best single detector), then the ranking.
+
+Third round (written down and committed before any of its numbers was run): a fusion that hedges, the
+calibrated maximum of members (``ensemble`` with ``combine="max"``: per clip the largest of the members'
+scores, each normalised with its own held-out training scores). The rule is that of rounds 1-2: per unit the
+bar is the best of the four singles; (1) the smallest worst gap over the 6 real units; among those within
+0.01 of it, (2) the smallest worst gap over all 13 units; then (3) the highest mean over the real units. The
+default changes only if a candidate other than R3-0 wins. Members: P = ``mahalanobis`` with
+``stats=pooled+delta+envelope``; M = ``mahalanobis`` (pooled); B = ``patch_bank`` (``top_mean``); Bm =
+``patch_bank(aggregate=mean)``; D = ``mahalanobis(stats=delta)``; E = ``mahalanobis(stats=envelope)``.
+Candidates: R3-0 = P (the default today); R3-1 = max (zscore) of {P, M}; R3-2 = max (zscore) of {P, B};
+R3-3 = max (zscore) of {P, Bm}; R3-4 = max (zscore) of {P, M, B, Bm}; R3-5 = max (rank) of {P, M, B, Bm};
+R3-6 = max (zscore) of {M, D, E} (group-wise maximum); R3-7 = max (zscore) of {M, D, E, B}. As
+``bench_quality.py`` configurations
+(``$P`` = ``{"model":"mahalanobis","params":{"stats":"pooled+delta+envelope"}}``,
+``$Bm`` = ``{"model":"patch_bank","params":{"aggregate":"mean"}}``, ``$D``/``$E`` likewise with
+``"stats":"delta"``/``"envelope"``)::
+
+    R3-0  mahalanobis:stats=pooled+delta+envelope
+    R3-1  ensemble:combine=max,members=[$P,"mahalanobis"]
+    R3-2  ensemble:combine=max,members=[$P,"patch_bank"]
+    R3-3  ensemble:combine=max,members=[$P,$Bm]
+    R3-4  ensemble:combine=max,members=[$P,"mahalanobis","patch_bank",$Bm]
+    R3-5  ensemble:combine=max,normalise=rank,members=[$P,"mahalanobis","patch_bank",$Bm]
+    R3-6  ensemble:combine=max,members=["mahalanobis",$D,$E]
+    R3-7  ensemble:combine=max,members=["mahalanobis",$D,$E,"patch_bank"]
+
+run on the six proxy folders (seeds 0-4, ``--threads 1 --per-machine``, beside the four singles), then ranked
+here with ``--default`` R3-0's folder and ``--candidates`` the eight folders.
 """
 
 from __future__ import annotations

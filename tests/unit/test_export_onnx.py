@@ -229,6 +229,8 @@ def test_exported_detectors_score_as_in_pytorch(training, tests, tmp_path, name)
         ("patch_bank", {"aggregate": "max", "domains": "pooled"}),
         ("ensemble", {"members": ["knn", "gmm"], "normalise": "rank", "weights": [1.0, 3.0]}),
         ("ensemble", {"members": [{"model": "ensemble", "params": {"members": ["knn"]}}, "mahalanobis"]}),
+        ("ensemble", {"members": ["mahalanobis", "knn", "patch_bank"], "combine": "max"}),
+        ("ensemble", {"members": ["knn", "gmm"], "normalise": "rank", "combine": "max"}),
         (  # the default detector with the statistics member it is about to get
             "ensemble",
             {
@@ -266,3 +268,27 @@ def test_an_ensemble_with_a_member_without_a_graph_names_it(training, tmp_path):
     ):
         export_onnx(detector, tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_an_exported_max_ensemble_takes_the_largest_member_per_clip(training, tests, tmp_path):
+    """The graph's maximum is per clip: on these clips more than one member is the largest, so matching
+    PyTorch here is not matching one member's graph."""
+    from asdkit.detectors.ensemble import _member_stats
+    from asdkit.scoring.normalise import normalise
+
+    detector = create_detector("ensemble", members=["mahalanobis", "knn", "patch_bank"], combine="max")
+    detector.fit(training)
+    path = export_onnx(detector, tmp_path / "max.onnx")
+    _assert_same_scores(detector, path, tests)
+    waves, sections = tests
+    config = detector.feature_config_
+    clips = [Clip(path=Path(f"/t{i}.wav"), machine="fan", section=s) for i, s in enumerate(sections)]
+    X = ClipFeatures(compute_logmel(waves, config), clips, config)
+    per_member = np.stack(
+        [
+            normalise("zscore", _member_stats(detector.normalisers_, i), m.anomaly_score(X))
+            for i, m in enumerate(detector.members_)
+        ]
+    )
+    assert len(set(np.argmax(per_member, axis=0).tolist())) > 1
+    np.testing.assert_allclose(onnx_scores(path, waves, sections), per_member.max(axis=0), atol=TOLERANCE)

@@ -1,22 +1,29 @@
-"""Ensembles: the weighted mean of several detectors' normalised scores, as one detector.
+"""Ensembles: the weighted mean (or the maximum) of several detectors' normalised scores, as one detector.
 
 Members are detectors trained here (``{"model": "knn", "params": {...}}`` or just ``"knn"``) or trained
 models reused as they are (``{"path": "runs/arcface"}`` or just ``"runs/arcface"``: a run directory, whose
 model for the machine type being trained is taken, or a model folder). Each member's scores are
 normalised with its held-out training scores (z-score or rank, see :mod:`asdkit.scoring.normalise`), so
-members on different scales weigh alike; the ensemble's threshold is fitted to their weighted mean. A
+members on different scales weigh alike; the ensemble's threshold is fitted to their combination. A
 reused model's scores of the training clips stand in for held-out ones, so reuse models trained on other
 clips (a model trained on these very clips scores them in-sample: list it as a model to be trained here).
 The saved ensemble holds every member, each saved as a model of its own in ``members/m<i>/``, and loads
 without the original runs (an ensemble saved in format 1, with every member inside model.json and
 weights.pt, loads too).
 
+``combine`` says how the normalised scores become one: ``"mean"`` (the default) their weighted mean,
+``"max"`` per clip the largest. A mean of a good and a poor member is poor wherever the poor one is noise;
+the maximum hedges: a clip is as anomalous as its most alarmed member says, in units of that member's own
+spread on held-out normal clips, so a member that sees a fault the others miss is not averaged away (at the
+price of more false alarms from whichever member is noisiest). Weights mean nothing to a maximum, so under
+``max`` they must be None or equal.
+
 ``select="evidence"`` (opt-in: on the proxies it did not beat the fixed mean, README) treats the members as
 candidates: per
 machine type it judges each on label-free evidence from the training clips (held-out normals against
 pseudo-anomalies made from them, :mod:`asdkit.scoring.evidence`), keeps the best one, and records the
 evidence (``selection_``, in model.json, the run's config.json and its output). ``select="none"`` (the
-default) is the weighted mean of all (without members: :data:`DEFAULT_MEMBERS` weighted by
+default) combines all (without members: :data:`DEFAULT_MEMBERS` weighted by
 :data:`DEFAULT_WEIGHTS`); ``select="auto"`` is ``evidence`` without members given and ``none``
 with them.
 """
@@ -64,11 +71,13 @@ DEFAULT_CANDIDATES: tuple[dict[str, Any], ...] = (
     {"model": "patch_bank"},
 )
 SELECT_MODES = ("auto", "evidence", "none")
+COMBINE_MODES = ("mean", "max")
 
 
 @register
 class EnsembleDetector(Detector):
-    """Weighted mean of members' normalised scores (z-score or rank with their training statistics).
+    """Weighted mean (``combine="mean"``) or maximum (``combine="max"``) of members' normalised scores
+    (z-score or rank with their training statistics).
 
     ``select="evidence"``: the members are candidates, and the one with the best label-free evidence is
     kept (module docstring); ``evidence_clips`` bounds the training clips the evidence is gathered on and
@@ -78,7 +87,8 @@ class EnsembleDetector(Detector):
     """
 
     name: ClassVar[str] = "ensemble"
-    saved_defaults: ClassVar[dict[str, Any]] = {"select": "none"}  # models saved before selection
+    # models saved before selection, and before combine (they are means)
+    saved_defaults: ClassVar[dict[str, Any]] = {"select": "none", "combine": "mean"}
 
     def __init__(
         self,
@@ -89,6 +99,7 @@ class EnsembleDetector(Detector):
         select: str = "none",
         evidence_clips: int = 240,
         evidence_folds: int = 3,
+        combine: str = "mean",
     ) -> None:
         self.members = members
         self.normalise = normalise
@@ -97,6 +108,7 @@ class EnsembleDetector(Detector):
         self.select = select
         self.evidence_clips = evidence_clips
         self.evidence_folds = evidence_folds
+        self.combine = combine
 
     # -- what it reads: what its members read ------------------------------------------------------------
     def _planned_members(self) -> list[Detector]:
@@ -161,6 +173,8 @@ class EnsembleDetector(Detector):
             raise ModelError(
                 f"ensemble: weights must be {n} non-negative numbers (one per member), got {given}"
             )
+        if self.combine == "max" and not np.all(w == w[0]):
+            raise ModelError(f"ensemble: combine=max takes no weights (None or equal ones), got {given}")
         return w / w.sum()
 
     def _member(self, spec: dict[str, Any] | str, X: ClipFeatures) -> tuple[Detector, bool]:
@@ -189,6 +203,9 @@ class EnsembleDetector(Detector):
         if self.select not in SELECT_MODES:
             modes = ", ".join(SELECT_MODES)
             raise ModelError(f"ensemble: select must be one of {modes}, got {self.select!r}")
+        if self.combine not in COMBINE_MODES:
+            modes = ", ".join(COMBINE_MODES)
+            raise ModelError(f"ensemble: combine must be one of {modes}, got {self.combine!r}")
         specs = self._specs()
         if not specs:
             raise ModelError('ensemble: no members; give members=[{"model": "knn"}, {"path": "runs/x"}, ...]')
@@ -198,7 +215,7 @@ class EnsembleDetector(Detector):
             specs, weights = self._choose(specs, weights, X)
         self.members_: list[Detector] = []
         stats: dict[str, np.ndarray] = {}
-        total = np.zeros(len(X))
+        normalised = []
         for i, spec in enumerate(specs):
             member, untrained = self._member(spec, X)
             if untrained:
@@ -208,9 +225,9 @@ class EnsembleDetector(Detector):
                 train_scores = member.anomaly_score(X)
             for name, a in fit_normaliser(self.normalise, train_scores[np.isfinite(train_scores)]).items():
                 stats[f"m{i}__{name}"] = a
-            total += weights[i] * normalise(self.normalise, _member_stats(stats, i), train_scores)
+            normalised.append(normalise(self.normalise, _member_stats(stats, i), train_scores))
             self.members_.append(member)
-        self.train_scores_ = total
+        self.train_scores_ = self._combined(np.stack(normalised), weights)
         self.normalisers_ = stats
         self.member_weights_ = [float(w) for w in weights]
 
@@ -257,11 +274,20 @@ class EnsembleDetector(Detector):
         return cross_fit_scores(self, X)
 
     def _score(self, X: ClipFeatures) -> np.ndarray:
-        weights = self._fitted_weights()
-        total = np.zeros(len(X))
-        for i, member in enumerate(self.members_):
-            raw = member.anomaly_score(X)
-            total += weights[i] * normalise(self.normalise, _member_stats(self.normalisers_, i), raw)
+        normalised = [
+            normalise(self.normalise, _member_stats(self.normalisers_, i), member.anomaly_score(X))
+            for i, member in enumerate(self.members_)
+        ]
+        return self._combined(np.stack(normalised), self._fitted_weights())
+
+    def _combined(self, normalised: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """One score per clip from the members' normalised scores [members, clips] (NaN where any is NaN:
+        a training clip some member held no score out for)."""
+        if self.combine == "max":
+            return normalised.max(axis=0)
+        total = np.zeros(normalised.shape[1])
+        for w, member_scores in zip(weights, normalised, strict=True):
+            total += w * member_scores
         return total
 
     def _fitted_weights(self) -> np.ndarray:

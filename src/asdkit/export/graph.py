@@ -340,13 +340,15 @@ class PatchBankHead(nn.Module):
 
 
 class EnsembleHead(nn.Module):
-    """ensemble: the weighted sum of its members' scores, each normalised with its training statistics."""
+    """ensemble: the weighted sum (``combine="mean"``) or the maximum (``"max"``) of its members' scores, each
+    normalised with its training statistics."""
 
     def __init__(self, detector: Detector, sections: Sequence[str]) -> None:
         super().__init__()
         from asdkit.detectors.ensemble import _member_stats
 
         self.kind = detector.normalise  # type: ignore[attr-defined]
+        self.combine = getattr(detector, "combine", "mean")
         members = detector.members_  # type: ignore[attr-defined]
         self.members = nn.ModuleList([build_head(m, sections) for m in members])
         self.weights = [float(w) for w in detector._fitted_weights()]  # type: ignore[attr-defined]
@@ -364,6 +366,9 @@ class EnsembleHead(nn.Module):
         return _rank(raw, getattr(self, f"m{i}_sorted"), *self.spans[i])
 
     def forward(self, db: torch.Tensor, section: torch.Tensor) -> torch.Tensor:
+        if self.combine == "max":
+            scores = [self._normalised(i, head(db, section)) for i, head in enumerate(self.members)]
+            return torch.stack(scores).amax(dim=0)
         total = torch.zeros_like(db[:, 0, 0], dtype=torch.float64)
         for i, head in enumerate(self.members):
             total = total + self.weights[i] * self._normalised(i, head(db, section))
