@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+import time
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -306,10 +307,13 @@ def resampled_units(
         named.append((f"real / {machine}", [fold[machine] for fold in folds]))
     for folder in synthetic:
         named += [(f"{folder.name} / {m}", [s]) for m, s in read_test_sets(folder, configs).items()]
-    return [
-        (name, bootstrap(sets, singles, n, np.random.default_rng([seed, zlib.crc32(name.encode())])))
-        for name, sets in named
-    ]
+    out = []
+    for name, sets in named:
+        start = time.perf_counter()
+        rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+        out.append((name, bootstrap(sets, singles, n, rng)))
+        print(f"{name}: {n} resamples in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    return out
 
 
 def bootstrap_rows(
