@@ -253,9 +253,9 @@ def bootstrap(sets: list[TestSet], singles: tuple[str, ...], n: int, rng: np.ran
 
 def verdict(low: float, high: float, bar: float = BAR) -> str:
     """Where a gap's interval lies against the bar."""
-    if low > bar:
+    if low > bar + 1e-9:
         return "behind"
-    return "within" if high <= bar else "undecided"
+    return "within" if high <= bar + 1e-9 else "undecided"
 
 
 def interval(gaps: np.ndarray, level: float = 0.90) -> tuple[float, float]:
@@ -329,11 +329,16 @@ def bootstrap_rows(
             low, high = interval(getattr(r, against)[c])
             word = verdict(low, high)
             counts[c][word] += 1
-            cells.append(f"{r.full[c]:+.3f} [{low:+.3f}, {high:+.3f}] {word}")
+            cells.append(f"{_signed(r.full[c])} [{_signed(low)}, {_signed(high)}] {word}")
         rows.append([name, *cells])
     words = ("behind", "undecided", "within")
     rows.append(["count", *(" / ".join(f"{counts[c][w]} {w}" for w in words) for c in configs)])
     return rows
+
+
+def _signed(value: float) -> str:
+    """``+0.120``; a rounding of a tiny negative value reads ``+0.000``, not ``-0.000``."""
+    return f"{round(value, 3) + 0.0:+.3f}"
 
 
 def check_full_gaps(
