@@ -425,13 +425,13 @@ def main() -> None:
             ("fixed", "the best single detector of the full data"),
             ("repicked", "the best single detector picked again in each resample"),
         ):
-            print_rows(
-                console,
-                bootstrap_rows(resampled, shown, against),
+            caption = (
                 f"Gap to {title} (best - configuration; positive: behind), [90% interval] over "
-                f"{args.bootstrap} paired resamples of the test clips (seed {args.seed}), verdict at {BAR}",
-                args.markdown,
+                f"{args.bootstrap} paired resamples of the test clips (seed {args.seed}), verdict at {BAR}"
             )
+            if args.markdown:
+                print(f"\n{caption}:\n")
+            print_rows(console, bootstrap_rows(resampled, shown, against), caption, args.markdown)
 
 
 if __name__ == "__main__":
