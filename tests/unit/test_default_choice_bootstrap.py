@@ -119,3 +119,34 @@ def test_a_real_unit_averages_its_folds_and_draws_each_fold_on_its_own():
 )
 def test_verdict_reads_the_interval_against_the_bar(low, high, word):
     assert choice.verdict(low, high) == word
+
+
+def test_run_folders_are_read_back_and_must_agree_with_per_machine_csv(tmp_path):
+    from asdkit import api
+    from tests.helpers.trees import make_tree
+
+    bench_quality = _script("bench_quality")
+    data = make_tree(tmp_path / "data", "dcase2022", machines=("fan",), n_train=4, n_test=3)
+    out = tmp_path / "bench"
+    for model in ("mahalanobis", "knn"):
+        api.run(data, out / model, model=model, seeds=[0, 1], cache_dir=out / "cache", plots=False, threads=1)
+    rows = bench_quality.per_machine_rows([out / "mahalanobis", out / "knn"], [0, 1])
+    (out / "per_machine.csv").write_text("\n".join(",".join(r) for r in rows) + "\n")
+    sets = choice.read_test_sets(out, ["mahalanobis", "knn"])
+    (fan,) = sets.values()
+    # one stratum per section, domain and label, as the run's manifest records them
+    keys = [
+        {(fan.records[i].section, fan.records[i].domain, fan.records[i].label) for i in s} for s in fan.strata
+    ]
+    assert all(len(k) == 1 for k in keys)
+    found = [next(iter(k)) for k in keys]
+    assert len(set(found)) == len(found) and sum(map(len, fan.strata)) == len(fan.records)
+    assert {d for _, d, _ in found} == {"source", "target"} and {y for _, _, y in found} == {0, 1}
+    units = choice.units([], [out])
+    resampled = choice.resampled_units([], [out], ["mahalanobis", "knn"], ("mahalanobis", "knn"), 20, 0)
+    choice.check_full_gaps(units, resampled, ("mahalanobis", "knn"))  # the folders give the table's gaps
+    rows[1][2] = f"{float(rows[1][2]) + 0.1:.4f}"
+    rows[1][4:] = [f"{float(v) + 0.1:.4f}" for v in rows[1][4:]]
+    (out / "per_machine.csv").write_text("\n".join(",".join(r) for r in rows) + "\n")
+    with pytest.raises(SystemExit, match="other runs than the table"):
+        choice.check_full_gaps(choice.units([], [out]), resampled, ("mahalanobis", "knn"))
