@@ -44,6 +44,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from asdkit.errors import AsdkitError
 from asdkit.metrics import ScoreRecord, ScoreTable, evaluate
 from asdkit.run_result import load_run
 from asdkit.rundir import seed_dir
@@ -214,7 +215,7 @@ def unit_scores(sets: list[TestSet], draws: list[np.ndarray] | None = None) -> d
         per_set = []
         for k, s in enumerate(sets):
             index = np.arange(len(s.records)) if draws is None else draws[k]
-            per_set.append(np.mean([s.score(c, k, index) for k in range(len(s.scores[c]))]))
+            per_set.append(np.mean([s.score(c, seed, index) for seed in range(len(s.scores[c]))]))
         out[c] = float(np.mean(per_set))
     return out
 
@@ -276,7 +277,10 @@ def read_test_sets(folder: Path, configs: list[str]) -> dict[str, TestSet]:
     for c in configs:
         for seed in seeds:
             run_dir = seed_dir(folder / c, seed)
-            run = load_run(run_dir) if run_dir.is_dir() else None
+            try:
+                run = load_run(run_dir) if run_dir.is_dir() else None
+            except AsdkitError as exc:
+                raise SystemExit(f"error: {exc}") from None
             table = run.table if run is not None and run.config.get("status") == "complete" else None
             if table is None:
                 raise SystemExit(
@@ -304,6 +308,8 @@ def resampled_units(
     named: list[tuple[str, list[TestSet]]] = []
     folds = [read_test_sets(f, configs) for f in real]
     for machine in folds[0] if folds else []:
+        if any(machine not in fold for fold in folds):
+            raise SystemExit(f"error: {machine}: not scored on every --real fold")
         named.append((f"real / {machine}", [fold[machine] for fold in folds]))
     for folder in synthetic:
         named += [(f"{folder.name} / {m}", [s]) for m, s in read_test_sets(folder, configs).items()]
@@ -389,6 +395,8 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="the bootstrap's random seed")
     args = parser.parse_args()
+    if args.bootstrap < 0:
+        raise SystemExit(f"error: --bootstrap {args.bootstrap}: give a number of resamples >= 0")
     all_units = units(args.real, args.synthetic)
     if not all_units:
         raise SystemExit("error: give --real and/or --synthetic folders")
