@@ -5,6 +5,8 @@ Run::
 
     python benchmarks/default_choice.py --real /tmp/q/real_f0 /tmp/q/real_f1 /tmp/q/real_f2 \\
         --synthetic /tmp/q/heldback_like_1 /tmp/q/heldback_like_2 /tmp/q/synthetic
+    # the same, plus how far each gap is from the noise of the test clips (minutes per unit):
+    python benchmarks/default_choice.py --real ... --synthetic ... --bootstrap 2000 --seed 0
 
 Each folder is a ``bench_quality.py --per-machine`` output (its ``per_machine.csv``). A *unit* is one real
 machine type (its score the mean over the ``--real`` folds) or one machine type of one ``--synthetic`` set.
