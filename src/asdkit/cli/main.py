@@ -608,6 +608,10 @@ def detectors() -> None:
         doc = (cls.__doc__ or "").strip().splitlines()[0]
         typer.echo(f"{name}: {doc}")
         typer.echo(f"    {cls().get_params()}")
+        parameters = cls.parameters()
+        words = [f"{k}: {'|'.join(v)}" for k, v in cls.parameter_choices().items() if k in parameters]
+        if words:
+            typer.echo(f"    one of: {'; '.join(words)}")
 
 
 app.add_typer(

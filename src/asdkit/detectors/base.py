@@ -122,6 +122,10 @@ class Detector:
     name: ClassVar[str] = ""
     #: parameters whose default changed, with the value a model file saved without them was fitted with
     saved_defaults: ClassVar[dict[str, Any]] = {}
+    #: the words a text parameter may take (``{"aggregate": ("top_mean", "mean")}``), so that a wrong one
+    #: is named before any work instead of once per machine type at fit time; a class declares its own,
+    #: bases and mixins theirs (:meth:`parameter_choices` merges them)
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     threshold_: float
     feature_config_: FeatureConfig
@@ -151,6 +155,14 @@ class Detector:
             if not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
                 break
         return found
+
+    @classmethod
+    def parameter_choices(cls) -> dict[str, tuple[str, ...]]:
+        """Every ``choices`` declaration along the class's bases and mixins (the subclass's wins)."""
+        merged: dict[str, tuple[str, ...]] = {}
+        for klass in reversed(cls.__mro__):
+            merged.update(klass.__dict__.get("choices", {}))
+        return merged
 
     @classmethod
     def debug_params(cls) -> dict[str, Any]:

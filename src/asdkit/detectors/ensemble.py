@@ -43,7 +43,7 @@ from asdkit.detectors.tags import DetectorTags
 from asdkit.errors import ModelError
 from asdkit.features.config import FeatureConfig
 from asdkit.scoring.evidence import gather_evidence
-from asdkit.scoring.normalise import check_normalisation, fit_normaliser, normalise
+from asdkit.scoring.normalise import NORMALISATIONS, check_normalisation, fit_normaliser, normalise
 
 NORM = "normalisation"
 #: The sub-folder of a saved ensemble that holds its members' model folders.
@@ -87,6 +87,11 @@ class EnsembleDetector(Detector):
     """
 
     name: ClassVar[str] = "ensemble"
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {
+        "normalise": NORMALISATIONS,
+        "select": SELECT_MODES,
+        "combine": COMBINE_MODES,
+    }
     # models saved before selection, and before combine (they are means)
     saved_defaults: ClassVar[dict[str, Any]] = {"select": "none", "combine": "mean"}
 

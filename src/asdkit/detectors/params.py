@@ -4,7 +4,8 @@ A wrong value used to surface late and cryptically (``epochs=-1`` trained foreve
 untrained model, ``epochs=1.5`` ended in an empty AssertionError). :func:`validate_params` reads each
 detector's parameters (``Detector.parameters``: its ``__init__``'s, and a network's TrainerConfig's),
 so a new detector is covered without editing it; :data:`RANGES` says which values of a
-parameter name make sense (names mean the same thing in every detector that has them).
+parameter name make sense (names mean the same thing in every detector that has them), and a detector's
+``choices`` which words a text parameter takes.
 """
 
 from __future__ import annotations
@@ -109,7 +110,9 @@ def validate_params(model: str, params: dict[str, Any] | None) -> dict[str, Any]
     """
     from asdkit.detectors.registry import get_detector_class
 
-    parameters = get_detector_class(model).parameters()
+    cls = get_detector_class(model)
+    parameters = cls.parameters()
+    choices = cls.parameter_choices()
     known = list(parameters)
     checked: dict[str, Any] = {}
     for key, value in (params or {}).items():
@@ -121,6 +124,8 @@ def validate_params(model: str, params: dict[str, Any] | None) -> dict[str, Any]
         annotation = Any if annotation is inspect.Parameter.empty else annotation
         value = _coerce(value, annotation)
         problem = _problem(value, annotation, RANGES.get(key))
+        if problem is None and isinstance(value, str) and key in choices and value not in choices[key]:
+            problem = f"one of {', '.join(choices[key])}"
         if problem is not None:
             raise AsdkitError(f"--param {key}={_show(value)}: {model} expects {problem}")
         checked[key] = value

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -27,6 +27,8 @@ GEM_POWER = 3.0
 
 class InputChoice:
     """Mixin of a detector with ``input``, ``checkpoint`` and ``layers`` parameters."""
+
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"pooling": POOLINGS}
 
     input: str
     checkpoint: str

@@ -179,6 +179,7 @@ class PatchBankDetector(InputChoice, Detector):
     """
 
     name: ClassVar[str] = "patch_bank"
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"aggregate": AGGREGATES}
 
     def __init__(
         self,

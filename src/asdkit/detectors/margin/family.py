@@ -35,7 +35,7 @@ from asdkit.detectors.banks.embedding import EMBEDDER, EmbeddingDetector
 from asdkit.detectors.base import ClipFeatures
 from asdkit.detectors.deep import DeepDetector, TrainerConfig
 from asdkit.detectors.frames import ItemStream
-from asdkit.detectors.margin.pretext import extend_batch, pretext_classes, resolve
+from asdkit.detectors.margin.pretext import PRETEXTS, extend_batch, pretext_classes, resolve
 from asdkit.detectors.margin.seed_ensemble import SeedEnsembleMixin
 from asdkit.detectors.registry import register
 from asdkit.detectors.tags import DetectorTags
@@ -62,6 +62,12 @@ def class_key(clip: Clip, mode: str) -> tuple[str, ...]:
 
 class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetector):
     """Shared fitting of the ArcFace and AdaCos detectors; subclasses build the head."""
+
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {
+        "inputs": INPUTS,
+        "labels": LABEL_MODES,
+        "pretext": PRETEXTS,
+    }
 
     learns_embedding: ClassVar[bool] = True
     trainer_defaults: ClassVar[TrainerConfig] = TrainerConfig(epochs=20, batch_size=64)

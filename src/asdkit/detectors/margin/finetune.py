@@ -36,7 +36,14 @@ from asdkit.detectors.margin.seed_ensemble import SeedEnsembleMixin
 from asdkit.detectors.registry import register
 from asdkit.detectors.tags import DetectorTags
 from asdkit.errors import ModelError
-from asdkit.models.encoder_classifier import EncoderClassifier, embedding_of, merge_lora, set_tuning
+from asdkit.models.encoder_classifier import POOLINGS as ENCODER_POOLINGS
+from asdkit.models.encoder_classifier import (
+    TUNINGS,
+    EncoderClassifier,
+    embedding_of,
+    merge_lora,
+    set_tuning,
+)
 from asdkit.models.encoders import checkpoint_sha256, get_encoder_class, load_encoder
 from asdkit.models.margin_heads import ArcFace, SubClusterAdaCos
 
@@ -66,6 +73,12 @@ class FineTunedEncoderDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
     """A pretrained encoder (BEATs...) fine-tuned with ArcFace or AdaCos on the manifest's classes; k-NN."""
 
     name: ClassVar[str] = "finetune"
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {
+        "head": HEADS,
+        "labels": LABEL_MODES,
+        "pooling": ENCODER_POOLINGS,
+        "tuning": TUNINGS,
+    }
     learns_embedding: ClassVar[bool] = True
     trainer_defaults: ClassVar[TrainerConfig] = TrainerConfig(epochs=10, batch_size=16, learning_rate=1e-4)
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -47,6 +47,7 @@ class SeedEnsembleMixin:
     split_seed: int | None
     #: a detector without an ``ensemble_mode`` parameter ensembles scores
     ensemble_mode: str = "scores"
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"ensemble_mode": ENSEMBLE_MODES}
 
     def _held_out_seed(self) -> int:
         """A seed ensemble's members share its split, so its threshold rests on every held-out clip."""

@@ -40,6 +40,7 @@ class AutoencoderDetector(ReconstructionDetector):
     """
 
     name: ClassVar[str] = "ae"
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"score": ERROR_SCORES}
 
     def __init__(
         self,

@@ -91,6 +91,7 @@ class VaeDetector(ReconstructionDetector):
     """
 
     name: ClassVar[str] = "vae"
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"score": SCORES}
     standardise: ClassVar[bool] = True
 
     recon_weight_: float
