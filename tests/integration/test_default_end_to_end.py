@@ -196,7 +196,8 @@ def test_detectors_command_lists_every_registered_detector():
     assert proc.returncode == 0, proc.stderr
     names = [line.split(":", 1)[0] for line in proc.stdout.splitlines() if not line.startswith(" ")]
     assert names == available_detectors()
-    params = proc.stdout.splitlines()[names.index(DEFAULT_DETECTOR) * 2 + 1]
+    lines = proc.stdout.splitlines()
+    params = lines[lines.index(next(x for x in lines if x.startswith(f"{DEFAULT_DETECTOR}: "))) + 1]
     assert params.strip() == str(get_detector_class(DEFAULT_DETECTOR)().get_params())
 
 
