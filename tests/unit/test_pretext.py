@@ -192,4 +192,5 @@ def test_cli_run_with_a_pretext_fits_and_scores_a_one_section_tree(tmp_path: Pat
     assert (out / "result.csv").is_file()
     bad = asdkit_cli("run", "--data", str(tree), "--out", str(tmp_path / "bad"), "--model", "arcface",
                      "--debug", "--param", "pretext=cutmix")  # fmt: skip
-    assert bad.returncode != 0 and "pretext must be one of" in bad.stderr
+    assert bad.returncode == 2
+    assert "--param pretext=cutmix: arcface expects one of auto, none, band_shift" in bad.stderr
