@@ -43,7 +43,16 @@ from asdkit.detectors.registry import register
 from asdkit.detectors.tags import DetectorTags
 from asdkit.errors import ModelError
 from asdkit.models.scaling import band_statistics
-from asdkit.scoring.embedding import DomainBanks, Scorer, make_scorer
+from asdkit.scoring.embedding import (
+    COVARIANCES,
+    DOMAIN_MODES,
+    GMM_COVARIANCE_TYPES,
+    KNN_METRICS,
+    SCORERS,
+    DomainBanks,
+    Scorer,
+    make_scorer,
+)
 
 BANKS, EMBEDDER = "banks", "embedder"
 
@@ -58,6 +67,13 @@ class EmbeddingDetector(Detector):
 
     #: the scorer of the detector when it has no ``scorer`` parameter
     scorer_kind: ClassVar[str] = "knn"
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {
+        "scorer": tuple(SCORERS),
+        "metric": KNN_METRICS,
+        "covariance": COVARIANCES,
+        "covariance_type": GMM_COVARIANCE_TYPES,
+        "domains": DOMAIN_MODES,
+    }
     #: a trained embedding (a network) is trained without the clips its threshold is fitted on
     learns_embedding: ClassVar[bool] = False
     domains: str

@@ -41,7 +41,7 @@ from asdkit.detectors.registry import register
 from asdkit.detectors.tags import DetectorTags
 from asdkit.detectors.windows import Patches
 from asdkit.errors import ModelError
-from asdkit.models.margin_classifier import MarginClassifier, make_backbone
+from asdkit.models.margin_classifier import BACKBONES, MarginClassifier, make_backbone
 from asdkit.models.margin_heads import ArcFace, SubClusterAdaCos
 from asdkit.models.scaling import band_statistics
 
@@ -67,6 +67,7 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
         "inputs": INPUTS,
         "labels": LABEL_MODES,
         "pretext": PRETEXTS,
+        "backbone": BACKBONES,
     }
 
     learns_embedding: ClassVar[bool] = True
