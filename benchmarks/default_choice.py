@@ -179,7 +179,7 @@ def unit_rows(
     detector and whether it is within 0.02 of it."""
     head = ["unit", *configs, "best single"]
     if default:
-        head += [f"{default} - best", "within 0.02"]
+        head += [f"{default} - best", f"within {BAR}"]
     rows = [head]
     for u in all_units:
         best = max((s for s in singles if s in u.scores), key=lambda s: u.scores[s])
@@ -187,7 +187,7 @@ def unit_rows(
         row = [u.name, *cells, best]
         if default:
             gap = -gaps(u, singles)[default]
-            row += [f"{gap:+.3f}", "yes" if gap >= -0.02 - 1e-9 else "no"]
+            row += [f"{gap:+.3f}", "yes" if gap >= -BAR - 1e-9 else "no"]
         rows.append(row)
     return rows
 
