@@ -122,10 +122,11 @@ class Detector:
     name: ClassVar[str] = ""
     #: parameters whose default changed, with the value a model file saved without them was fitted with
     saved_defaults: ClassVar[dict[str, Any]] = {}
-    #: the words a text parameter may take (``{"aggregate": ("top_mean", "mean")}``), so that a wrong one
-    #: is named before any work instead of once per machine type at fit time; a class declares its own,
-    #: bases and mixins theirs (:meth:`parameter_choices` merges them)
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {}
+    #: the words a text parameter may take (``{"aggregate": ("top_mean", "mean")}``, or the
+    #: ``RegistryWords`` of an open registry), so that a wrong one is named before any work instead of once
+    #: per machine type at fit time; a class declares its own, bases and mixins theirs
+    #: (:meth:`parameter_choices` merges them)
+    choices: ClassVar[Mapping[str, Sequence[str]]] = {}
 
     threshold_: float
     feature_config_: FeatureConfig
@@ -157,9 +158,9 @@ class Detector:
         return found
 
     @classmethod
-    def parameter_choices(cls) -> dict[str, tuple[str, ...]]:
+    def parameter_choices(cls) -> dict[str, Sequence[str]]:
         """Every ``choices`` declaration along the class's bases and mixins (the subclass's wins)."""
-        merged: dict[str, tuple[str, ...]] = {}
+        merged: dict[str, Sequence[str]] = {}
         for klass in reversed(cls.__mro__):
             merged.update(klass.__dict__.get("choices", {}))
         return merged

@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils.data import IterableDataset
 
 from asdkit.detectors.base import ClipFeatures, Detector
+from asdkit.detectors.params import RegistryWords
 from asdkit.detectors.windows import Windows
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,27 @@ class TrainerConfig:
         return self.accelerator == "cpu" or not torch.cuda.is_available()
 
 
+def lightning_accelerators() -> tuple[str, ...]:
+    """The Trainer's own ``auto`` and ``gpu`` and the installed Lightning's registered accelerators."""
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    return ("auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators()))
+
+
+def lightning_strategies() -> tuple[str, ...]:
+    """``auto`` and the installed Lightning's registered strategies (``ddp``, ``ddp_spawn``, ``fsdp``...)."""
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    return ("auto", *StrategyRegistry.available_strategies())
+
+
+def lightning_precisions() -> tuple[str, ...]:
+    """The precision words the installed Lightning's Trainer takes, its short aliases (``16``) last."""
+    from lightning.fabric.connector import _PRECISION_INPUT_STR, _PRECISION_INPUT_STR_ALIAS
+
+    return (*typing.get_args(_PRECISION_INPUT_STR), *typing.get_args(_PRECISION_INPUT_STR_ALIAS))
+
+
 class _TrainerSetting:
     """``detector.epochs`` and the like: read and set the field of the detector's ``trainer``."""
 
@@ -88,6 +110,13 @@ class DeepDetector(Detector):
 
     #: the family's trainer defaults (a registered detector may change a few)
     trainer_defaults: ClassVar[TrainerConfig] = TrainerConfig()
+    #: Lightning's words, read from the installed Lightning only when one of them is given, so that a
+    #: wrong one ends the run before any data is read (Lightning itself would name it at fit time)
+    choices: ClassVar[dict[str, RegistryWords]] = {
+        "accelerator": RegistryWords(lightning_accelerators),
+        "strategy": RegistryWords(lightning_strategies),
+        "precision": RegistryWords(lightning_precisions),
+    }
 
     #: the settings; each is also an attribute (``detector.epochs``), see the loop at the end of the module
     trainer: TrainerConfig

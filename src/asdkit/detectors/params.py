@@ -5,7 +5,8 @@ untrained model, ``epochs=1.5`` ended in an empty AssertionError). :func:`valida
 detector's parameters (``Detector.parameters``: its ``__init__``'s, and a network's TrainerConfig's),
 so a new detector is covered without editing it; :data:`RANGES` says which values of a
 parameter name make sense (names mean the same thing in every detector that has them), and a detector's
-``choices`` which words a text parameter takes.
+``choices`` which words a text parameter takes (a fixed tuple, or :class:`RegistryWords` of an open
+registry, read only when that parameter is given).
 """
 
 from __future__ import annotations
@@ -14,10 +15,38 @@ import inspect
 import math
 import types
 import typing
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from asdkit.errors import AsdkitError
+
+
+class RegistryWords(Sequence[str]):
+    """The words of an open registry (Lightning's strategies, the registered front ends), read from it each
+    time they are asked for: a detector declares them in ``choices`` without importing the registry (the
+    scoring path never imports Lightning), and a strategy or front end registered later is a word too."""
+
+    def __init__(self, read: Callable[[], Iterable[str]]) -> None:
+        self._read = read
+
+    def _words(self) -> tuple[str, ...]:
+        return tuple(self._read())
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._words()[index]
+
+    def __len__(self) -> int:
+        return len(self._words())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._words())
+
+    def __contains__(self, word: object) -> bool:
+        return word in self._words()
+
+    def __repr__(self) -> str:
+        return f"RegistryWords({getattr(self._read, '__qualname__', self._read)})"
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from asdkit.detectors.base import ClipFeatures
+from asdkit.detectors.params import RegistryWords
 from asdkit.detectors.tags import DetectorTags
 from asdkit.errors import ModelError
-from asdkit.features.frontends import LOGMEL, get_front_end
+from asdkit.features.frontends import LOGMEL, available_front_ends, get_front_end
 
 POOLINGS = ("mean_std", "mean", "gem")
 #: GeM's exponent: between the mean (1) and the maximum (infinity), as in image retrieval
@@ -28,7 +29,10 @@ GEM_POWER = 3.0
 class InputChoice:
     """Mixin of a detector with ``input``, ``checkpoint`` and ``layers`` parameters."""
 
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {"pooling": POOLINGS}
+    choices: ClassVar[dict[str, Sequence[str]]] = {
+        "pooling": POOLINGS,
+        "input": RegistryWords(available_front_ends),
+    }
 
     input: str
     checkpoint: str
