@@ -602,6 +602,7 @@ def detectors() -> None:
         asdkit detectors
     """
     from asdkit.detectors.deep import DeepDetector
+    from asdkit.detectors.params import RANGES
     from asdkit.detectors.registry import available_detectors, get_detector_class
 
     trainer_words = DeepDetector.choices  # every network detector's: listed once, at the end
@@ -618,6 +619,9 @@ def detectors() -> None:
         ]
         if words:
             typer.echo(f"    one of: {'; '.join(words)}")
+        ranges = [f"{k} {RANGES[k].describe()}" for k in parameters if k in RANGES]
+        if ranges:
+            typer.echo(f"    ranges: {'; '.join(ranges)}")
     typer.echo("trainer settings of every network detector (with epochs), from the installed Lightning:")
     for key, words in trainer_words.items():
         typer.echo(f"    {key}: {'|'.join(words)}")

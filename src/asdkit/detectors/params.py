@@ -106,6 +106,11 @@ RANGES: dict[str, Range] = {
             "rho_t",
             "rho_f",
             "devices",
+            "n_centres",
+            "n_models",
+            "bank_size",
+            "evidence_clips",
+            "lora_rank",
         ),
         AT_LEAST_1,
     ),
@@ -124,11 +129,17 @@ RANGES: dict[str, Range] = {
             "recon_weight",
             "margin",
             "mixup",
+            "split_seed",
+            "oversample",
         ),
         AT_LEAST_0,
     ),
-    **dict.fromkeys(("learning_rate", "width", "scale"), POSITIVE),
+    **dict.fromkeys(("learning_rate", "width", "scale", "lora_alpha", "segment_seconds"), POSITIVE),
     "validation_fraction": Range(0, 1, high_open=True),
+    #: a share of the clip's frames (patch_bank), a factor per layer on the learning rate (finetune)
+    **dict.fromkeys(("fraction", "layer_decay"), Range(0, 1, low_open=True)),
+    #: one fold would leave no clips to fit the candidates the evidence judges
+    "evidence_folds": Range(2),
 }
 
 
