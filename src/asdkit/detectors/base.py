@@ -19,7 +19,7 @@ import math
 import platform
 import time
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -127,6 +127,10 @@ class Detector:
     #: per machine type at fit time; a class declares its own, bases and mixins theirs
     #: (:meth:`parameter_choices` merges them)
     choices: ClassVar[Mapping[str, Sequence[str]]] = {}
+    #: text parameters with a grammar (``stats="pooled+delta"``, ``layers="4,8,12"``): the parser fit reads
+    #: them with, run on a given value before any work (its ValueError says what is wrong); merged as
+    #: ``choices`` are (:meth:`parameter_parsers`)
+    parsers: ClassVar[Mapping[str, Callable[[str], object]]] = {}
 
     threshold_: float
     feature_config_: FeatureConfig
@@ -163,6 +167,14 @@ class Detector:
         merged: dict[str, Sequence[str]] = {}
         for klass in reversed(cls.__mro__):
             merged.update(klass.__dict__.get("choices", {}))
+        return merged
+
+    @classmethod
+    def parameter_parsers(cls) -> dict[str, Callable[[str], object]]:
+        """Every ``parsers`` declaration along the class's bases and mixins (the subclass's wins)."""
+        merged: dict[str, Callable[[str], object]] = {}
+        for klass in reversed(cls.__mro__):
+            merged.update(klass.__dict__.get("parsers", {}))
         return merged
 
     @classmethod

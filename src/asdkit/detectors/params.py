@@ -6,7 +6,8 @@ detector's parameters (``Detector.parameters``: its ``__init__``'s, and a networ
 so a new detector is covered without editing it; :data:`RANGES` says which values of a
 parameter name make sense (names mean the same thing in every detector that has them), and a detector's
 ``choices`` which words a text parameter takes (a fixed tuple, or :class:`RegistryWords` of an open
-registry, read only when that parameter is given).
+registry, read only when that parameter is given), and its ``parsers`` the grammar of a composite one
+(``stats="pooled+delta"``).
 """
 
 from __future__ import annotations
@@ -153,6 +154,7 @@ def validate_params(model: str, params: dict[str, Any] | None) -> dict[str, Any]
     cls = get_detector_class(model)
     parameters = cls.parameters()
     choices = cls.parameter_choices()
+    parsers = cls.parameter_parsers()
     known = list(parameters)
     checked: dict[str, Any] = {}
     for key, value in (params or {}).items():
@@ -168,6 +170,12 @@ def validate_params(model: str, params: dict[str, Any] | None) -> dict[str, Any]
             problem = f"one of {', '.join(choices[key])}"
         if problem is not None:
             raise AsdkitError(f"--param {key}={_show(value)}: {model} expects {problem}")
+        if isinstance(value, str) and key in parsers:
+            try:
+                parsers[key](value)
+            except (ValueError, AsdkitError) as exc:  # the parser's words, less its own "key: "
+                detail = str(exc).removeprefix(f"{key}: ")
+                raise AsdkitError(f"--param {key}={value}: {model}: {detail}") from None
         checked[key] = value
     return checked
 

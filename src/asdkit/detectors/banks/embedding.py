@@ -13,7 +13,7 @@ angular-margin classifiers (``arcface``, ``adacos``) embed with a trained networ
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -194,6 +194,11 @@ class StatisticsDetector(InputChoice, EmbeddingDetector):
     pooled over time (``pooling``: mean and standard deviation, mean, or GeM; ``quantiles`` on top), with
     the further groups of clip statistics ``stats`` names, standardised per dimension with the training
     clips' (each group after the first weighted to count as much as the first)."""
+
+    parsers: ClassVar[dict[str, Callable[[str], object]]] = {
+        "quantiles": parse_quantiles,
+        "stats": parse_stats,
+    }
 
     quantiles: str
     standardise: bool

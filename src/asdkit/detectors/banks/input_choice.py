@@ -9,7 +9,7 @@ work on encoder embeddings with no code of their own.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -19,6 +19,7 @@ from asdkit.detectors.base import ClipFeatures
 from asdkit.detectors.params import RegistryWords
 from asdkit.detectors.tags import DetectorTags
 from asdkit.errors import ModelError
+from asdkit.features.encoder import parse_layers
 from asdkit.features.frontends import LOGMEL, available_front_ends, get_front_end
 
 POOLINGS = ("mean_std", "mean", "gem")
@@ -33,6 +34,7 @@ class InputChoice:
         "pooling": POOLINGS,
         "input": RegistryWords(available_front_ends),
     }
+    parsers: ClassVar[dict[str, Callable[[str], object]]] = {"layers": parse_layers}
 
     input: str
     checkpoint: str

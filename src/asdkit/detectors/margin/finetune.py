@@ -19,7 +19,7 @@ detector. The saved model holds the fine-tuned encoder (LoRA merged into it), no
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -38,6 +38,7 @@ from asdkit.detectors.params import RegistryWords
 from asdkit.detectors.registry import register
 from asdkit.detectors.tags import DetectorTags
 from asdkit.errors import ModelError
+from asdkit.features.encoder import parse_layers
 from asdkit.models.encoder_classifier import POOLINGS as ENCODER_POOLINGS
 from asdkit.models.encoder_classifier import (
     TUNINGS,
@@ -82,6 +83,7 @@ class FineTunedEncoderDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
         "pooling": ENCODER_POOLINGS,
         "tuning": TUNINGS,
     }
+    parsers: ClassVar[dict[str, Callable[[str], object]]] = {"layers": parse_layers}
     learns_embedding: ClassVar[bool] = True
     trainer_defaults: ClassVar[TrainerConfig] = TrainerConfig(epochs=10, batch_size=16, learning_rate=1e-4)
 
