@@ -178,6 +178,12 @@ class Detector:
         return merged
 
     @classmethod
+    def nested_params(cls, params: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+        """(where, detector, its parameters) of each detector that ``params`` describe inside this one (an
+        ensemble's members), which ``validate_params`` checks as it checks this one's."""
+        return []
+
+    @classmethod
     def debug_params(cls) -> dict[str, Any]:
         """Parameters of a ``--debug`` run (few epochs, a small network); none for one-shot fits."""
         return {}

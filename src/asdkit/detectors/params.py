@@ -177,6 +177,11 @@ def validate_params(model: str, params: dict[str, Any] | None) -> dict[str, Any]
                 detail = str(exc).removeprefix(f"{key}: ")
                 raise AsdkitError(f"--param {key}={value}: {model}: {detail}") from None
         checked[key] = value
+    for where, inner, given in cls.nested_params(checked):
+        try:
+            validate_params(inner, given)
+        except AsdkitError as exc:
+            raise AsdkitError(f"--param {where}: {str(exc).removeprefix('--param ')}") from None
     return checked
 
 
