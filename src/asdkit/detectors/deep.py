@@ -18,6 +18,7 @@ import dataclasses
 import inspect
 import logging
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -90,6 +91,19 @@ def lightning_precisions() -> tuple[str, ...]:
     return (*typing.get_args(_PRECISION_INPUT_STR), *typing.get_args(_PRECISION_INPUT_STR_ALIAS))
 
 
+def parse_devices(text: str) -> list[int] | str:
+    """``devices`` given as text, read as Lightning reads it: ``auto``, a count (``"2"``; ``"-1"``: all) or
+    device indices (``"0,1"``)."""
+    if text.strip() == "auto":
+        return "auto"
+    try:
+        return [int(part) for part in text.split(",") if part] if "," in text else [int(text)]
+    except ValueError:
+        raise ValueError(
+            f"devices: expected auto, a number of devices or device indices such as 0,1, got {text!r}"
+        ) from None
+
+
 class _TrainerSetting:
     """``detector.epochs`` and the like: read and set the field of the detector's ``trainer``."""
 
@@ -117,6 +131,7 @@ class DeepDetector(Detector):
         "strategy": RegistryWords(lightning_strategies),
         "precision": RegistryWords(lightning_precisions),
     }
+    parsers: ClassVar[dict[str, Callable[[str], object]]] = {"devices": parse_devices}
 
     #: the settings; each is also an attribute (``detector.epochs``), see the loop at the end of the module
     trainer: TrainerConfig
