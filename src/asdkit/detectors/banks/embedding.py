@@ -49,6 +49,7 @@ from asdkit.scoring.embedding import (
     GMM_COVARIANCE_TYPES,
     KNN_METRICS,
     SCORERS,
+    UNSCALED_DOMAIN_MODES,
     DomainBanks,
     Scorer,
     make_scorer,
@@ -106,7 +107,7 @@ class EmbeddingDetector(Detector):
         return make_scorer(kind, **self.get_params())
 
     def _fit(self, X: ClipFeatures) -> None:
-        self._make_scorer()  # bad scorer options fail before any training
+        DomainBanks(self._make_scorer(), self.domains, self._oversample())  # bad options fail before training
         fit_idx = list(range(len(X)))
         if self.learns_embedding:
             fit_idx, self._held_out_idx = held_out_split(X.clips, HELD_OUT_FRACTION, self._held_out_seed())
@@ -317,6 +318,7 @@ class KMeansDetector(StatisticsDetector):
 
     name: ClassVar[str] = "kmeans"
     scorer_kind: ClassVar[str] = "kmeans"
+    choices: ClassVar[dict[str, Sequence[str]]] = {"domains": UNSCALED_DOMAIN_MODES}
 
     def __init__(
         self,
@@ -355,6 +357,7 @@ class MahalanobisDetector(StatisticsDetector):
 
     name: ClassVar[str] = "mahalanobis"
     scorer_kind: ClassVar[str] = "mahalanobis"
+    choices: ClassVar[dict[str, Sequence[str]]] = {"domains": UNSCALED_DOMAIN_MODES}
     saved_defaults: ClassVar[dict[str, Any]] = {"shared_covariance": False}  # models saved before it existed
 
     def __init__(
@@ -392,6 +395,7 @@ class GmmDetector(StatisticsDetector):
 
     name: ClassVar[str] = "gmm"
     scorer_kind: ClassVar[str] = "gmm"
+    choices: ClassVar[dict[str, Sequence[str]]] = {"domains": UNSCALED_DOMAIN_MODES}
 
     def __init__(
         self,
