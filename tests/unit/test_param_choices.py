@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from asdkit.data.manifest import Clip
 from asdkit.detectors.base import ClipFeatures, Detector
@@ -27,6 +28,9 @@ from tests.helpers.trees import make_tree
 
 #: Text parameters whose values are not a set of words: paths to the user's files.
 OPEN_TEXT = {"checkpoint", "init_from"}
+#: The accelerators of this machine (no TPU package in the test environment).
+USABLE_HERE = {"auto", "cpu"} | ({"gpu", "cuda"} if torch.cuda.is_available() else set())
+USABLE_HERE |= {"gpu", "mps"} if torch.backends.mps.is_available() else set()
 #: Where Lightning itself refuses a name it does not know (at fit time, after the data was read).
 LIGHTNING_REFUSAL = re.compile(r"invalid (accelerator|strategy) name|Precision .* is invalid")
 
@@ -109,6 +113,8 @@ def test_default_and_every_word_pass_and_others_fail_in_one_line(
 ) -> None:
     assert default is None or default in words  # None: not set (vae's preset)
     for word in words:
+        if key == "accelerator" and word not in USABLE_HERE:
+            continue  # a device this machine lacks: test_an_accelerator_this_machine_lacks_is_named
         assert validate_params(name, {key: word}) == {key: word}
     with pytest.raises(AsdkitError) as caught:
         validate_params(name, {key: "no-such-word"})
@@ -256,6 +262,24 @@ def test_the_trainer_words_are_those_the_installed_lightning_takes(key: str) -> 
     assert {"accelerator": "cpu", "strategy": "ddp", "precision": "16-mixed"}[key] in words
 
 
+def test_an_accelerator_this_machine_lacks_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lightning would refuse it after the features were computed (exit 1); now one line before."""
+    from lightning.pytorch.accelerators import CUDAAccelerator, MPSAccelerator
+
+    monkeypatch.setattr(CUDAAccelerator, "is_available", staticmethod(lambda: False))
+    monkeypatch.setattr(MPSAccelerator, "is_available", staticmethod(lambda: False))
+    for word in ("gpu", "cuda", "tpu"):
+        with pytest.raises(AsdkitError) as caught:
+            validate_params("ae", {"accelerator": word})
+        assert (
+            str(caught.value)
+            == f"--param accelerator={word}: ae: this machine has no {word} device, only cpu (or auto)"
+        )
+    monkeypatch.setattr(CUDAAccelerator, "is_available", staticmethod(lambda: True))
+    for word in ("gpu", "cuda", "cpu", "auto"):
+        assert validate_params("made", {"accelerator": word}) == {"accelerator": word}
+
+
 def test_the_installed_lightnings_registry_gives_the_strategies() -> None:
     from lightning.pytorch.strategies import StrategyRegistry
 
@@ -309,6 +333,13 @@ def _lightning_words(key: str) -> str:
             "other_sections_and_machines, other_machines",
         ),
         ("train", "kmeans", "n_centres=0", "--param n_centres=0: kmeans expects an integer >= 1"),
+        pytest.param(
+            "train",
+            "ae",
+            "accelerator=cuda",
+            "--param accelerator=cuda: ae: this machine has no cuda device, only cpu (or auto)",
+            marks=pytest.mark.skipif(bool(USABLE_HERE - {"auto", "cpu"}), reason="a machine with a GPU"),
+        ),
         (
             "run",
             "ensemble",

@@ -77,6 +77,20 @@ def lightning_accelerators() -> tuple[str, ...]:
     return ("auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators()))
 
 
+def usable_accelerator(word: str) -> str:
+    """``word`` when this machine has such a device (``gpu``: CUDA or Apple's MPS, as Lightning picks);
+    Lightning itself would refuse a missing one only at fit time, after the features were computed."""
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    def available(name: str) -> bool:
+        return name in AcceleratorRegistry and bool(AcceleratorRegistry[name]["accelerator"].is_available())
+
+    if word == "auto" or any(available(n) for n in (("cuda", "mps") if word == "gpu" else (word,))):
+        return word
+    usable = [n for n in sorted(AcceleratorRegistry.available_accelerators()) if available(n)]
+    raise ValueError(f"accelerator: this machine has no {word} device, only {', '.join(usable)} (or auto)")
+
+
 def lightning_strategies() -> tuple[str, ...]:
     """``auto`` and the installed Lightning's registered strategies (``ddp``, ``ddp_spawn``, ``fsdp``...)."""
     from lightning.pytorch.strategies import StrategyRegistry
@@ -131,7 +145,10 @@ class DeepDetector(Detector):
         "strategy": RegistryWords(lightning_strategies),
         "precision": RegistryWords(lightning_precisions),
     }
-    parsers: ClassVar[dict[str, Callable[[str], object]]] = {"devices": parse_devices}
+    parsers: ClassVar[dict[str, Callable[[str], object]]] = {
+        "devices": parse_devices,
+        "accelerator": usable_accelerator,
+    }
 
     #: the settings; each is also an attribute (``detector.epochs``), see the loop at the end of the module
     trainer: TrainerConfig
