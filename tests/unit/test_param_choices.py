@@ -9,6 +9,7 @@ import subprocess
 import sys
 import types
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ USABLE_HERE |= {"gpu", "mps"} if torch.backends.mps.is_available() else set()
 LIGHTNING_REFUSAL = re.compile(r"invalid (accelerator|strategy) name|Precision .* is invalid")
 
 
-def _declared(name: str) -> list[tuple[str, tuple[str, ...], object]]:
+def _declared(name: str) -> list[tuple[str, Sequence[str], object]]:
     """(parameter, its words, its default) for each declared choice the detector takes as a parameter."""
     cls = get_detector_class(name)
     parameters = cls.parameters()
@@ -109,7 +110,7 @@ def test_every_declared_key_is_a_parameter_somewhere() -> None:
 
 @pytest.mark.parametrize(("name", "key", "words", "default"), CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
 def test_default_and_every_word_pass_and_others_fail_in_one_line(
-    name: str, key: str, words: tuple[str, ...], default: object
+    name: str, key: str, words: Sequence[str], default: object
 ) -> None:
     assert default is None or default in words  # None: not set (vae's preset)
     for word in words:
