@@ -194,7 +194,9 @@ def test_load_models_reads_a_run_and_a_model_folder(default_run, tmp_path):
 def test_detectors_command_lists_every_registered_detector():
     proc = cli("detectors")
     assert proc.returncode == 0, proc.stderr
-    names = [line.split(":", 1)[0] for line in proc.stdout.splitlines() if not line.startswith(" ")]
+    listed = [line for line in proc.stdout.splitlines() if not line.startswith(" ")]
+    assert listed[-1].startswith("trainer settings of every network detector")  # Lightning's words, once
+    names = [line.split(":", 1)[0] for line in listed[:-1]]
     assert names == available_detectors()
     lines = proc.stdout.splitlines()
     params = lines[lines.index(next(x for x in lines if x.startswith(f"{DEFAULT_DETECTOR}: "))) + 1]

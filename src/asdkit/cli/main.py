@@ -601,17 +601,30 @@ def detectors() -> None:
 
         asdkit detectors
     """
+    from asdkit.detectors.deep import DeepDetector
+    from asdkit.detectors.params import RANGES
     from asdkit.detectors.registry import available_detectors, get_detector_class
 
+    trainer_words = DeepDetector.choices  # every network detector's: listed once, at the end
     for name in available_detectors():
         cls = get_detector_class(name)
         doc = (cls.__doc__ or "").strip().splitlines()[0]
         typer.echo(f"{name}: {doc}")
         typer.echo(f"    {cls().get_params()}")
         parameters = cls.parameters()
-        words = [f"{k}: {'|'.join(v)}" for k, v in cls.parameter_choices().items() if k in parameters]
+        words = [
+            f"{k}: {'|'.join(v)}"
+            for k, v in cls.parameter_choices().items()
+            if k in parameters and v is not trainer_words.get(k)
+        ]
         if words:
             typer.echo(f"    one of: {'; '.join(words)}")
+        ranges = [f"{k} {RANGES[k].describe()}" for k in parameters if k in RANGES]
+        if ranges:
+            typer.echo(f"    ranges: {'; '.join(ranges)}")
+    typer.echo("trainer settings of every network detector (with epochs), from the installed Lightning:")
+    for key, words in trainer_words.items():
+        typer.echo(f"    {key}: {'|'.join(words)}")
 
 
 app.add_typer(

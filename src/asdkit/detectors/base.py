@@ -19,7 +19,7 @@ import math
 import platform
 import time
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -122,10 +122,15 @@ class Detector:
     name: ClassVar[str] = ""
     #: parameters whose default changed, with the value a model file saved without them was fitted with
     saved_defaults: ClassVar[dict[str, Any]] = {}
-    #: the words a text parameter may take (``{"aggregate": ("top_mean", "mean")}``), so that a wrong one
-    #: is named before any work instead of once per machine type at fit time; a class declares its own,
-    #: bases and mixins theirs (:meth:`parameter_choices` merges them)
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {}
+    #: the words a text parameter may take (``{"aggregate": ("top_mean", "mean")}``, or the
+    #: ``RegistryWords`` of an open registry), so that a wrong one is named before any work instead of once
+    #: per machine type at fit time; a class declares its own, bases and mixins theirs
+    #: (:meth:`parameter_choices` merges them)
+    choices: ClassVar[Mapping[str, Sequence[str]]] = {}
+    #: text parameters with a grammar (``stats="pooled+delta"``, ``layers="4,8,12"``): the parser fit reads
+    #: them with, run on a given value before any work (its ValueError says what is wrong); merged as
+    #: ``choices`` are (:meth:`parameter_parsers`)
+    parsers: ClassVar[Mapping[str, Callable[[str], object]]] = {}
 
     threshold_: float
     feature_config_: FeatureConfig
@@ -157,12 +162,26 @@ class Detector:
         return found
 
     @classmethod
-    def parameter_choices(cls) -> dict[str, tuple[str, ...]]:
+    def parameter_choices(cls) -> dict[str, Sequence[str]]:
         """Every ``choices`` declaration along the class's bases and mixins (the subclass's wins)."""
-        merged: dict[str, tuple[str, ...]] = {}
+        merged: dict[str, Sequence[str]] = {}
         for klass in reversed(cls.__mro__):
             merged.update(klass.__dict__.get("choices", {}))
         return merged
+
+    @classmethod
+    def parameter_parsers(cls) -> dict[str, Callable[[str], object]]:
+        """Every ``parsers`` declaration along the class's bases and mixins (the subclass's wins)."""
+        merged: dict[str, Callable[[str], object]] = {}
+        for klass in reversed(cls.__mro__):
+            merged.update(klass.__dict__.get("parsers", {}))
+        return merged
+
+    @classmethod
+    def nested_params(cls, params: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+        """(where, detector, its parameters) of each detector that ``params`` describe inside this one (an
+        ensemble's members), which ``validate_params`` checks as it checks this one's."""
+        return []
 
     @classmethod
     def debug_params(cls) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import dataclasses
 import inspect
 import logging
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,6 +29,7 @@ from torch import nn
 from torch.utils.data import IterableDataset
 
 from asdkit.detectors.base import ClipFeatures, Detector
+from asdkit.detectors.params import RegistryWords
 from asdkit.detectors.windows import Windows
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,54 @@ class TrainerConfig:
         return self.accelerator == "cpu" or not torch.cuda.is_available()
 
 
+def lightning_accelerators() -> tuple[str, ...]:
+    """The Trainer's own ``auto`` and ``gpu`` and the installed Lightning's registered accelerators."""
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    return ("auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators()))
+
+
+def usable_accelerator(word: str) -> str:
+    """``word`` when this machine has such a device (``gpu``: CUDA or Apple's MPS, as Lightning picks);
+    Lightning itself would refuse a missing one only at fit time, after the features were computed."""
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    def available(name: str) -> bool:
+        return name in AcceleratorRegistry and bool(AcceleratorRegistry[name]["accelerator"].is_available())
+
+    if word == "auto" or any(available(n) for n in (("cuda", "mps") if word == "gpu" else (word,))):
+        return word
+    usable = [n for n in sorted(AcceleratorRegistry.available_accelerators()) if available(n)]
+    raise ValueError(f"accelerator: this machine has no {word} device, only {', '.join(usable)} (or auto)")
+
+
+def lightning_strategies() -> tuple[str, ...]:
+    """``auto`` and the installed Lightning's registered strategies (``ddp``, ``ddp_spawn``, ``fsdp``...)."""
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    return ("auto", *StrategyRegistry.available_strategies())
+
+
+def lightning_precisions() -> tuple[str, ...]:
+    """The precision words the installed Lightning's Trainer takes, its short aliases (``16``) last."""
+    from lightning.fabric.connector import _PRECISION_INPUT_STR, _PRECISION_INPUT_STR_ALIAS
+
+    return (*typing.get_args(_PRECISION_INPUT_STR), *typing.get_args(_PRECISION_INPUT_STR_ALIAS))
+
+
+def parse_devices(text: str) -> list[int] | str:
+    """``devices`` given as text, read as Lightning reads it: ``auto``, a count (``"2"``; ``"-1"``: all) or
+    device indices (``"0,1"``)."""
+    if text.strip() == "auto":
+        return "auto"
+    try:
+        return [int(part) for part in text.split(",") if part] if "," in text else [int(text)]
+    except ValueError:
+        raise ValueError(
+            f"devices: expected auto, a number of devices or device indices such as 0,1, got {text!r}"
+        ) from None
+
+
 class _TrainerSetting:
     """``detector.epochs`` and the like: read and set the field of the detector's ``trainer``."""
 
@@ -88,6 +138,17 @@ class DeepDetector(Detector):
 
     #: the family's trainer defaults (a registered detector may change a few)
     trainer_defaults: ClassVar[TrainerConfig] = TrainerConfig()
+    #: Lightning's words, read from the installed Lightning only when one of them is given, so that a
+    #: wrong one ends the run before any data is read (Lightning itself would name it at fit time)
+    choices: ClassVar[dict[str, RegistryWords]] = {
+        "accelerator": RegistryWords(lightning_accelerators),
+        "strategy": RegistryWords(lightning_strategies),
+        "precision": RegistryWords(lightning_precisions),
+    }
+    parsers: ClassVar[dict[str, Callable[[str], object]]] = {
+        "devices": parse_devices,
+        "accelerator": usable_accelerator,
+    }
 
     #: the settings; each is also an attribute (``detector.epochs``), see the loop at the end of the module
     trainer: TrainerConfig

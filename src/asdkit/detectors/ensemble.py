@@ -31,6 +31,7 @@ with them.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -114,6 +115,15 @@ class EnsembleDetector(Detector):
         self.evidence_clips = evidence_clips
         self.evidence_folds = evidence_folds
         self.combine = combine
+
+    @classmethod
+    def nested_params(cls, params: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+        """The listed members' detectors and parameters, so a wrong one is named before any work."""
+        members = params.get("members")
+        if not isinstance(members, list):
+            return []
+        specs = [(i, _spec_dict(spec)) for i, spec in enumerate(members)]
+        return [(f"members[{i}]", s["model"], dict(s.get("params") or {})) for i, s in specs if "model" in s]
 
     # -- what it reads: what its members read ------------------------------------------------------------
     def _planned_members(self) -> list[Detector]:

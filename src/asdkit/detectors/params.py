@@ -5,7 +5,9 @@ untrained model, ``epochs=1.5`` ended in an empty AssertionError). :func:`valida
 detector's parameters (``Detector.parameters``: its ``__init__``'s, and a network's TrainerConfig's),
 so a new detector is covered without editing it; :data:`RANGES` says which values of a
 parameter name make sense (names mean the same thing in every detector that has them), and a detector's
-``choices`` which words a text parameter takes.
+``choices`` which words a text parameter takes (a fixed tuple, or :class:`RegistryWords` of an open
+registry, read only when that parameter is given), and its ``parsers`` the grammar of a composite one
+(``stats="pooled+delta"``).
 """
 
 from __future__ import annotations
@@ -14,10 +16,38 @@ import inspect
 import math
 import types
 import typing
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from asdkit.errors import AsdkitError
+
+
+class RegistryWords(Sequence[str]):
+    """The words of an open registry (Lightning's strategies, the registered front ends), read from it each
+    time they are asked for: a detector declares them in ``choices`` without importing the registry (the
+    scoring path never imports Lightning), and a strategy or front end registered later is a word too."""
+
+    def __init__(self, read: Callable[[], Iterable[str]]) -> None:
+        self._read = read
+
+    def _words(self) -> tuple[str, ...]:
+        return tuple(self._read())
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._words()[index]
+
+    def __len__(self) -> int:
+        return len(self._words())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._words())
+
+    def __contains__(self, word: object) -> bool:
+        return word in self._words()
+
+    def __repr__(self) -> str:
+        return f"RegistryWords({getattr(self._read, '__qualname__', self._read)})"
 
 
 @dataclass(frozen=True)
@@ -77,6 +107,11 @@ RANGES: dict[str, Range] = {
             "rho_t",
             "rho_f",
             "devices",
+            "n_centres",
+            "n_models",
+            "bank_size",
+            "evidence_clips",
+            "lora_rank",
         ),
         AT_LEAST_1,
     ),
@@ -95,11 +130,17 @@ RANGES: dict[str, Range] = {
             "recon_weight",
             "margin",
             "mixup",
+            "split_seed",
+            "oversample",
         ),
         AT_LEAST_0,
     ),
-    **dict.fromkeys(("learning_rate", "width", "scale"), POSITIVE),
+    **dict.fromkeys(("learning_rate", "width", "scale", "lora_alpha", "segment_seconds"), POSITIVE),
     "validation_fraction": Range(0, 1, high_open=True),
+    #: a share of the clip's frames (patch_bank), a factor per layer on the learning rate (finetune)
+    **dict.fromkeys(("fraction", "layer_decay"), Range(0, 1, low_open=True)),
+    #: one fold would leave no clips to fit the candidates the evidence judges
+    "evidence_folds": Range(2),
 }
 
 
@@ -113,6 +154,7 @@ def validate_params(model: str, params: dict[str, Any] | None) -> dict[str, Any]
     cls = get_detector_class(model)
     parameters = cls.parameters()
     choices = cls.parameter_choices()
+    parsers = cls.parameter_parsers()
     known = list(parameters)
     checked: dict[str, Any] = {}
     for key, value in (params or {}).items():
@@ -128,7 +170,18 @@ def validate_params(model: str, params: dict[str, Any] | None) -> dict[str, Any]
             problem = f"one of {', '.join(choices[key])}"
         if problem is not None:
             raise AsdkitError(f"--param {key}={_show(value)}: {model} expects {problem}")
+        if isinstance(value, str) and key in parsers:
+            try:
+                parsers[key](value)
+            except (ValueError, AsdkitError) as exc:  # the parser's words, less its own "key: "
+                detail = str(exc).removeprefix(f"{key}: ")
+                raise AsdkitError(f"--param {key}={value}: {model}: {detail}") from None
         checked[key] = value
+    for where, inner, given in cls.nested_params(checked):
+        try:
+            validate_params(inner, given)
+        except AsdkitError as exc:
+            raise AsdkitError(f"--param {where}: {str(exc).removeprefix('--param ')}") from None
     return checked
 
 

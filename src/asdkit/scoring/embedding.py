@@ -310,6 +310,9 @@ def _fit_banks(scorer: Scorer, groups: Sequence[np.ndarray]) -> list[Arrays]:
 
 
 DOMAIN_MODES = ("min", "pooled", "min_scaled")
+#: ``domains`` of a scorer other than k-NN: ``min_scaled`` scales by leave-one-out scores, which only k-NN
+#: banks give (in-sample Mahalanobis or mixture scores of a bank of a few clips understate its spread)
+UNSCALED_DOMAIN_MODES = ("min", "pooled")
 #: Folds a Mahalanobis or mixture bank is cross-fitted in for its members' held-out (threshold) scores.
 BANK_FOLDS = 10
 #: Where ``domains="min_scaled"`` keeps a bank's own score statistics (mean, spread) in its state.
@@ -352,8 +355,7 @@ class DomainBanks:
             raise ModelError(f"oversample must be >= 0 (0: off), got {oversample}")
         if domains not in DOMAIN_MODES:
             raise ModelError(f"domains must be one of {', '.join(DOMAIN_MODES)}, got {domains!r}")
-        if domains == "min_scaled" and not isinstance(scorer, KnnScorer):
-            # In-sample Mahalanobis or mixture scores of a bank of a few clips understate its spread.
+        if domains not in UNSCALED_DOMAIN_MODES and not isinstance(scorer, KnnScorer):
             raise ModelError(
                 "domains=min_scaled needs the knn scorer (it scales by leave-one-out scores), "
                 f"not {scorer.kind}"

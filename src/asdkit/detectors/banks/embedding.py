@@ -13,7 +13,7 @@ angular-margin classifiers (``arcface``, ``adacos``) embed with a trained networ
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -49,6 +49,7 @@ from asdkit.scoring.embedding import (
     GMM_COVARIANCE_TYPES,
     KNN_METRICS,
     SCORERS,
+    UNSCALED_DOMAIN_MODES,
     DomainBanks,
     Scorer,
     make_scorer,
@@ -106,7 +107,7 @@ class EmbeddingDetector(Detector):
         return make_scorer(kind, **self.get_params())
 
     def _fit(self, X: ClipFeatures) -> None:
-        self._make_scorer()  # bad scorer options fail before any training
+        DomainBanks(self._make_scorer(), self.domains, self._oversample())  # bad options fail before training
         fit_idx = list(range(len(X)))
         if self.learns_embedding:
             fit_idx, self._held_out_idx = held_out_split(X.clips, HELD_OUT_FRACTION, self._held_out_seed())
@@ -194,6 +195,11 @@ class StatisticsDetector(InputChoice, EmbeddingDetector):
     pooled over time (``pooling``: mean and standard deviation, mean, or GeM; ``quantiles`` on top), with
     the further groups of clip statistics ``stats`` names, standardised per dimension with the training
     clips' (each group after the first weighted to count as much as the first)."""
+
+    parsers: ClassVar[dict[str, Callable[[str], object]]] = {
+        "quantiles": parse_quantiles,
+        "stats": parse_stats,
+    }
 
     quantiles: str
     standardise: bool
@@ -312,6 +318,7 @@ class KMeansDetector(StatisticsDetector):
 
     name: ClassVar[str] = "kmeans"
     scorer_kind: ClassVar[str] = "kmeans"
+    choices: ClassVar[dict[str, Sequence[str]]] = {"domains": UNSCALED_DOMAIN_MODES}
 
     def __init__(
         self,
@@ -350,6 +357,7 @@ class MahalanobisDetector(StatisticsDetector):
 
     name: ClassVar[str] = "mahalanobis"
     scorer_kind: ClassVar[str] = "mahalanobis"
+    choices: ClassVar[dict[str, Sequence[str]]] = {"domains": UNSCALED_DOMAIN_MODES}
     saved_defaults: ClassVar[dict[str, Any]] = {"shared_covariance": False}  # models saved before it existed
 
     def __init__(
@@ -387,6 +395,7 @@ class GmmDetector(StatisticsDetector):
 
     name: ClassVar[str] = "gmm"
     scorer_kind: ClassVar[str] = "gmm"
+    choices: ClassVar[dict[str, Sequence[str]]] = {"domains": UNSCALED_DOMAIN_MODES}
 
     def __init__(
         self,

@@ -9,16 +9,18 @@ work on encoder embeddings with no code of their own.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
 
 from asdkit.detectors.base import ClipFeatures
+from asdkit.detectors.params import RegistryWords
 from asdkit.detectors.tags import DetectorTags
 from asdkit.errors import ModelError
-from asdkit.features.frontends import LOGMEL, get_front_end
+from asdkit.features.encoder import parse_layers
+from asdkit.features.frontends import LOGMEL, available_front_ends, get_front_end
 
 POOLINGS = ("mean_std", "mean", "gem")
 #: GeM's exponent: between the mean (1) and the maximum (infinity), as in image retrieval
@@ -28,7 +30,11 @@ GEM_POWER = 3.0
 class InputChoice:
     """Mixin of a detector with ``input``, ``checkpoint`` and ``layers`` parameters."""
 
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {"pooling": POOLINGS}
+    choices: ClassVar[dict[str, Sequence[str]]] = {
+        "pooling": POOLINGS,
+        "input": RegistryWords(available_front_ends),
+    }
+    parsers: ClassVar[dict[str, Callable[[str], object]]] = {"layers": parse_layers}
 
     input: str
     checkpoint: str

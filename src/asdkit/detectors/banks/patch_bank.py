@@ -38,6 +38,8 @@ PROJECTION_DIM = 64
 #: At most this many training clips give the leave-one-clip-out scores the threshold is fitted on.
 THRESHOLD_CLIPS = 256
 AGGREGATES = ("top_mean", "quantile", "mean", "max")
+#: ``min``: a frame takes the nearer of its source and target banks; ``pooled``: one bank per section
+PATCH_DOMAINS = ("min", "pooled")
 
 
 def greedy_coreset(points: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -179,7 +181,7 @@ class PatchBankDetector(InputChoice, Detector):
     """
 
     name: ClassVar[str] = "patch_bank"
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {"aggregate": AGGREGATES}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"aggregate": AGGREGATES, "domains": PATCH_DOMAINS}
 
     def __init__(
         self,
@@ -219,8 +221,10 @@ class PatchBankDetector(InputChoice, Detector):
             )
         if not 0 < self.fraction <= 1:
             raise ModelError(f"patch_bank: fraction must be in (0, 1], got {self.fraction}")
-        if self.domains not in ("min", "pooled"):
-            raise ModelError(f"patch_bank: domains must be min or pooled, got {self.domains!r}")
+        if self.domains not in PATCH_DOMAINS:
+            raise ModelError(
+                f"patch_bank: domains must be one of {', '.join(PATCH_DOMAINS)}, got {self.domains!r}"
+            )
 
     def _points(self, logmel: np.ndarray) -> np.ndarray:
         """The clip's standardised stacked-frame vectors, [n_points, n_mels * n_frames]."""

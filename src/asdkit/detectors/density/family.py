@@ -94,6 +94,8 @@ class SectionDensityDetector(DeepDetector):
     knobs; ``accelerator``/``devices``/``strategy`` go to Lightning's Trainer (GPU when there is one).
     """
 
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"proxy_outliers": PROXY_MODES}
+
     def __init__(
         self,
         n_frames: int = 5,

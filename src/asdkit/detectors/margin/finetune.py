@@ -19,6 +19,7 @@ detector. The saved model holds the fine-tuned encoder (LoRA merged into it), no
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -33,9 +34,11 @@ from asdkit.detectors.deep import DeepDetector, TrainerConfig
 from asdkit.detectors.frames import ItemStream
 from asdkit.detectors.margin.family import LABEL_MODES, class_key
 from asdkit.detectors.margin.seed_ensemble import SeedEnsembleMixin
+from asdkit.detectors.params import RegistryWords
 from asdkit.detectors.registry import register
 from asdkit.detectors.tags import DetectorTags
 from asdkit.errors import ModelError
+from asdkit.features.encoder import parse_layers
 from asdkit.models.encoder_classifier import POOLINGS as ENCODER_POOLINGS
 from asdkit.models.encoder_classifier import (
     TUNINGS,
@@ -44,7 +47,7 @@ from asdkit.models.encoder_classifier import (
     merge_lora,
     set_tuning,
 )
-from asdkit.models.encoders import checkpoint_sha256, get_encoder_class, load_encoder
+from asdkit.models.encoders import available_encoders, checkpoint_sha256, get_encoder_class, load_encoder
 from asdkit.models.margin_heads import ArcFace, SubClusterAdaCos
 
 log = logging.getLogger(__name__)
@@ -73,12 +76,14 @@ class FineTunedEncoderDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
     """A pretrained encoder (BEATs...) fine-tuned with ArcFace or AdaCos on the manifest's classes; k-NN."""
 
     name: ClassVar[str] = "finetune"
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {
+    choices: ClassVar[dict[str, Sequence[str]]] = {
+        "encoder": RegistryWords(available_encoders),
         "head": HEADS,
         "labels": LABEL_MODES,
         "pooling": ENCODER_POOLINGS,
         "tuning": TUNINGS,
     }
+    parsers: ClassVar[dict[str, Callable[[str], object]]] = {"layers": parse_layers}
     learns_embedding: ClassVar[bool] = True
     trainer_defaults: ClassVar[TrainerConfig] = TrainerConfig(epochs=10, batch_size=16, learning_rate=1e-4)
 

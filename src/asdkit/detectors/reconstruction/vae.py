@@ -91,7 +91,7 @@ class VaeDetector(ReconstructionDetector):
     """
 
     name: ClassVar[str] = "vae"
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {"score": SCORES}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"score": SCORES, "preset": tuple(PRESETS)}
     standardise: ClassVar[bool] = True
 
     recon_weight_: float
