@@ -385,3 +385,15 @@ def test_asdkit_detectors_lists_the_words() -> None:
     assert lines[trainer + 2] == f"    strategy: {_lightning_words('strategy').replace(', ', '|')}"
     assert lines[trainer + 3] == f"    precision: {_lightning_words('precision').replace(', ', '|')}"
     assert not any("ddp_spawn" in line for line in lines[:trainer])  # listed once, not per detector
+
+
+def test_precision_words_fall_back_to_the_documented_ones_when_lightning_moves_its_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from asdkit.detectors.deep import DOCUMENTED_PRECISIONS, lightning_precisions
+
+    assert set(DOCUMENTED_PRECISIONS) <= set(lightning_precisions())  # the installed release takes them all
+    monkeypatch.setitem(
+        sys.modules, "lightning.fabric.connector", types.ModuleType("lightning.fabric.connector")
+    )
+    assert lightning_precisions() == DOCUMENTED_PRECISIONS

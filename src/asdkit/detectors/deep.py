@@ -98,10 +98,32 @@ def lightning_strategies() -> tuple[str, ...]:
     return ("auto", *StrategyRegistry.available_strategies())
 
 
-def lightning_precisions() -> tuple[str, ...]:
-    """The precision words the installed Lightning's Trainer takes, its short aliases (``16``) last."""
-    from lightning.fabric.connector import _PRECISION_INPUT_STR, _PRECISION_INPUT_STR_ALIAS
+#: Lightning's documented precision words (Trainer ``precision=``), used when its private list moved.
+DOCUMENTED_PRECISIONS: tuple[str, ...] = (
+    "transformer-engine",
+    "transformer-engine-float16",
+    "16-true",
+    "16-mixed",
+    "bf16-true",
+    "bf16-mixed",
+    "32-true",
+    "64-true",
+    "64",
+    "32",
+    "16",
+    "bf16",
+)
 
+
+def lightning_precisions() -> tuple[str, ...]:
+    """The precision words the installed Lightning's Trainer takes, its short aliases (``16``) last.
+
+    Lightning keeps them in private names; a release that moves them falls back to the words its
+    documentation lists, so validation never breaks on an upgrade."""
+    try:
+        from lightning.fabric.connector import _PRECISION_INPUT_STR, _PRECISION_INPUT_STR_ALIAS
+    except ImportError:
+        return DOCUMENTED_PRECISIONS
     return (*typing.get_args(_PRECISION_INPUT_STR), *typing.get_args(_PRECISION_INPUT_STR_ALIAS))
 
 
