@@ -44,6 +44,7 @@ from asdkit.models.encoder_classifier import (
     TUNINGS,
     EncoderClassifier,
     embedding_of,
+    lora_problem,
     merge_lora,
     set_tuning,
 )
@@ -151,11 +152,15 @@ class FineTunedEncoderDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any]) -> None:
-        """The encoder's ``checkpoint``: given, there and readable (what loading it asks first)."""
-        problem = get_encoder_class(params["encoder"]).checkpoint_problem(params["checkpoint"])
+        """The encoder's ``checkpoint``: given, there and readable (what loading it asks first); LoRA
+        where it cannot be added (no peft, an encoder without attention layers named)."""
+        encoder = get_encoder_class(params["encoder"])
+        problem = encoder.checkpoint_problem(params["checkpoint"])
         if problem:
             key = "checkpoint" if params["checkpoint"] else "encoder"
             raise ParamConflict(key, params[key], problem)
+        if params["tuning"] == "lora" and lora_problem(encoder):
+            raise ParamConflict("tuning", "lora", lora_problem(encoder))
 
     # -- what it reads: the waveform at the encoder's rate ---------------------------------------------------
     def tags(self) -> DetectorTags:
