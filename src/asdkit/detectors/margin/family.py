@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 LABEL_MODES = ("auto", "section", "attributes")
 #: What the network reads: log-mel snippets, or those and the clip's spectrum (two branches).
 INPUTS = ("logmel", "spectrum+logmel")
-#: The shortest snippet the backbones' pooling stages take.
+#: The shortest snippet a margin classifier trains on.
 MIN_SNIPPET_FRAMES = 8
 
 
@@ -133,9 +133,7 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
     @classmethod
     def check_params(cls, params: Mapping[str, Any]) -> None:
         if params["snippet_frames"] < MIN_SNIPPET_FRAMES:
-            problem = (
-                f"{cls.name} expects snippets of >= {MIN_SNIPPET_FRAMES} frames (its backbone pools them)"
-            )
+            problem = f"snippet_frames must be >= {MIN_SNIPPET_FRAMES}"
             raise ParamConflict("snippet_frames", params["snippet_frames"], problem)
 
     def _head(self, dim: int, n_classes: int) -> nn.Module:
