@@ -24,8 +24,7 @@ from asdkit.detectors.proxy import PROXY_MODES
 from asdkit.detectors.registry import available_detectors, create_detector, get_detector_class
 from asdkit.errors import AsdkitError
 from asdkit.features.config import FeatureConfig
-from asdkit.features.frontends import get_front_end
-from asdkit.models.encoders import available_encoders, get_encoder_class
+from tests.helpers.checkpoints import readable_checkpoints, with_checkpoint
 from tests.helpers.cli import asdkit_cli
 from tests.helpers.trees import make_tree
 
@@ -51,28 +50,7 @@ def _declared(name: str) -> list[tuple[str, Sequence[str], object]]:
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Per encoder, a checkpoint path that is there to be read (a file, or a folder with config.json):
-    what is checked before any work; nothing is loaded."""
-    root = tmp_path_factory.mktemp("checkpoints")
-    (root / "weights.pt").write_bytes(b"0")
-    (root / "folder").mkdir()
-    (root / "folder" / "config.json").write_text("{}")
-    candidates = [root / "weights.pt", root / "folder"]
-    return {
-        name: str(next(p for p in candidates if not get_encoder_class(name).checkpoint_problem(p)))
-        for name in available_encoders()
-    }
-
-
-def _with_checkpoint(name: str, params: dict[str, object], files: dict[str, str]) -> dict[str, object]:
-    """``params`` and, where they make the detector read an encoder (finetune's, an encoder's input), a
-    checkpoint of that encoder."""
-    cls = get_detector_class(name)
-    if "checkpoint" not in cls.parameters():
-        return params
-    every = {k: p.default for k, p in cls.parameters().items()} | params
-    encoder = every.get("encoder") or getattr(get_front_end(str(every["input"])), "encoder", None)
-    return {**params, "checkpoint": files[str(encoder)]} if encoder else params
+    return readable_checkpoints(tmp_path_factory.mktemp("checkpoints"))
 
 
 CASES = [
@@ -144,7 +122,7 @@ def test_default_and_every_word_pass_and_others_fail_in_one_line(
     for word in words:
         if key == "accelerator" and word not in USABLE_HERE:
             continue  # a device this machine lacks: test_an_accelerator_this_machine_lacks_is_named
-        given = _with_checkpoint(name, {key: word}, checkpoints)
+        given = with_checkpoint(name, {key: word}, checkpoints)
         assert validate_params(name, given) == given
     with pytest.raises(AsdkitError) as caught:
         validate_params(name, {key: "no-such-word"})
@@ -264,9 +242,9 @@ def test_grammars_and_ranges_are_checked_in_one_line(
 def test_every_default_is_within_its_words_grammar_and_range(name: str, checkpoints: dict[str, str]) -> None:
     cls = get_detector_class(name)
     defaults = {k: p.default for k, p in cls.parameters().items() if p.default is not inspect.Parameter.empty}
-    given = _with_checkpoint(name, defaults, checkpoints)
+    given = with_checkpoint(name, defaults, checkpoints)
     assert validate_params(name, given) == given
-    validate_params(name, _with_checkpoint(name, cls.debug_params(), checkpoints))
+    validate_params(name, with_checkpoint(name, cls.debug_params(), checkpoints))
 
 
 # -- the trainer's words: the installed Lightning's ---------------------------------------------------------
