@@ -104,7 +104,7 @@ def _device_kind(accelerator: str) -> str:
 
 
 def devices_problem(accelerator: str, devices: int | str) -> str:
-    """ "" when this machine has the ``devices`` of ``accelerator`` Lightning's Trainer would ask for, else
+    """Empty when this machine has the ``devices`` of ``accelerator`` Lightning's Trainer would ask for, else
     what it has. On the CPU ``devices`` counts processes (any number); -1 (all) and device indices are
     words of device kinds (GPUs), and a count or an index there must be present."""
     from lightning.pytorch.accelerators import AcceleratorRegistry
