@@ -157,6 +157,11 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
+def published_where(what: str, published_at: str) -> str:
+    """What a checkpoint file was expected to be and where the official ones are, for error messages."""
+    return f"expected {what}; the official files are published at {published_at}"
+
+
 def file_problem(path: Path | str, where: str, inside: str = "", kind: str = "checkpoint file") -> str:
     """Empty when ``path`` (with ``inside``: that file in the directory ``path``) is a file this process
     can read, else one line: no path given, no such ``kind``, or not readable; ``where`` says what was
@@ -182,7 +187,7 @@ def read_checkpoint(path: Path | str, what: str, published_at: str, check: Calla
     dicts and tensors, so they load with ``weights_only=True``: no pickled code runs.
     """
     file = Path(os.path.expanduser(str(path)))
-    where = f"expected {what}; the official files are published at {published_at}"
+    where = published_where(what, published_at)
     problem = file_problem(path, where)
     if problem:
         raise CheckpointError(problem)

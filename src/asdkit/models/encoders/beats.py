@@ -26,7 +26,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from asdkit.models.encoders.base import AudioEncoder, file_problem, read_checkpoint, register_encoder
+from asdkit.models.encoders.base import (
+    AudioEncoder,
+    file_problem,
+    published_where,
+    read_checkpoint,
+    register_encoder,
+)
 from asdkit.models.encoders.kaldi_fbank import KaldiFbank
 
 PUBLISHED_AT = (
@@ -335,7 +341,7 @@ class Beats(AudioEncoder):
     # -- published checkpoint files -----------------------------------------------------------------------
     @classmethod
     def checkpoint_problem(cls, path: Path | str) -> str:
-        return file_problem(path, f"expected {EXPECTED}; the official files are published at {PUBLISHED_AT}")
+        return file_problem(path, published_where(EXPECTED, PUBLISHED_AT))
 
     @classmethod
     def from_checkpoint(cls, path: Path | str) -> Beats:
