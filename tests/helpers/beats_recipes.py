@@ -60,8 +60,13 @@ def assert_new_clip_scored_alike(run: Path, tree: Path, tmp_path: Path, detector
 def assert_checkpoint_fails_in_one_line(
     done: subprocess.CompletedProcess[str], path: Path, out: Path
 ) -> None:
-    """A bad checkpoint fails the run with one error line naming it; the run does not look complete."""
-    assert done.returncode != 0
+    """A bad checkpoint fails the run with one error line naming it; the run does not look complete. A
+    missing file is named before any work (exit 2, no run folder); a file that is there but no checkpoint
+    when it is loaded, with the features."""
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and str(path) in errors[0] and "github.com/microsoft/unilm" in errors[0]
+    if not path.exists():
+        assert done.returncode == 2 and "no such checkpoint file" in errors[0] and not out.exists()
+        return
+    assert done.returncode != 0
     assert json.loads((out / "config.json").read_text())["status"] != "complete"

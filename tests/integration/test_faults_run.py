@@ -20,6 +20,7 @@ from asdkit import api
 from asdkit.detectors.registry import available_detectors
 from asdkit.errors import AsdkitError
 from asdkit.rundir import LOCK_NAME, RunDirectory
+from tests.helpers.checkpoints import readable_checkpoints, with_checkpoint
 from tests.helpers.families import FAMILIES, FAMILY_IDS, cli_params
 from tests.helpers.faults import (
     DISK_FULL_AT_WEIGHTS,
@@ -276,12 +277,14 @@ def test_the_api_checks_parameters_before_touching_the_run_directory(tree, compl
 
 
 @pytest.mark.parametrize("name", available_detectors())
-def test_every_detector_accepts_its_own_defaults(name):
+def test_every_detector_accepts_its_own_defaults(name, tmp_path):
+    """With the checkpoint an encoder's detector cannot do without (``finetune``)."""
     from asdkit.detectors.params import validate_params
     from asdkit.detectors.registry import get_detector_class
 
     defaults = get_detector_class(name)().get_params()
-    assert validate_params(name, defaults) == defaults
+    given = with_checkpoint(name, defaults, readable_checkpoints(tmp_path))
+    assert validate_params(name, given) == given
 
 
 # -- 7. seeds --------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from that run directory, and scoring files whose section comes from their names.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 
 from asdkit import api
 from asdkit.data.synthetic import SyntheticSpec, generate
-from asdkit.errors import DataError
+from asdkit.errors import AsdkitError, DataError
 
 TINY = {
     "epochs": 1,
@@ -64,13 +65,26 @@ def test_train_fine_tune_and_score_through_the_api(tree, tmp_path, monkeypatch):
     assert not skipped and len(scored) == 2 and all(np.isfinite(s.score) for s in scored)
 
     # the only machine type cannot be trained: the run names it and why (a machine type among others that
-    # could be trained would be a counted failure of a partial run instead)
+    # could be trained would be a counted failure of a partial run instead); a path that is no model at all
+    # is named before any work
+    pump_only = tmp_path / "pump_only"
+    shutil.copytree(first.run_dir / "models" / "pump", pump_only / "models" / "pump")
     with pytest.raises(DataError, match=r"fan: .*neither a model folder nor a run directory with fan"):
         api.run(
             tree,
             tmp_path / "bad",
             model="resnet_section",
+            params={**TINY, "init_from": str(pump_only)},
+            machines=["fan"],
+            cache_dir=cache,
+        )
+    with pytest.raises(AsdkitError, match=r"--param init_from=.*missing: no such model folder"):
+        api.run(
+            tree,
+            tmp_path / "bad2",
+            model="resnet_section",
             params={**TINY, "init_from": str(tmp_path / "missing")},
             machines=["fan"],
             cache_dir=cache,
         )
+    assert not (tmp_path / "bad2").exists()

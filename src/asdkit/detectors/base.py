@@ -178,6 +178,19 @@ class Detector:
         return merged
 
     @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> None:
+        """This class's own rules that join parameters, or read a file one names, so that a conflict is
+        named before any data is read instead of at fit time: raise ``ParamConflict`` (one line).
+        ``params``: every parameter (defaults where not given), each valid on its own. Fit reads the same
+        helpers; a class declares only its own rules (:meth:`parameter_checks` runs its bases' too)."""
+
+    @classmethod
+    def parameter_checks(cls) -> list[Callable[[Mapping[str, Any]], None]]:
+        """Every ``check_params`` along the class's bases and mixins, the bases' first."""
+        own = [klass.__dict__.get("check_params") for klass in reversed(cls.__mro__)]
+        return [check.__get__(None, cls) for check in own if isinstance(check, classmethod)]
+
+    @classmethod
     def nested_params(cls, params: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
         """(where, detector, its parameters) of each detector that ``params`` describe inside this one (an
         ensemble's members), which ``validate_params`` checks as it checks this one's."""

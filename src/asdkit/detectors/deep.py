@@ -18,7 +18,7 @@ import dataclasses
 import inspect
 import logging
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -29,7 +29,7 @@ from torch import nn
 from torch.utils.data import IterableDataset
 
 from asdkit.detectors.base import ClipFeatures, Detector
-from asdkit.detectors.params import RegistryWords
+from asdkit.detectors.params import DEVICES, ParamConflict, RegistryWords
 from asdkit.detectors.windows import Windows
 
 log = logging.getLogger(__name__)
@@ -82,13 +82,49 @@ def usable_accelerator(word: str) -> str:
     Lightning itself would refuse a missing one only at fit time, after the features were computed."""
     from lightning.pytorch.accelerators import AcceleratorRegistry
 
-    def available(name: str) -> bool:
-        return name in AcceleratorRegistry and bool(AcceleratorRegistry[name]["accelerator"].is_available())
-
-    if word == "auto" or any(available(n) for n in (("cuda", "mps") if word == "gpu" else (word,))):
+    if word == "auto" or any(_available(n) for n in (("cuda", "mps") if word == "gpu" else (word,))):
         return word
-    usable = [n for n in sorted(AcceleratorRegistry.available_accelerators()) if available(n)]
+    usable = [n for n in sorted(AcceleratorRegistry.available_accelerators()) if _available(n)]
     raise ValueError(f"accelerator: this machine has no {word} device, only {', '.join(usable)} (or auto)")
+
+
+def _available(name: str) -> bool:
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    return name in AcceleratorRegistry and bool(AcceleratorRegistry[name]["accelerator"].is_available())
+
+
+def _device_kind(accelerator: str) -> str:
+    """The accelerator Lightning trains on for ``accelerator`` here (``auto``: a TPU, Apple's MPS or CUDA
+    when present, else the CPU; ``gpu``: MPS or CUDA)."""
+    if accelerator not in ("auto", "gpu"):
+        return accelerator
+    kinds = ("tpu", "mps", "cuda") if accelerator == "auto" else ("mps", "cuda")
+    return next((kind for kind in kinds if _available(kind)), "cpu" if accelerator == "auto" else "cuda")
+
+
+def devices_problem(accelerator: str, devices: int | str) -> str:
+    """Empty when this machine has the ``devices`` of ``accelerator`` Lightning's Trainer would ask for, else
+    what it has. On the CPU ``devices`` counts processes (any number); -1 (all) and device indices are
+    words of device kinds (GPUs), and a count or an index there must be present."""
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    wanted = parse_devices(devices) if isinstance(devices, str) else [devices]
+    if isinstance(wanted, str):  # auto
+        return ""
+    indices = isinstance(devices, str) and "," in devices
+    kind = _device_kind(accelerator)
+    where = f"accelerator={accelerator}" + (f" (here: {kind})" if kind != accelerator else "")
+    if kind == "cpu":
+        if indices or wanted == [-1]:
+            return f"{where}: devices counts CPU processes (a number >= 1); -1 (all) and indices are for GPUs"
+        return ""
+    present = int(AcceleratorRegistry[kind]["accelerator"].auto_device_count())
+    if indices and max(wanted) >= present:
+        return f"{where}: device index {max(wanted)} is not here; this machine has {present} {kind} device(s)"
+    if not indices and wanted[0] > present:
+        return f"{where}: this machine has {present} {kind} device(s), fewer than {wanted[0]}"
+    return ""
 
 
 def lightning_strategies() -> tuple[str, ...]:
@@ -133,11 +169,16 @@ def parse_devices(text: str) -> list[int] | str:
     if text.strip() == "auto":
         return "auto"
     try:
-        return [int(part) for part in text.split(",") if part] if "," in text else [int(text)]
+        wanted = [int(part) for part in text.split(",") if part] if "," in text else [int(text)]
     except ValueError:
         raise ValueError(
             f"devices: expected auto, a number of devices or device indices such as 0,1, got {text!r}"
         ) from None
+    if "," in text and (not wanted or min(wanted) < 0 or len(set(wanted)) < len(wanted)):
+        raise ValueError(f"devices: device indices are distinct numbers >= 0, got {text!r}")
+    if "," not in text and not DEVICES.holds(wanted[0]):
+        raise ValueError(f"devices: a number of devices is {DEVICES.describe()} (all), got {text!r}")
+    return wanted
 
 
 class _TrainerSetting:
@@ -192,6 +233,16 @@ class DeepDetector(Detector):
             kind = inspect.Parameter.KEYWORD_ONLY
             params.setdefault(name, inspect.Parameter(name, kind, default=default, annotation=hints[name]))
         return params
+
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> None:
+        """More devices than this machine has (Lightning would say so after the features were computed).
+        One device is always there, so Lightning is imported only for another number."""
+        devices = params["devices"]
+        if devices not in (1, "1", "auto"):
+            problem = devices_problem(params["accelerator"], devices)
+            if problem:
+                raise ParamConflict("devices", devices, problem)
 
     @classmethod
     def debug_params(cls) -> dict[str, Any]:

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from asdkit.detectors.base import ClipFeatures, Detector, cross_fit_scores
+from asdkit.detectors.params import ParamConflict
 from asdkit.detectors.registry import create_detector, get_detector_class, register
 from asdkit.detectors.tags import DetectorTags
 from asdkit.errors import ModelError
@@ -73,6 +74,22 @@ DEFAULT_CANDIDATES: tuple[dict[str, Any], ...] = (
 )
 SELECT_MODES = ("auto", "evidence", "none")
 COMBINE_MODES = ("mean", "max")
+#: why ``select="evidence"`` refuses a saved model among the candidates
+EVIDENCE_NEEDS_TRAINING = "select=evidence judges detectors trained here, not saved models"
+NO_MEMBERS = 'no members; give members=[{"model": "knn"}, {"path": "runs/x"}, ...]'
+
+
+def weights_problem(given: list[float] | None, n: int, combine: str, members: str = "") -> str:
+    """Empty when ``given`` weights (None: equal) suit ``n`` members combined by ``combine``, else why not."""
+    try:
+        w = np.ones(n) if given is None else np.asarray(given, dtype=np.float64)
+    except (TypeError, ValueError):
+        w = np.full(n + 1, np.nan)  # not numbers: no shape that fits
+    if w.shape != (n,) or not np.all(w >= 0) or w.sum() <= 0:
+        return f"weights must be one non-negative number per member ({members or n})"
+    if combine == "max" and not np.all(w == w[0]):
+        return "combine=max takes no weights (None or equal ones)"
+    return ""
 
 
 @register
@@ -124,6 +141,27 @@ class EnsembleDetector(Detector):
             return []
         specs = [(i, _spec_dict(spec)) for i, spec in enumerate(members)]
         return [(f"members[{i}]", s["model"], dict(s.get("params") or {})) for i, s in specs if "model" in s]
+
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> None:
+        """Weights one per member (equal under ``combine=max``), members at all, saved members that exist
+        and are not judged by the evidence: what fit would refuse once per machine type."""
+        from asdkit.detectors.saved import models_problem
+
+        planned = cls(**params)
+        specs = planned._specs()
+        if not specs:
+            raise ParamConflict("members", [], NO_MEMBERS)
+        default = "candidates" if planned._mode() == "evidence" else "members"
+        members = "" if planned.members is not None else f"{len(specs)}, the default {default}"
+        problem = weights_problem(planned._given_weights(), len(specs), planned.combine, members)
+        if problem:
+            raise ParamConflict("weights", params["weights"], problem)
+        for i, spec in enumerate(map(_spec_dict, specs)):
+            if "path" in spec and planned._mode() == "evidence":
+                raise ParamConflict("select", params["select"], f"{EVIDENCE_NEEDS_TRAINING} (members[{i}])")
+            if "path" in spec and models_problem(Path(spec["path"])):
+                raise ParamConflict(f"members[{i}]", spec, models_problem(Path(spec["path"])))
 
     # -- what it reads: what its members read ------------------------------------------------------------
     def _planned_members(self) -> list[Detector]:
@@ -183,13 +221,10 @@ class EnsembleDetector(Detector):
 
     def _member_weights(self, n: int) -> np.ndarray:
         given = self._given_weights()
+        problem = weights_problem(given, n, self.combine)
+        if problem:
+            raise ModelError(f"ensemble: {problem}, got {given}")
         w = np.ones(n) if given is None else np.asarray(given, dtype=np.float64)
-        if w.shape != (n,) or np.any(w < 0) or w.sum() <= 0:
-            raise ModelError(
-                f"ensemble: weights must be {n} non-negative numbers (one per member), got {given}"
-            )
-        if self.combine == "max" and not np.all(w == w[0]):
-            raise ModelError(f"ensemble: combine=max takes no weights (None or equal ones), got {given}")
         return w / w.sum()
 
     def _member(self, spec: dict[str, Any] | str, X: ClipFeatures) -> tuple[Detector, bool]:
@@ -223,7 +258,7 @@ class EnsembleDetector(Detector):
             raise ModelError(f"ensemble: combine must be one of {modes}, got {self.combine!r}")
         specs = self._specs()
         if not specs:
-            raise ModelError('ensemble: no members; give members=[{"model": "knn"}, {"path": "runs/x"}, ...]')
+            raise ModelError(f"ensemble: {NO_MEMBERS}")
         weights = self._member_weights(len(specs))
         self.selection_: dict[str, Any] | None = None
         if self._mode() == "evidence":
@@ -254,7 +289,7 @@ class EnsembleDetector(Detector):
         candidates = []
         for spec in map(_spec_dict, specs):
             if "path" in spec:
-                raise ModelError("ensemble: select=evidence judges detectors trained here, not saved models")
+                raise ModelError(f"ensemble: {EVIDENCE_NEEDS_TRAINING}")
             params = dict(spec.get("params") or {})
             if "seed" in get_detector_class(spec["model"])().get_params():
                 params.setdefault("seed", self.seed)

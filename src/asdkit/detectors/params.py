@@ -7,7 +7,9 @@ so a new detector is covered without editing it; :data:`RANGES` says which value
 parameter name make sense (names mean the same thing in every detector that has them), and a detector's
 ``choices`` which words a text parameter takes (a fixed tuple, or :class:`RegistryWords` of an open
 registry, read only when that parameter is given), and its ``parsers`` the grammar of a composite one
-(``stats="pooled+delta"``).
+(``stats="pooled+delta"``). Then the rules that join parameters, or read a file one names (``weights`` one
+per member, ``input=beats`` with a ``checkpoint`` that exists): each class's ``check_params`` raises a
+:class:`ParamConflict` (:meth:`Detector.parameter_checks` merges them), fit reading the same helpers.
 """
 
 from __future__ import annotations
@@ -50,6 +52,17 @@ class RegistryWords(Sequence[str]):
         return f"RegistryWords({getattr(self._read, '__qualname__', self._read)})"
 
 
+class ParamConflict(ValueError):
+    """Parameters that do not go together, or a file a parameter names that cannot be used: the one-line
+    error starts with ``key=value`` and ``problem`` names the parameters it conflicts with."""
+
+    def __init__(self, key: str, value: Any, problem: str) -> None:
+        super().__init__(f"{key}={_show(value)}: {problem}")
+        self.key = key
+        self.value = value
+        self.problem = problem
+
+
 @dataclass(frozen=True)
 class Range:
     """Allowed values of a number: ``low``/``high`` bounds, each inclusive unless said otherwise."""
@@ -58,13 +71,21 @@ class Range:
     high: float | None = None
     low_open: bool = False
     high_open: bool = False
+    #: values allowed besides the bounds (``devices=-1``: every device, as Lightning reads it)
+    also: tuple[float, ...] = ()
 
     def holds(self, value: float) -> bool:
+        if value in self.also:
+            return True
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             return False
         return self.high is None or (value < self.high if self.high_open else value <= self.high)
 
     def describe(self) -> str:
+        besides = "".join(f" or {v:g}" for v in self.also)
+        return self._bounds() + besides
+
+    def _bounds(self) -> str:
         if self.low is not None and self.high is not None:
             left, right = ("(" if self.low_open else "["), (")" if self.high_open else "]")
             return f"in {left}{self.low:g}, {self.high:g}{right}"
@@ -77,6 +98,8 @@ class Range:
 
 AT_LEAST_1 = Range(1)
 AT_LEAST_0 = Range(0)
+#: a count of devices, or -1 for all of them (Lightning's ``devices``; its text form is read by the same)
+DEVICES = Range(1, also=(-1,))
 POSITIVE = Range(0, low_open=True)
 
 #: Allowed ranges by parameter name; types come from the signatures.
@@ -106,7 +129,6 @@ RANGES: dict[str, Range] = {
             "spectrum_fft",
             "rho_t",
             "rho_f",
-            "devices",
             "n_centres",
             "n_models",
             "bank_size",
@@ -141,6 +163,7 @@ RANGES: dict[str, Range] = {
     **dict.fromkeys(("fraction", "layer_decay"), Range(0, 1, low_open=True)),
     #: one fold would leave no clips to fit the candidates the evidence judges
     "evidence_folds": Range(2),
+    "devices": DEVICES,
 }
 
 
@@ -182,6 +205,12 @@ def validate_params(model: str, params: dict[str, Any] | None) -> dict[str, Any]
             validate_params(inner, given)
         except AsdkitError as exc:
             raise AsdkitError(f"--param {where}: {str(exc).removeprefix('--param ')}") from None
+    every = {k: p.default for k, p in parameters.items() if p.default is not inspect.Parameter.empty}
+    for check in cls.parameter_checks():
+        try:
+            check(every | checked)
+        except ParamConflict as exc:
+            raise AsdkitError(f"--param {exc.key}={_show(exc.value)}: {model}: {exc.problem}") from None
     return checked
 
 

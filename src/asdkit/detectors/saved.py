@@ -16,19 +16,28 @@ from asdkit.rundir import MODELS_DIR
 def load_models(model_or_run: Path | str) -> dict[str, Detector]:
     """Models by machine type, from a model folder or from a run directory holding ``models/<machine>/``."""
     path = Path(model_or_run)
-    if not path.exists():
-        raise ModelError(f"{path}: no such model folder or run directory")
+    problem = models_problem(path)
+    if problem:
+        raise ModelError(problem)
     if (path / CONFIG_NAME).is_file():
         detector = Detector.load(path)
         machine = detector.metadata_.get("machine") or path.name
         return {machine: detector}
+    return {p.name: Detector.load(p) for p in _run_models(path)}
+
+
+def models_problem(path: Path) -> str:
+    """Empty when ``path`` is a model folder or a run directory with models (none is loaded), else why not."""
+    if not path.exists():
+        return f"{path}: no such model folder or run directory"
+    if not (path / CONFIG_NAME).is_file() and not _run_models(path):
+        return f"{path}: neither a model folder ({CONFIG_NAME}) nor a run directory ({MODELS_DIR}/*/)"
+    return ""
+
+
+def _run_models(path: Path) -> list[Path]:
     models_dir = path / MODELS_DIR
-    found = sorted(p.parent for p in models_dir.glob(f"*/{CONFIG_NAME}")) if models_dir.is_dir() else []
-    if not found:
-        raise ModelError(
-            f"{path}: neither a model folder ({CONFIG_NAME}) nor a run directory ({MODELS_DIR}/*/)"
-        )
-    return {p.name: Detector.load(p) for p in found}
+    return sorted(p.parent for p in models_dir.glob(f"*/{CONFIG_NAME}")) if models_dir.is_dir() else []
 
 
 def machine_for(path: Path, models: dict[str, Detector], machine: str | None = None) -> str:

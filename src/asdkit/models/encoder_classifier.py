@@ -11,6 +11,7 @@ training (:func:`merge_lora`), so a saved model is a plain encoder that loads an
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from typing import Any
 
 import torch
@@ -108,15 +109,23 @@ def set_tuning(network: EncoderClassifier, tuning: str, rank: int = 8, alpha: fl
         add_lora(network.encoder, rank, alpha)
 
 
+def lora_problem(encoder: type[AudioEncoder]) -> str:
+    """Empty when LoRA can adapt ``encoder`` here (peft is installed, the encoder names its layers)."""
+    if find_spec("peft") is None:
+        return "tuning=lora needs the peft package: pip install 'asdkit[finetune]'"
+    if not encoder.lora_targets:
+        return f"encoder {encoder.name!r} names no layers for LoRA; use tuning=full"
+    return ""
+
+
 def add_lora(encoder: AudioEncoder, rank: int, alpha: float) -> None:
     """Inject LoRA adapters (peft) into the encoder's ``lora_targets``; only they train."""
-    try:
-        from peft import LoraConfig, inject_adapter_in_model
-    except ModuleNotFoundError:
-        raise ModelError("tuning=lora needs the peft package: pip install 'asdkit[finetune]'") from None
+    problem = lora_problem(type(encoder))
+    if problem:
+        raise ModelError(problem)
+    from peft import LoraConfig, inject_adapter_in_model
+
     targets = list(type(encoder).lora_targets)
-    if not targets:
-        raise ModelError(f"encoder {encoder.name!r} names no layers for LoRA; use tuning=full")
     if rank < 1:
         raise ModelError(f"lora_rank must be a positive integer, got {rank}")
     config = LoraConfig(r=rank, lora_alpha=alpha, target_modules=targets, lora_dropout=0.0, bias="none")

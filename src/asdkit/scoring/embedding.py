@@ -330,6 +330,13 @@ def _first_report(banks: tuple[object, ...], sections: set[str]) -> bool:
     return bool(new)
 
 
+def domains_problem(domains: str, scorer: str) -> str:
+    """Empty when banks laid out by ``domains`` can be scored by the scorer named ``scorer``, else why not."""
+    if domains not in UNSCALED_DOMAIN_MODES and not issubclass(SCORERS[scorer], KnnScorer):
+        return f"domains={domains} needs the knn scorer (it scales by leave-one-out scores), not {scorer}"
+    return ""
+
+
 class DomainBanks:
     """One scorer state per memory bank: (section, domain), or (section, "all") when ``domains="pooled"``.
 
@@ -355,11 +362,9 @@ class DomainBanks:
             raise ModelError(f"oversample must be >= 0 (0: off), got {oversample}")
         if domains not in DOMAIN_MODES:
             raise ModelError(f"domains must be one of {', '.join(DOMAIN_MODES)}, got {domains!r}")
-        if domains not in UNSCALED_DOMAIN_MODES and not isinstance(scorer, KnnScorer):
-            raise ModelError(
-                "domains=min_scaled needs the knn scorer (it scales by leave-one-out scores), "
-                f"not {scorer.kind}"
-            )
+        problem = domains_problem(domains, scorer.kind)
+        if problem:
+            raise ModelError(problem)
         self.scorer = scorer
         self.domains = domains
         self.oversample = oversample

@@ -13,7 +13,7 @@ angular-margin classifiers (``arcface``, ``adacos``) embed with a trained networ
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -39,6 +39,7 @@ from asdkit.detectors.base import (
     cross_fit_scores,
     held_out_split,
 )
+from asdkit.detectors.params import ParamConflict
 from asdkit.detectors.registry import register
 from asdkit.detectors.tags import DetectorTags
 from asdkit.errors import ModelError
@@ -52,6 +53,7 @@ from asdkit.scoring.embedding import (
     UNSCALED_DOMAIN_MODES,
     DomainBanks,
     Scorer,
+    domains_problem,
     make_scorer,
 )
 
@@ -81,6 +83,15 @@ class EmbeddingDetector(Detector):
 
     def tags(self) -> DetectorTags:
         return replace(super().tags(), sections="banks")
+
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> None:
+        """``domains=min_scaled`` with a scorer other than k-NN (:func:`domains_problem`, read by the banks
+        fit builds too)."""
+        scorer = params.get("scorer", cls.scorer_kind)
+        problem = domains_problem(params["domains"], scorer)
+        if problem:
+            raise ParamConflict("scorer", scorer, problem)
 
     # -- what an embedding provides ---------------------------------------------------------------------
     def _fit_embedder(self, X: ClipFeatures) -> None:

@@ -9,18 +9,19 @@ work on encoder embeddings with no code of their own.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
 
 from asdkit.detectors.base import ClipFeatures
-from asdkit.detectors.params import RegistryWords
+from asdkit.detectors.params import ParamConflict, RegistryWords
 from asdkit.detectors.tags import DetectorTags
 from asdkit.errors import ModelError
 from asdkit.features.encoder import parse_layers
 from asdkit.features.frontends import LOGMEL, available_front_ends, get_front_end
+from asdkit.models.encoders import get_encoder_class
 
 POOLINGS = ("mean_std", "mean", "gem")
 #: GeM's exponent: between the mean (1) and the maximum (infinity), as in image retrieval
@@ -40,6 +41,19 @@ class InputChoice:
     checkpoint: str
     layers: str
     name: str
+
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> None:
+        """An encoder's input (``input=beats``) needs its ``checkpoint``: given, there and readable (the
+        encoder's loader asks the same when the features are computed)."""
+        from asdkit.features.encoder import EncoderFrontEnd
+
+        front = get_front_end(params["input"])
+        if issubclass(front, EncoderFrontEnd):
+            problem = get_encoder_class(front.encoder).checkpoint_problem(params["checkpoint"])
+            if problem:
+                key = "checkpoint" if params["checkpoint"] else "input"
+                raise ParamConflict(key, params[key], problem)
 
     def _with_input(self, tags: DetectorTags) -> DetectorTags:
         if self.input == LOGMEL or self.input in tags.inputs:

@@ -22,7 +22,7 @@ embedding is the two branches' embeddings side by side (``2 * embedding_dim``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -37,6 +37,7 @@ from asdkit.detectors.deep import DeepDetector, TrainerConfig
 from asdkit.detectors.frames import ItemStream
 from asdkit.detectors.margin.pretext import PRETEXTS, extend_batch, pretext_classes, resolve
 from asdkit.detectors.margin.seed_ensemble import SeedEnsembleMixin
+from asdkit.detectors.params import ParamConflict
 from asdkit.detectors.registry import register
 from asdkit.detectors.tags import DetectorTags
 from asdkit.detectors.windows import Patches
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 LABEL_MODES = ("auto", "section", "attributes")
 #: What the network reads: log-mel snippets, or those and the clip's spectrum (two branches).
 INPUTS = ("logmel", "spectrum+logmel")
+#: The shortest snippet a margin classifier trains on.
+MIN_SNIPPET_FRAMES = 8
 
 
 def class_key(clip: Clip, mode: str) -> tuple[str, ...]:
@@ -127,6 +130,12 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
         self.pretext = pretext
         self.split_seed = split_seed
 
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> None:
+        if params["snippet_frames"] < MIN_SNIPPET_FRAMES:
+            problem = f"snippet_frames must be >= {MIN_SNIPPET_FRAMES}"
+            raise ParamConflict("snippet_frames", params["snippet_frames"], problem)
+
     def _head(self, dim: int, n_classes: int) -> nn.Module:
         raise NotImplementedError
 
@@ -162,9 +171,9 @@ class MarginClassifierDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
         return self.labels
 
     def _fit_embedder(self, X: ClipFeatures) -> None:
-        if self.snippet_frames < 8 or self.hop_frames < 1:
+        if self.snippet_frames < MIN_SNIPPET_FRAMES or self.hop_frames < 1:
             raise ModelError(
-                f"{self.name}: snippet_frames must be >= 8 and hop_frames >= 1 "
+                f"{self.name}: snippet_frames must be >= {MIN_SNIPPET_FRAMES} and hop_frames >= 1 "
                 f"(got {self.snippet_frames} and {self.hop_frames})"
             )
         if self.mixup < 0:

@@ -19,7 +19,7 @@ detector. The saved model holds the fine-tuned encoder (LoRA merged into it), no
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -34,7 +34,7 @@ from asdkit.detectors.deep import DeepDetector, TrainerConfig
 from asdkit.detectors.frames import ItemStream
 from asdkit.detectors.margin.family import LABEL_MODES, class_key
 from asdkit.detectors.margin.seed_ensemble import SeedEnsembleMixin
-from asdkit.detectors.params import RegistryWords
+from asdkit.detectors.params import ParamConflict, RegistryWords
 from asdkit.detectors.registry import register
 from asdkit.detectors.tags import DetectorTags
 from asdkit.errors import ModelError
@@ -44,6 +44,7 @@ from asdkit.models.encoder_classifier import (
     TUNINGS,
     EncoderClassifier,
     embedding_of,
+    lora_problem,
     merge_lora,
     set_tuning,
 )
@@ -148,6 +149,18 @@ class FineTunedEncoderDetector(SeedEnsembleMixin, EmbeddingDetector, DeepDetecto
     @classmethod
     def debug_params(cls) -> dict[str, Any]:
         return {"epochs": 1}
+
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> None:
+        """The encoder's ``checkpoint``: given, there and readable (what loading it asks first); LoRA
+        where it cannot be added (no peft, an encoder without attention layers named)."""
+        encoder = get_encoder_class(params["encoder"])
+        problem = encoder.checkpoint_problem(params["checkpoint"])
+        if problem:
+            key = "checkpoint" if params["checkpoint"] else "encoder"
+            raise ParamConflict(key, params[key], problem)
+        if params["tuning"] == "lora" and lora_problem(encoder):
+            raise ParamConflict("tuning", "lora", lora_problem(encoder))
 
     # -- what it reads: the waveform at the encoder's rate ---------------------------------------------------
     def tags(self) -> DetectorTags:

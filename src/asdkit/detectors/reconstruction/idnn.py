@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -9,10 +10,18 @@ import torch
 from torch import nn
 
 from asdkit.detectors.base import ClipFeatures
+from asdkit.detectors.params import ParamConflict
 from asdkit.detectors.reconstruction.family import ReconstructionDetector
 from asdkit.detectors.registry import register
 from asdkit.errors import AsdkitError
 from asdkit.models.idnn import InterpolationDNN
+
+#: the window an IDNN predicts the centre of
+N_FRAMES_RULE = "n_frames must be odd and at least 3 (a centre and context)"
+
+
+def _has_centre(n_frames: int) -> bool:
+    return n_frames >= 3 and n_frames % 2 == 1
 
 
 @register
@@ -37,11 +46,14 @@ class IdnnDetector(ReconstructionDetector):
         self.bottleneck = bottleneck
         self.n_hidden = n_hidden
 
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> None:
+        if not _has_centre(params["n_frames"]):
+            raise ParamConflict("n_frames", params["n_frames"], N_FRAMES_RULE)
+
     def _fit(self, X: ClipFeatures) -> None:
-        if self.n_frames < 3 or self.n_frames % 2 == 0:
-            raise AsdkitError(
-                f"idnn: n_frames must be odd and at least 3 (a centre and context), got {self.n_frames}"
-            )
+        if not _has_centre(self.n_frames):
+            raise AsdkitError(f"idnn: {N_FRAMES_RULE}, got {self.n_frames}")
         super()._fit(X)
 
     def _network(self, n_mels: int) -> nn.Module:

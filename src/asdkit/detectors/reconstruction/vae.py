@@ -22,12 +22,14 @@ an error naming both), so a model's parameters never say two different things.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from asdkit.detectors.base import ClipFeatures
+from asdkit.detectors.params import ParamConflict
 from asdkit.detectors.reconstruction.family import ReconstructionDetector
 from asdkit.detectors.registry import register
 from asdkit.errors import AsdkitError
@@ -48,7 +50,12 @@ SCORES = ("recon", "elbo")
 
 
 class VaeParameterError(AsdkitError, ValueError):
-    """Inconsistent VAE parameters (a ValueError for scikit-learn habits, one line in the CLI)."""
+    """Inconsistent VAE parameters (a ValueError for scikit-learn habits, one line in the CLI);
+    ``parameter`` is the one the message starts from."""
+
+    def __init__(self, message: str, parameter: str = "preset") -> None:
+        super().__init__(message)
+        self.parameter = parameter
 
 
 def resolve_weights(
@@ -66,17 +73,19 @@ def resolve_weights(
         try:
             value = float(given)
         except (TypeError, ValueError):
-            raise VaeParameterError(f"vae: {name} must be a number, got {given!r}") from None
+            raise VaeParameterError(f"vae: {name} must be a number, got {given!r}", name) from None
         if preset is not None and value != default:
             raise VaeParameterError(
                 f"vae: preset {preset!r} sets {name}={default:g} but {name}={value:g} was given; "
                 "drop one of them"
             )
         if not value >= 0.0:
-            raise VaeParameterError(f"vae: {name} must be >= 0, got {given!r}")
+            raise VaeParameterError(f"vae: {name} must be >= 0, got {given!r}", name)
         weights.append(value)
     if weights == [0.0, 0.0]:
-        raise VaeParameterError("vae: recon_weight and kl_weight are both 0; nothing to learn")
+        raise VaeParameterError(
+            "vae: recon_weight and kl_weight are both 0; nothing to learn", "recon_weight"
+        )
     return weights[0], weights[1]
 
 
@@ -118,6 +127,16 @@ class VaeDetector(ReconstructionDetector):
         self.recon_weight = recon_weight
         self.kl_weight = kl_weight
         self.score = score
+
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> None:
+        """A preset and an explicit weight that says otherwise, or two zero weights (:func:`resolve_weights`,
+        which fit reads too)."""
+        try:
+            resolve_weights(params["preset"], params["recon_weight"], params["kl_weight"])
+        except VaeParameterError as exc:
+            key = exc.parameter
+            raise ParamConflict(key, params[key], str(exc).removeprefix("vae: ")) from None
 
     def weights(self) -> tuple[float, float]:
         """The (recon, kl) loss weights these parameters give (errors on a conflict)."""

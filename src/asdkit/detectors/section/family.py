@@ -18,7 +18,7 @@ baseline). Training streams snippets from the feature cache with their labels. O
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -32,6 +32,7 @@ from asdkit.data.manifest import TARGET
 from asdkit.detectors.base import CONFIG_NAME, HELD_OUT_FRACTION, ClipFeatures, Detector, held_out_split
 from asdkit.detectors.deep import DeepDetector
 from asdkit.detectors.frames import ItemStream
+from asdkit.detectors.params import ParamConflict
 from asdkit.detectors.schedule import RampDown
 from asdkit.detectors.sections import SectionIndex
 from asdkit.detectors.tags import DetectorTags
@@ -192,6 +193,17 @@ class SectionClassifier(DeepDetector):
 
     def _fitted(self, X: ClipFeatures, train: Any) -> None:
         recalibrate_batchnorm(self.network_, train, self.scoring_device())
+
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> None:
+        """``init_from``: a model folder or a run directory with models (which machine type's model fits,
+        and whether its network matches, is known at fit time)."""
+        from asdkit.detectors.saved import models_problem
+
+        if params["init_from"]:
+            problem = models_problem(Path(params["init_from"]))
+            if problem:
+                raise ParamConflict("init_from", params["init_from"], problem)
 
     def _check_params(self) -> None:
         if self.snippet_frames < 1 or self.hop_frames < 1:

@@ -24,13 +24,15 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from asdkit.models.encoders.base import AudioEncoder, CheckpointError, register_encoder
+from asdkit.models.encoders.base import AudioEncoder, CheckpointError, file_problem, register_encoder
 from asdkit.models.encoders.kaldi_fbank import KaldiFbank
 
 PUBLISHED_AT = (
     "https://huggingface.co/MIT/ast-finetuned-audioset-10-10-0.4593 (fetch it once with transformers: "
     "ASTModel.from_pretrained(NAME).save_pretrained(DIR), then give checkpoint=DIR)"
 )
+#: What an AST checkpoint is and where the published one is, for error messages.
+WHERE = f"expected a directory written by save_pretrained (config.json and weights); {PUBLISHED_AT}"
 #: The filterbank statistics of transformers' ASTFeatureExtractor (AudioSet)
 FBANK_MEAN, FBANK_STD = -4.2677393, 4.5689974
 
@@ -113,19 +115,21 @@ class AstEncoder(AudioEncoder):
 
     # -- weights: a save_pretrained directory -------------------------------------------------------------
     @classmethod
+    def checkpoint_problem(cls, path: Path | str) -> str:
+        return file_problem(path, WHERE, inside="config.json", kind="AST model directory")
+
+    @classmethod
     def from_checkpoint(cls, path: Path | str) -> AstEncoder:
         transformers = _transformers()
         folder = Path(str(path)).expanduser()
-        where = f"expected a directory written by save_pretrained (config.json and weights); {PUBLISHED_AT}"
-        if not str(path):
-            raise CheckpointError(f"no checkpoint given: {where} (give --param checkpoint=PATH)")
-        if not (folder / "config.json").is_file():
-            raise CheckpointError(f"{folder}: no such AST model directory; {where}")
+        problem = cls.checkpoint_problem(path)
+        if problem:
+            raise CheckpointError(problem)
         try:
             model = transformers.ASTModel.from_pretrained(str(folder), local_files_only=True)
         except Exception as exc:  # transformers raises many kinds for a wrong or partial directory
             reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-            raise CheckpointError(f"{folder}: not a readable AST model ({reason}); {where}") from None
+            raise CheckpointError(f"{folder}: not a readable AST model ({reason}); {WHERE}") from None
         return cls(model).eval()
 
     def architecture(self) -> dict[str, Any]:

@@ -61,6 +61,12 @@ class AudioEncoder(nn.Module):
 
     @classmethod
     @abstractmethod
+    def checkpoint_problem(cls, path: Path | str) -> str:
+        """Empty when ``path`` names a checkpoint there to be read, else one line saying what is wrong
+        (nothing is loaded: detectors ask before any data is read; :meth:`from_checkpoint` asks first)."""
+
+    @classmethod
+    @abstractmethod
     def tiny(cls, seed: int = 0) -> AudioEncoder:
         """A few-layer, narrow encoder with random weights (tests)."""
 
@@ -151,6 +157,29 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
+def published_where(what: str, published_at: str) -> str:
+    """What a checkpoint file was expected to be and where the official ones are, for error messages."""
+    return f"expected {what}; the official files are published at {published_at}"
+
+
+def file_problem(path: Path | str, where: str, inside: str = "", kind: str = "checkpoint file") -> str:
+    """Empty when ``path`` (with ``inside``: that file in the directory ``path``) is a file this process
+    can read, else one line: no path given, no such ``kind``, or not readable; ``where`` says what was
+    expected and where the published files are."""
+    if not str(path):
+        return f"no checkpoint given: {where} (give --param checkpoint=PATH)"
+    given = Path(os.path.expanduser(str(path)))
+    file = given / inside if inside else given
+    if not file.is_file():
+        return f"{given}: no such {kind}; {where}"
+    try:
+        with open(file, "rb"):
+            pass
+    except OSError as exc:
+        return f"{file}: cannot be read ({exc.strerror or type(exc).__name__}); {where}"
+    return ""
+
+
 def read_checkpoint(path: Path | str, what: str, published_at: str, check: Callable[[object], str]) -> dict:
     """``torch.load(path)`` of a published checkpoint, or one CheckpointError line.
 
@@ -158,11 +187,10 @@ def read_checkpoint(path: Path | str, what: str, published_at: str, check: Calla
     dicts and tensors, so they load with ``weights_only=True``: no pickled code runs.
     """
     file = Path(os.path.expanduser(str(path)))
-    where = f"expected {what}; the official files are published at {published_at}"
-    if not str(path):
-        raise CheckpointError(f"no checkpoint given: {where} (give --param checkpoint=PATH)")
-    if not file.is_file():
-        raise CheckpointError(f"{file}: no such checkpoint file; {where}")
+    where = published_where(what, published_at)
+    problem = file_problem(path, where)
+    if problem:
+        raise CheckpointError(problem)
     try:
         data = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated file, another format: torch raises many kinds

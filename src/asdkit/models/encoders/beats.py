@@ -26,12 +26,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from asdkit.models.encoders.base import AudioEncoder, read_checkpoint, register_encoder
+from asdkit.models.encoders.base import (
+    AudioEncoder,
+    file_problem,
+    published_where,
+    read_checkpoint,
+    register_encoder,
+)
 from asdkit.models.encoders.kaldi_fbank import KaldiFbank
 
 PUBLISHED_AT = (
     "https://github.com/microsoft/unilm/tree/master/beats (e.g. BEATs_iter3.pt, BEATs_iter3_plus_AS2M.pt)"
 )
+#: What a BEATs checkpoint is, for error messages.
+EXPECTED = "a BEATs checkpoint (torch.load gives 'cfg' and 'model')"
 #: The filterbank statistics every published BEATs model was trained with (mean, std; divided by 2 std).
 FBANK_MEAN, FBANK_STD = 15.41663, 6.55582
 #: Waveforms are scaled to 16-bit integer range before the filterbank, as in training.
@@ -332,10 +340,12 @@ class Beats(AudioEncoder):
 
     # -- published checkpoint files -----------------------------------------------------------------------
     @classmethod
+    def checkpoint_problem(cls, path: Path | str) -> str:
+        return file_problem(path, published_where(EXPECTED, PUBLISHED_AT))
+
+    @classmethod
     def from_checkpoint(cls, path: Path | str) -> Beats:
-        data = read_checkpoint(
-            path, "a BEATs checkpoint (torch.load gives 'cfg' and 'model')", PUBLISHED_AT, _check_published
-        )
+        data = read_checkpoint(path, EXPECTED, PUBLISHED_AT, _check_published)
         try:
             model = cls(BeatsConfig.from_published(data["cfg"]))
             model.load_published_state(data["model"])
