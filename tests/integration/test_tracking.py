@@ -175,6 +175,27 @@ def test_train_alone_is_tracked_from_its_model_files(tracked, tmp_path):
     assert "fan/threshold" in run.data.metrics and "official_score" not in run.data.metrics
 
 
+def test_each_seed_is_tracked_beside_the_seeds_folder(tracked, tmp_path):
+    """``--seeds`` writes OUT/seed_<n>/; their runs go to OUT's parent's store, with the runs beside OUT,
+    so that ``asdkit dashboard`` of that folder shows them (not to a store hidden inside OUT)."""
+    data = Path(load_run(tracked.run_dir).config["data"])
+    root = tmp_path / "runs"
+    api.run(
+        data,
+        root / "knn",
+        model="knn",
+        seeds=[0, 1],
+        debug=True,
+        plots=False,
+        cache_dir=tmp_path / "cache",
+        tracking=TrackingOptions(mlflow=True),
+    )
+    assert not (root / "knn" / STORE_FILE).exists()
+    client = MlflowClient(tracking_uri=local_store_uri(root))
+    runs = client.search_runs([client.get_experiment_by_name("asdkit").experiment_id])
+    assert sorted(r.info.run_name for r in runs) == ["seed_0", "seed_1"]
+
+
 def test_metric_names_are_mlflow_safe():
     assert metric_key("fan", "section_00", "AUC (source)") == "fan/section_00/AUC_source"
     assert metric_key("all", "hmean", "F1 score (target)") == "all/hmean/F1_score_target"
