@@ -437,7 +437,7 @@ def score(
     cache_dir: CacheOpt = None,
     threads: ThreadsOpt = None,
 ) -> None:
-    """Score recordings with a trained model: prints (or writes) file,score,decision.
+    """Score recordings with a trained model: prints (or writes) file,machine,score,decision,threshold.
 
     Examples:
 
