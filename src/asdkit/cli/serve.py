@@ -127,9 +127,10 @@ def watch(
     watcher = FolderWatcher(folder, load_served_models(model), log_path, machine=machine, settle=settle)
 
     def report(counts: WatchCounts) -> None:
+        unrouted = f", no model chosen {counts.unrouted} (pass --machine)" if counts.unrouted else ""
         typer.echo(
             f"scored {counts.scored}, unreadable {counts.failed}, still settling {counts.waiting}"
-            f" -> {log_path}",
+            f"{unrouted} -> {log_path}",
             err=True,
         )
 
