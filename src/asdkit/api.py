@@ -22,6 +22,7 @@ from asdkit.features.config import FeatureConfig
 from asdkit.pipeline import (
     RunPlan,
     check_jobs,
+    check_paths,
     execute_run,
     execute_train,
     machine_threads,
@@ -154,6 +155,7 @@ def train(
     are done.
     """
     check_jobs(jobs, params, threads)
+    check_paths(params)
     plan = _plan(
         data if isinstance(data, Manifest) else Path(data),
         None if out is None else Path(out),
@@ -297,6 +299,7 @@ def run(
     per_machine = dict(threads) if isinstance(threads, Mapping) else None
     count = None if isinstance(threads, Mapping) else threads
     check_jobs(jobs, params, count)
+    check_paths(params)
     if seeds is not None:
         from asdkit.seeds import run_seeds
 

@@ -133,6 +133,22 @@ class MachineOutcome:
 
 
 # -- plan ---------------------------------------------------------------------------------------------------
+def check_paths(params: Mapping[str, Any] | None) -> None:
+    """A parameter naming a file that is not there is one line before any work, not one error per machine
+    type after each one's features were computed."""
+    from asdkit.models.encoders.beats import PUBLISHED_AT
+
+    expected = {
+        "checkpoint": "a pretrained encoder's weights (BEATs: a checkpoint file, published at "
+        f"{PUBLISHED_AT}; AST: a folder written by save_pretrained)",
+        "init_from": "a run directory or model folder to start from",
+    }
+    for key, what in expected.items():
+        value = (params or {}).get(key)
+        if isinstance(value, str) and value and not Path(value).expanduser().exists():
+            raise AsdkitError(f"--param {key}={value}: no such file or folder; expected {what}")
+
+
 def check_jobs(jobs: int, params: Mapping[str, Any] | None, threads: int | None = None) -> None:
     """``jobs`` (and ``threads``) are positive counts, and ``jobs`` not combined with a DDP training."""
     if jobs < 1:
