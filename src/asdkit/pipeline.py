@@ -226,6 +226,17 @@ def scan_stage(plan: RunPlan) -> Manifest:
     )
 
 
+def warn_tensorboard_unused(plan: RunPlan) -> None:
+    """``--tensorboard`` with a detector that trains no network of its own writes no curves: said once,
+    rather than an empty OUT/tensorboard that TensorBoard shows as nothing."""
+    if plan.tracking.tensorboard and plan.writes and not isinstance(plan.detector(), DeepDetector):
+        log.warning(
+            "--tensorboard: %s trains no network of its own, so no TensorBoard curves are written "
+            "(network detectors such as ae or arcface write them)",
+            plan.model,
+        )
+
+
 def record_stage(plan: RunPlan, manifest: Manifest, judge: RunEvaluation | None) -> dict[str, Any]:
     """The run's configuration (status "running"), written with the manifest; a resume must match it."""
     data = manifest.root if isinstance(plan.data, Manifest) else plan.data
@@ -521,6 +532,7 @@ def execute_run(plan: RunPlan, progress: Progress | None = None) -> RunResult:
     assert plan.out is not None
     started = time.perf_counter()
     manifest = scan_stage(plan)
+    warn_tensorboard_unused(plan)
     _say(progress, manifest.summary())
     judge = RunEvaluation.prepare(
         manifest, plan.ground_truth, plan.scheme, allow_partial=plan.allow_partial or plan.debug
@@ -569,6 +581,7 @@ def execute_train(
     machine types that could not be trained): ``asdkit train``. Returns the detectors and the failures."""
     started = time.perf_counter()
     manifest = scan_stage(plan)
+    warn_tensorboard_unused(plan)
     if plan.writes:
         assert plan.out is not None
         plan.out.mkdir(parents=True, exist_ok=True)

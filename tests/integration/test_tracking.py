@@ -106,6 +106,19 @@ def test_tensorboard_curves_are_written_per_machine(tracked):
     assert "train_loss" in tags and any(t.startswith("lr") for t in tags)
 
 
+def test_tensorboard_with_a_detector_without_a_network_says_no_curves_are_written(tracked, tmp_path):
+    data = Path(load_run(tracked.run_dir).config["data"])
+    out = tmp_path / "knn"
+    proc = _cli(
+        "run", "--data", str(data), "--out", str(out), "--model", "knn", "--tensorboard",
+        "--debug", "--no-plots", "--no-track", "--cache-dir", str(tmp_path / "cache"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    said = [line for line in proc.stderr.splitlines() if "--tensorboard" in line]
+    assert len(said) == 1 and said[0].startswith("warning:") and "knn trains no network" in said[0]
+    assert not (out / "tensorboard").exists()
+
+
 def test_logging_a_directory_again_adds_a_second_run(tracked, tmp_path):
     root = tracked.run_dir.parent
     copy = shutil.copytree(tracked.run_dir, tmp_path / "copy")
