@@ -126,7 +126,7 @@ def test_a_seeds_folder_is_refused_naming_its_runs(tmp_path):
         _fake_run(seeds / f"seed_{n}", 2023)
     (seeds / "seeds.json").write_text(json.dumps({"status": "complete", "seeds": [0, 1]}))
     with pytest.raises(
-        DataError, match=r"ae: a --seeds folder, not one run; give one of its runs \(seed_0, seed_1\)"
+        DataError, match=r"ae: not one run; a --seeds folder: give one of its runs \(seed_0, seed_1\)"
     ):
         build_submission([seeds], 2023, "Doe_UNI", tmp_path / "sub")
     assert not (tmp_path / "sub").exists()

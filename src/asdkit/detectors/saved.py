@@ -10,7 +10,7 @@ from pathlib import Path
 
 from asdkit.detectors.base import CONFIG_NAME, Detector
 from asdkit.errors import AsdkitError, ModelError
-from asdkit.rundir import MODELS_DIR
+from asdkit.rundir import MODELS_DIR, seeds_hint
 
 
 def load_models(model_or_run: Path | str) -> dict[str, Detector]:
@@ -27,6 +27,7 @@ def load_models(model_or_run: Path | str) -> dict[str, Detector]:
     if not found:
         raise ModelError(
             f"{path}: neither a model folder ({CONFIG_NAME}) nor a run directory ({MODELS_DIR}/*/)"
+            + seeds_hint(path)
         )
     return {p.name: Detector.load(p) for p in found}
 
