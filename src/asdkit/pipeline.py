@@ -440,9 +440,13 @@ def machines_stage(
     machines = manifest.machines()
     plan = replace(plan, machine_threads=machine_threads(plan, manifest))
     outcomes = _machine_outcomes(plan, manifest, machines, score, progress)
-    failures = [o.failure for o in outcomes.values() if o.failure is not None]
+    failures = {m: o.failure for m, o in outcomes.items() if o.failure is not None}
     if len(failures) == len(machines):
-        raise DataError(f"no machine type could be trained: {'; '.join(failures)}")
+        by_reason: dict[str, list[str]] = {}  # one setting wrong for all: said once, not once per machine
+        for machine, failure in failures.items():
+            by_reason.setdefault(failure.removeprefix(f"{machine}: "), []).append(machine)
+        reasons = "; ".join(f"{', '.join(ms)}: {reason}" for reason, ms in by_reason.items())
+        raise DataError(f"no machine type could be trained: {reasons}")
     return outcomes
 
 
