@@ -301,8 +301,14 @@ def run(
     check_jobs(jobs, params, count)
     check_paths(params)
     if seeds is not None:
+        from asdkit.detectors.registry import get_detector_class
         from asdkit.seeds import run_seeds
 
+        if len(seeds) > 1 and "seed" not in get_detector_class(model).parameters():
+            log.warning(
+                "--seeds: %s takes no seed (it is deterministic), so every seed gives the same result",
+                model,
+            )
         for name in ("data", "out", "seeds", "seed", "overwrite"):
             settings.pop(name)
         # every seed's run is tracked beside OUT, with the runs written next to it, not in OUT/mlflow.db

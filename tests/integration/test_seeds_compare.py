@@ -45,9 +45,12 @@ def test_parse_seeds():
             parse_seeds(bad)
 
 
-def test_api_run_with_seeds_runs_each_seed_in_its_folder(tree, cache_dir, tmp_path):
+def test_api_run_with_seeds_runs_each_seed_in_its_folder(tree, cache_dir, tmp_path, caplog):
     out = tmp_path / "knn"
-    result = api.run(tree, out, model="knn", params={"k": 2}, seeds=[3, 5], cache_dir=cache_dir)
+    with caplog.at_level("WARNING"):
+        result = api.run(tree, out, model="knn", params={"k": 2}, seeds=[3, 5], cache_dir=cache_dir)
+    # knn has no seed: the runs are the same, which the user who asked for a spread is told
+    assert "--seeds: knn takes no seed (it is deterministic)" in caplog.text
     assert [r.run_dir for r in result.runs] == [out / "seed_3", out / "seed_5"]
     assert all(
         json.loads((r.run_dir / "config.json").read_text())["seed"] == s

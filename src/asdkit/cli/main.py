@@ -236,7 +236,7 @@ def run(
 
         asdkit run --data dev_data --out runs/fan --model ae --machine fan --seed 1 --param epochs=20
 
-        asdkit run --data dev_data --out runs/knn4 --model knn --seeds 0,1,2,3
+        asdkit run --data dev_data --out runs/gmm4 --model gmm --seeds 0,1,2,3
 
         asdkit run --data eval_data --out runs/eval --ground-truth ground_truth/ --layout eval
 
