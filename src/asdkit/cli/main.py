@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import inspect
 import io
 import json
 import logging
@@ -626,6 +627,22 @@ app.command()(download)
 app.command()(prepare)
 app.command()(recipes)
 app.command()(submit)
+
+
+def _unwrapped(doc: str) -> str:
+    """A docstring's prose paragraphs joined into single lines, which the help wraps to the terminal (Typer's
+    rich help keeps each source line break); indented lines (the examples) are kept as they are."""
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(
+        p if any(line.startswith(" ") for line in p.splitlines()) else " ".join(p.split("\n"))
+        for p in paragraphs
+    )
+
+
+for _app in (app, plot_app):
+    for _info in _app.registered_commands:
+        if _info.callback is not None and _info.callback.__doc__:
+            _info.callback.__doc__ = _unwrapped(_info.callback.__doc__)
 
 
 def _click_exceptions() -> tuple[type[Exception], ...]:
