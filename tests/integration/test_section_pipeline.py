@@ -11,7 +11,7 @@ import pytest
 
 from asdkit import api
 from asdkit.data.synthetic import SyntheticSpec, generate
-from asdkit.errors import DataError
+from asdkit.errors import AsdkitError, DataError
 
 TINY = {
     "epochs": 1,
@@ -65,12 +65,24 @@ def test_train_fine_tune_and_score_through_the_api(tree, tmp_path, monkeypatch):
 
     # the only machine type cannot be trained: the run names it and why (a machine type among others that
     # could be trained would be a counted failure of a partial run instead)
+    (tmp_path / "not_a_run").mkdir()
     with pytest.raises(DataError, match=r"fan: .*neither a model folder nor a run directory with fan"):
         api.run(
             tree,
             tmp_path / "bad",
             model="resnet_section",
+            params={**TINY, "init_from": str(tmp_path / "not_a_run")},
+            machines=["fan"],
+            cache_dir=cache,
+        )
+    # a path that is not there at all: named before any work, no run folder made
+    with pytest.raises(AsdkitError, match=r"--param init_from=.*missing: no such file or folder"):
+        api.run(
+            tree,
+            tmp_path / "bad2",
+            model="resnet_section",
             params={**TINY, "init_from": str(tmp_path / "missing")},
             machines=["fan"],
             cache_dir=cache,
         )
+    assert not (tmp_path / "bad2").exists()
