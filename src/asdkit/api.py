@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +33,7 @@ from asdkit.run_result import RunResult
 from asdkit.rundir import locked_run_directory, warn_if_incomplete
 from asdkit.scoring.guard import score_guarded
 from asdkit.threads import frames_of, thread_limit, threads_for
-from asdkit.tracking import TrackingOptions
+from asdkit.tracking import TrackingOptions, tracking_uri
 
 if TYPE_CHECKING:
     from asdkit.seeds import SeedsResult
@@ -298,10 +298,19 @@ def run(
     count = None if isinstance(threads, Mapping) else threads
     check_jobs(jobs, params, count)
     if seeds is not None:
+        from asdkit.detectors.registry import get_detector_class
         from asdkit.seeds import run_seeds
 
+        if len(seeds) > 1 and "seed" not in get_detector_class(model).parameters():
+            log.warning(
+                "--seeds: %s takes no seed (it is deterministic), so every seed gives the same result",
+                model,
+            )
         for name in ("data", "out", "seeds", "seed", "overwrite"):
             settings.pop(name)
+        # every seed's run is tracked beside OUT, with the runs written next to it, not in OUT/mlflow.db
+        options = tracking or TrackingOptions()
+        settings["tracking"] = replace(options, uri=tracking_uri(out, options))
         if threads is None:  # chosen here once, so that seeds in worker processes get the same counts
             scan = RunPlan(
                 data=Path(data),

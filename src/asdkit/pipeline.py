@@ -210,6 +210,17 @@ def scan_stage(plan: RunPlan) -> Manifest:
     )
 
 
+def warn_tensorboard_unused(plan: RunPlan) -> None:
+    """``--tensorboard`` with a detector that trains no network of its own writes no curves: said once,
+    rather than an empty OUT/tensorboard that TensorBoard shows as nothing."""
+    if plan.tracking.tensorboard and plan.writes and not isinstance(plan.detector(), DeepDetector):
+        log.warning(
+            "--tensorboard: %s trains no network of its own, so no TensorBoard curves are written "
+            "(network detectors such as ae or arcface write them)",
+            plan.model,
+        )
+
+
 def record_stage(plan: RunPlan, manifest: Manifest, judge: RunEvaluation | None) -> dict[str, Any]:
     """The run's configuration (status "running"), written with the manifest; a resume must match it."""
     data = manifest.root if isinstance(plan.data, Manifest) else plan.data
@@ -413,9 +424,13 @@ def machines_stage(
     machines = manifest.machines()
     plan = replace(plan, machine_threads=machine_threads(plan, manifest))
     outcomes = _machine_outcomes(plan, manifest, machines, score, progress)
-    failures = [o.failure for o in outcomes.values() if o.failure is not None]
+    failures = {m: o.failure for m, o in outcomes.items() if o.failure is not None}
     if len(failures) == len(machines):
-        raise DataError(f"no machine type could be trained: {'; '.join(failures)}")
+        by_reason: dict[str, list[str]] = {}  # one setting wrong for all: said once, not once per machine
+        for machine, failure in failures.items():
+            by_reason.setdefault(failure.removeprefix(f"{machine}: "), []).append(machine)
+        reasons = "; ".join(f"{', '.join(ms)}: {reason}" for reason, ms in by_reason.items())
+        raise DataError(f"no machine type could be trained: {reasons}")
     return outcomes
 
 
@@ -505,6 +520,7 @@ def execute_run(plan: RunPlan, progress: Progress | None = None) -> RunResult:
     assert plan.out is not None
     started = time.perf_counter()
     manifest = scan_stage(plan)
+    warn_tensorboard_unused(plan)
     _say(progress, manifest.summary())
     judge = RunEvaluation.prepare(
         manifest, plan.ground_truth, plan.scheme, allow_partial=plan.allow_partial or plan.debug
@@ -553,6 +569,7 @@ def execute_train(
     machine types that could not be trained): ``asdkit train``. Returns the detectors and the failures."""
     started = time.perf_counter()
     manifest = scan_stage(plan)
+    warn_tensorboard_unused(plan)
     if plan.writes:
         assert plan.out is not None
         plan.out.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from asdkit.errors import DataError
-from asdkit.rundir import CONFIG_FILE, MANIFEST_FILE, MODEL_FILE, MODELS_DIR, RESULT_FILE, SCORES_DIR
+from asdkit.rundir import (
+    CONFIG_FILE,
+    MANIFEST_FILE,
+    MODEL_FILE,
+    MODELS_DIR,
+    RESULT_FILE,
+    SCORES_DIR,
+    seeds_hint,
+)
 
 if TYPE_CHECKING:
     from asdkit.data.manifest import Clip, Manifest
@@ -104,7 +112,7 @@ def load_run(run_dir: Path | str) -> RunResult:
     if not config_path.is_file() and not model_dirs:
         raise DataError(
             f"{run_dir}: not a run directory (no {CONFIG_FILE}, no {MODELS_DIR}/*/{MODEL_FILE}, "
-            f"no {MODEL_FILE})"
+            f"no {MODEL_FILE}){seeds_hint(run_dir)}"
         )
     model_configs = {p.name: read_model_config(p) for p in model_dirs}
     config = read_config(run_dir) if config_path.is_file() else _config_from_models(model_configs)

@@ -98,6 +98,18 @@ def is_seed_dir_name(name: str) -> bool:
     return name.startswith(SEED_PREFIX) and name[len(SEED_PREFIX) :].isdigit()
 
 
+def seeds_hint(path: Path | str) -> str:
+    """For an error about ``path``: where it is an ``asdkit run --seeds`` folder, which runs it holds."""
+    folder = Path(path)
+    if not (folder / SEEDS_JSON).is_file():
+        return ""
+    runs = sorted(
+        (p.name for p in folder.iterdir() if is_seed_dir_name(p.name)),
+        key=lambda n: int(n[len(SEED_PREFIX) :]),
+    )
+    return f"; a --seeds folder: give one of its runs ({', '.join(runs) or 'none yet'})"
+
+
 def tensorboard_dir(run_dir: Path | str, machine: str) -> Path:
     """``RUN/tensorboard/<machine>`` (``tensorboard --logdir RUN/tensorboard``)."""
     return Path(run_dir) / TENSORBOARD_DIR / machine

@@ -122,3 +122,33 @@ def test_evaluate_an_empty_folder(tmp_path):
 def test_bad_channel_option(tree, tmp_path):
     proc = cli("run", "--data", str(tree), "--out", str(tmp_path / "r"), "--channel", "left")
     assert_one_line_error(proc, "--channel", "left")
+
+
+@pytest.mark.parametrize("command", ["run", "train"])
+def test_a_missing_checkpoint_is_named_before_any_work(tree, tmp_path, command):
+    """A pretrained encoder's weights that are not there: one line, before features are computed and
+    before the run folder is made, not one failure per machine type after each one's features."""
+    missing = tmp_path / "BEATs_iter3_plus_AS2M.pt"
+    out = tmp_path / "run"
+    proc = cli(
+        command, "--data", str(tree), "--out", str(out), "--model", "knn",
+        "--param", "input=beats", "--param", f"checkpoint={missing}",
+    )  # fmt: skip
+    assert_one_line_error(proc, f"--param checkpoint={missing}: knn: {missing}: no such checkpoint file")
+    assert proc.returncode == 2 and "features of" not in proc.stderr
+    assert not out.exists()
+
+
+def test_one_reason_for_every_machine_type_is_said_once(tmp_path):
+    """A setting wrong for every machine type (here a file that is not a checkpoint) fails the run in one
+    line that gives the reason once, naming the machine types, not once per machine type."""
+    data = generate(tmp_path / "data", layout="dcase2022", spec=SyntheticSpec.tiny(machines=("fan", "pump")))
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not weights")
+    proc = cli(
+        "run", "--data", str(data), "--out", str(tmp_path / "run"), "--model", "knn", "--debug",
+        "--param", "input=beats", "--param", f"checkpoint={junk}",
+    )  # fmt: skip
+    assert_one_line_error(proc, "no machine type could be trained: fan, pump: ")
+    error = next(line for line in proc.stderr.splitlines() if line.startswith("error:"))
+    assert error.count("not a readable checkpoint") == 1

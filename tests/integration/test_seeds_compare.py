@@ -45,9 +45,12 @@ def test_parse_seeds():
             parse_seeds(bad)
 
 
-def test_api_run_with_seeds_runs_each_seed_in_its_folder(tree, cache_dir, tmp_path):
+def test_api_run_with_seeds_runs_each_seed_in_its_folder(tree, cache_dir, tmp_path, caplog):
     out = tmp_path / "knn"
-    result = api.run(tree, out, model="knn", params={"k": 2}, seeds=[3, 5], cache_dir=cache_dir)
+    with caplog.at_level("WARNING"):
+        result = api.run(tree, out, model="knn", params={"k": 2}, seeds=[3, 5], cache_dir=cache_dir)
+    # knn has no seed: the runs are the same, which the user who asked for a spread is told
+    assert "--seeds: knn takes no seed (it is deterministic)" in caplog.text
     assert [r.run_dir for r in result.runs] == [out / "seed_3", out / "seed_5"]
     assert all(
         json.loads((r.run_dir / "config.json").read_text())["seed"] == s
@@ -181,3 +184,25 @@ def test_cli_seeds_then_compare_with_an_ensemble_and_a_classifier(tree, cache_di
     assert len(list(csv.reader(out_csv.open()))) == 4
     bad = cli("compare", str(tmp_path / "missing"))
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "missing" in bad.stderr
+
+
+def test_a_seeds_folder_where_one_run_is_expected_names_its_runs(tmp_path):
+    """`asdkit run --seeds` writes OUT/seed_<n>/; score, serve, export, plot and evaluate given OUT say so."""
+    from asdkit.detectors.saved import load_models
+    from asdkit.errors import ModelError
+    from asdkit.run_result import load_run
+
+    out = tmp_path / "maha"
+    for n in (0, 1, 10):
+        (out / f"seed_{n}" / "scores").mkdir(parents=True)
+    (out / "seeds.json").write_text(json.dumps({"status": "complete", "seeds": [0, 1, 10]}))
+    runs = r"a --seeds folder: give one of its runs \(seed_0, seed_1, seed_10\)"
+    with pytest.raises(ModelError, match=runs):
+        load_models(out)
+    with pytest.raises(DataError, match=runs):
+        load_run(out)
+    with pytest.raises(DataError, match=runs):
+        api.evaluate(out)
+    with pytest.raises(ModelError, match=r"neither a model folder") as plain:
+        load_models(tmp_path / "maha" / "seed_0")  # a folder that is not a --seeds folder: no hint
+    assert "--seeds" not in str(plain.value)

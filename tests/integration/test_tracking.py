@@ -106,6 +106,19 @@ def test_tensorboard_curves_are_written_per_machine(tracked):
     assert "train_loss" in tags and any(t.startswith("lr") for t in tags)
 
 
+def test_tensorboard_with_a_detector_without_a_network_says_no_curves_are_written(tracked, tmp_path):
+    data = Path(load_run(tracked.run_dir).config["data"])
+    out = tmp_path / "knn"
+    proc = _cli(
+        "run", "--data", str(data), "--out", str(out), "--model", "knn", "--tensorboard",
+        "--debug", "--no-plots", "--no-track", "--cache-dir", str(tmp_path / "cache"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    said = [line for line in proc.stderr.splitlines() if "--tensorboard" in line]
+    assert len(said) == 1 and said[0].startswith("warning:") and "knn trains no network" in said[0]
+    assert not (out / "tensorboard").exists()
+
+
 def test_logging_a_directory_again_adds_a_second_run(tracked, tmp_path):
     root = tracked.run_dir.parent
     copy = shutil.copytree(tracked.run_dir, tmp_path / "copy")
@@ -173,6 +186,27 @@ def test_train_alone_is_tracked_from_its_model_files(tracked, tmp_path):
     assert run.data.params["model"] == "ae" and run.data.params["params.epochs"] == "3"
     assert len(client.get_metric_history(run.info.run_id, "fan/train_loss")) == 3
     assert "fan/threshold" in run.data.metrics and "official_score" not in run.data.metrics
+
+
+def test_each_seed_is_tracked_beside_the_seeds_folder(tracked, tmp_path):
+    """``--seeds`` writes OUT/seed_<n>/; their runs go to OUT's parent's store, with the runs beside OUT,
+    so that ``asdkit dashboard`` of that folder shows them (not to a store hidden inside OUT)."""
+    data = Path(load_run(tracked.run_dir).config["data"])
+    root = tmp_path / "runs"
+    api.run(
+        data,
+        root / "knn",
+        model="knn",
+        seeds=[0, 1],
+        debug=True,
+        plots=False,
+        cache_dir=tmp_path / "cache",
+        tracking=TrackingOptions(mlflow=True),
+    )
+    assert not (root / "knn" / STORE_FILE).exists()
+    client = MlflowClient(tracking_uri=local_store_uri(root))
+    runs = client.search_runs([client.get_experiment_by_name("asdkit").experiment_id])
+    assert sorted(r.info.run_name for r in runs) == ["seed_0", "seed_1"]
 
 
 def test_metric_names_are_mlflow_safe():

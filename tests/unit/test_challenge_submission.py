@@ -120,6 +120,18 @@ def test_a_run_of_another_year_is_refused_naming_files(tmp_path):
         build_submission([run], 2023, "Doe_UNI", tmp_path / "sub")
 
 
+def test_a_seeds_folder_is_refused_naming_its_runs(tmp_path):
+    seeds = tmp_path / "runs" / "ae"
+    for n in (0, 1):
+        _fake_run(seeds / f"seed_{n}", 2023)
+    (seeds / "seeds.json").write_text(json.dumps({"status": "complete", "seeds": [0, 1]}))
+    with pytest.raises(
+        DataError, match=r"ae: not one run; a --seeds folder: give one of its runs \(seed_0, seed_1\)"
+    ):
+        build_submission([seeds], 2023, "Doe_UNI", tmp_path / "sub")
+    assert not (tmp_path / "sub").exists()
+
+
 def test_dev_results_fill_the_metadata(tmp_path):
     dev = tmp_path / "dev"
     scores = dev / "scores"

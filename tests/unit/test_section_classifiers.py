@@ -330,3 +330,17 @@ def test_half_precision_falls_back_to_32_bits_on_the_cpu(caplog):
     with caplog.at_level("WARNING"):
         assert np.all(np.isfinite(detector.fit(_clips(4)).anomaly_score(_clips(1, seed=1))))
     assert "needs a GPU" in caplog.text
+
+
+def test_several_devices_without_a_gpu_say_they_are_cpu_processes(caplog, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with caplog.at_level("WARNING"):
+        ResNetSectionDetector(
+            **{**TINY, "accelerator": "auto"}, devices=4, strategy="ddp"
+        )._effective_trainer()
+    assert "devices=4, but no GPU is found: training in 4 CPU processes" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        ResNetSectionDetector(**TINY, devices=2)._effective_trainer()  # accelerator=cpu: meant
+        ResNetSectionDetector(**{**TINY, "accelerator": "auto"})._effective_trainer()
+    assert "no GPU is found" not in caplog.text

@@ -80,6 +80,24 @@ def test_corrupt_files_are_logged_and_counted_not_fatal(models, tmp_path):
     assert FolderWatcher(watched, models, log, machine="pump", settle=0.01).run(once=True).failed == 0
 
 
+def test_clips_no_model_is_chosen_for_are_scored_after_a_restart_with_machine(models, tmp_path, caplog):
+    """Several models, no --machine and no machine folder: the setup is wrong, not the clips, so they stay
+    out of the log (named once, not every pass), and the same command with --machine scores them."""
+    watched, log = tmp_path / "in", tmp_path / "scores.jsonl"
+    for i in range(2):
+        _age(write_wav(watched / f"clip_{i}.wav", seed=i))
+    watcher = FolderWatcher(watched, models, log, settle=0.01)
+    counts = watcher.run(once=True)
+    assert (counts.scored, counts.failed, counts.unrouted) == (0, 0, 2)
+    assert not log.exists() or _lines(log) == []
+    warned = [r.getMessage() for r in caplog.records if "pass --machine" in r.getMessage()]
+    assert len(warned) == 2 and "clip_0.wav" in warned[0]
+    assert watcher.run(once=True).unrouted == 0  # named once per clip, not at every look
+    counts = FolderWatcher(watched, models, log, machine="fan", settle=0.01).run(once=True)
+    assert (counts.scored, counts.unrouted) == (2, 0)
+    assert [e["model"] for e in _lines(log)] == ["fan", "fan"]
+
+
 def test_a_torn_last_line_is_cut_and_its_clip_scored_again(models, tmp_path):
     watched, log = tmp_path / "in", tmp_path / "scores.jsonl"
     _age(write_wav(watched / "a.wav"))
@@ -103,6 +121,11 @@ def test_bad_setups_are_one_line_errors(models, tmp_path):
     (tmp_path / "x.wav").write_bytes(b"")
     _age(write_wav(tmp_path / "unsorted.wav"))
     counts = FolderWatcher(tmp_path, models, tmp_path / "log.jsonl", settle=0.01).run(once=True)
-    assert counts.failed == 2  # an empty file, and a clip no folder name assigns to fan or pump
-    errors = [e["error"] for e in _lines(tmp_path / "log.jsonl")]
-    assert any("cannot tell which machine type" in e for e in errors)
+    # an empty file and a clip, neither in a folder named fan or pump: no model is chosen for either
+    assert (counts.failed, counts.unrouted) == (0, 2)
+    counts = FolderWatcher(tmp_path, models, tmp_path / "log.jsonl", machine="pump", settle=0.01).run(
+        once=True
+    )
+    assert (counts.scored, counts.failed) == (1, 1)
+    errors = [e["error"] for e in _lines(tmp_path / "log.jsonl") if "error" in e]
+    assert len(errors) == 1 and "x.wav" in errors[0]

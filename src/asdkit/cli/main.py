@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import inspect
 import io
 import json
 import logging
@@ -236,7 +237,7 @@ def run(
 
         asdkit run --data dev_data --out runs/fan --model ae --machine fan --seed 1 --param epochs=20
 
-        asdkit run --data dev_data --out runs/knn4 --model knn --seeds 0,1,2,3
+        asdkit run --data dev_data --out runs/gmm4 --model gmm --seeds 0,1,2,3
 
         asdkit run --data eval_data --out runs/eval --ground-truth ground_truth/ --layout eval
 
@@ -437,7 +438,7 @@ def score(
     cache_dir: CacheOpt = None,
     threads: ThreadsOpt = None,
 ) -> None:
-    """Score recordings with a trained model: prints (or writes) file,score,decision.
+    """Score recordings with a trained model: prints (or writes) file,machine,score,decision,threshold.
 
     Examples:
 
@@ -639,6 +640,22 @@ app.command()(download)
 app.command()(prepare)
 app.command()(recipes)
 app.command()(submit)
+
+
+def _unwrapped(doc: str) -> str:
+    """A docstring's prose paragraphs joined into single lines, which the help wraps to the terminal (Typer's
+    rich help keeps each source line break); indented lines (the examples) are kept as they are."""
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(
+        p if any(line.startswith(" ") for line in p.splitlines()) else " ".join(p.split("\n"))
+        for p in paragraphs
+    )
+
+
+for _app in (app, plot_app):
+    for _info in _app.registered_commands:
+        if _info.callback is not None and _info.callback.__doc__:
+            _info.callback.__doc__ = _unwrapped(_info.callback.__doc__)
 
 
 def _click_exceptions() -> tuple[type[Exception], ...]:

@@ -80,7 +80,7 @@ def run_plots(
 
         asdkit plot run runs/ae --kind roc --out roc_figures/
 
-        asdkit plot run runs/ae/models/fan --out fan_curve/
+        asdkit plot run runs/fan/models/fan --out fan_curve/   (a model folder of an ae run: its loss curve)
     """
     from asdkit.errors import AsdkitError
     from asdkit.reports.plots import KINDS, write_run_plots

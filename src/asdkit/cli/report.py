@@ -30,7 +30,7 @@ def report(
 
         asdkit report runs/ae -o ae-report.html
 
-        asdkit report runs/knn4   (a --seeds folder: every seed's values, mean and std)
+        asdkit report runs/gmm4   (a --seeds folder: every seed's values, mean and std)
     """
     from asdkit.reports.html import write_report
     from asdkit.reports.html_compare import is_seeds_folder, write_seeds_report

@@ -108,7 +108,9 @@ def watch(
 
     The log is also the watcher's position: restarted, it scores only clips the log does not hold. A file
     is read once it has been unchanged for --settle seconds; names ending in .part, .tmp, .partial or
-    .crdownload and hidden files are never read. Unreadable clips get an "error" line and are counted.
+    .crdownload and hidden files are never read. Unreadable clips get an "error" line and are counted. With
+    several models, --machine or a folder named like one picks the model; a clip neither picks one for is
+    named in a warning and left out of the log, so a rerun with --machine scores it.
 
     Examples:
 
@@ -127,9 +129,10 @@ def watch(
     watcher = FolderWatcher(folder, load_served_models(model), log_path, machine=machine, settle=settle)
 
     def report(counts: WatchCounts) -> None:
+        unrouted = f", no model chosen {counts.unrouted} (pass --machine)" if counts.unrouted else ""
         typer.echo(
             f"scored {counts.scored}, unreadable {counts.failed}, still settling {counts.waiting}"
-            f" -> {log_path}",
+            f"{unrouted} -> {log_path}",
             err=True,
         )
 

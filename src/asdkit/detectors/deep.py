@@ -300,7 +300,16 @@ class DeepDetector(Detector):
         )
 
     def _effective_trainer(self) -> TrainerConfig:
-        """Mixed float16 is a GPU option; on a CPU-only machine training falls back to 32 bits and says so."""
+        """Mixed float16 is a GPU option; on a CPU-only machine training falls back to 32 bits and says so.
+        Several devices there are CPU processes, which a user who meant GPUs is told."""
+        if self.accelerator == "auto" and self.trainer.on_cpu() and str(self.devices) not in ("1", "auto"):
+            log.warning(
+                "%s: devices=%s, but no GPU is found: training in %s CPU processes "
+                "(accelerator=cpu says that is meant; devices=1 trains in one)",
+                self.name,
+                self.devices,
+                self.devices,
+            )
         if self.trainer.on_cpu() and str(self.precision).startswith("16"):
             log.warning("%s: precision=%s needs a GPU; training in 32 bits", self.name, self.precision)
             return replace(self.trainer, precision="32-true")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from asdkit.detectors.base import CONFIG_NAME, Detector
 from asdkit.errors import AsdkitError, ModelError
-from asdkit.rundir import MODELS_DIR
+from asdkit.rundir import MODELS_DIR, seeds_hint
 
 
 def load_models(model_or_run: Path | str) -> dict[str, Detector]:
@@ -31,7 +31,10 @@ def models_problem(path: Path) -> str:
     if not path.exists():
         return f"{path}: no such model folder or run directory"
     if not (path / CONFIG_NAME).is_file() and not _run_models(path):
-        return f"{path}: neither a model folder ({CONFIG_NAME}) nor a run directory ({MODELS_DIR}/*/)"
+        return (
+            f"{path}: neither a model folder ({CONFIG_NAME}) nor a run directory ({MODELS_DIR}/*/)"
+            + seeds_hint(path)
+        )
     return ""
 
 

@@ -31,7 +31,7 @@ from asdkit.errors import DataError
 from asdkit.reports.eval_lists import EvalGroup, eval_groups, groups_from_list_file
 from asdkit.reports.submission import DECISION_PREFIX, SCORE_PREFIX
 from asdkit.run_result import read_config
-from asdkit.rundir import CONFIG_FILE, RESULT_FILE, SCORES_DIR
+from asdkit.rundir import CONFIG_FILE, RESULT_FILE, SCORES_DIR, seeds_hint
 from asdkit.utils.io import atomic_write_text
 
 FILL_IN = "FILL IN"
@@ -132,6 +132,8 @@ def _scores_dir(run: Path) -> Path:
         return run / SCORES_DIR
     if run.is_dir() and any(run.glob(f"{SCORE_PREFIX}*.csv")):
         return run
+    if hint := seeds_hint(run):
+        raise DataError(f"{run}: not one run{hint}")
     raise DataError(f"{run}: no score files (expected a run directory with scores/ or a folder of them)")
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from asdkit.data.naming import dcase2020, dcase2021, dcase2022
 from asdkit.errors import DataError
 from asdkit.metrics.table import Scheme, ScoreRecord, ScoreTable
+from asdkit.rundir import seeds_hint
 from asdkit.utils.io import atomic_write_text
 
 if TYPE_CHECKING:
@@ -255,7 +256,7 @@ def read_score_files(scores_dir: Path | str) -> list[ScoreFile]:
     parsed = [(p, parse_score_file_name(p)) for p in candidates]
     unknown = [p.name for p, info in parsed if info is None]
     if not candidates:
-        raise DataError(f"no score files in {folder}: expected {EXPECTED_NAMES}")
+        raise DataError(f"no score files in {folder}: expected {EXPECTED_NAMES}{seeds_hint(folder)}")
     if unknown:
         raise DataError(f"unrecognised score file name {unknown[0]} in {folder}: expected {EXPECTED_NAMES}")
     schemes = sorted({info.scheme for _, info in parsed if info is not None})

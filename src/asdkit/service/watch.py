@@ -5,7 +5,9 @@ a restart neither re-scores nor skips anything, and a file replaced under the sa
 A line is appended with one write and fsynced; a torn last line (a crash mid-write) is cut off at start,
 and that clip is scored again. A file is read only when it is settled: its mtime is at least ``settle``
 seconds old and its size and mtime equal those of the previous look. Temporary names (``.part``,
-``.tmp``, hidden files...) are never read. Unreadable clips get an ``error`` line and are counted.
+``.tmp``, hidden files...) are never read. Unreadable clips get an ``error`` line and are counted; a clip
+no model can be chosen for (several models, no ``machine``, no folder named like one) is named in a
+warning and left out of the log, so that a restart with ``machine`` scores it.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class WatchCounts:
     scored: int = 0
     failed: int = 0
     waiting: int = 0  # seen but not settled yet (still being written, or just arrived)
+    unrouted: int = 0  # no model chosen for them (several models, no --machine, no folder name)
 
 
 class FolderWatcher:
@@ -69,6 +72,9 @@ class FolderWatcher:
         self.truncated_wait = truncated_wait
         self._truncated_since: dict[Path, float] = {}  # settled but truncated: maybe still being written
         self._gave_up: dict[Path, str] = {}
+        # clips no model could be chosen for: a setup error, not the clip's, so kept out of the log (a
+        # restart with --machine scores them) and only remembered here, so that they are named once
+        self._unrouted: set[Key] = set()
 
     def candidates(self) -> Iterator[Path]:
         for path in self.folder.rglob("*"):
@@ -90,7 +96,7 @@ class FolderWatcher:
             except FileNotFoundError:  # removed between listing and looking
                 continue
             key = (path.relative_to(self.folder).as_posix(), st.st_size, st.st_mtime_ns)
-            if key in self.done:
+            if key in self.done or key in self._unrouted:
                 continue
             look = (st.st_size, st.st_mtime_ns)
             seen[path] = look
@@ -116,9 +122,16 @@ class FolderWatcher:
         for path, key in ready:
             record: dict[str, Any] = {"time": _now(), "file": key[0], "size": key[1], "mtime_ns": key[2]}
             try:
+                name = machine_for(path, detectors, self.machine)
+            except AsdkitError as exc:
+                self._unrouted.add(key)
+                counts.unrouted += 1
+                log.warning("%s", exc)
+                continue
+            try:
                 if path in self._gave_up:
                     raise DataError(self._gave_up.pop(path))
-                model = self.models[machine_for(path, detectors, self.machine)]
+                model = self.models[name]
                 result = score_audio(model, str(path), path.name)
                 record |= {k: result[k] for k in ("score", "decision", "threshold", "model", "model_version")}
                 if "note" in result:
